@@ -1,0 +1,87 @@
+"""`vae-audio`: the command-line entry point.
+
+Subcommands live next to the code they drive; each such module exposes
+``register(subparsers)`` which adds its parser and sets ``func`` to a callable taking the
+parsed ``argparse.Namespace`` and returning an exit code. Training recipes are listed in
+``_TRAINERS`` and share one ``train`` subcommand.
+
+Expected failures (:class:`vae_audio.errors.VaeAudioError`) print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from vae_audio.errors import VaeAudioError
+
+# Modules that add top-level subcommands, in the order `--help` lists them.
+_COMMAND_MODULES: tuple[str, ...] = ()
+
+# `vae-audio train NAME`: NAME -> "module:function", the function taking
+# (config: dict, resume: bool) and returning an exit code.
+_TRAINERS: dict[str, str] = {}
+
+
+def _resolve(spec: str):
+    module, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from vae_audio.core.config import load_config
+
+    config = load_config(args.config, args.overrides)
+    return _resolve(_TRAINERS[args.recipe])(config, resume=args.resume) or 0
+
+
+def _register_train(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train a model from a YAML recipe",
+        description="Train a model from a YAML recipe; key=value pairs override the recipe "
+        "(dotted keys reach nested sections, values are parsed as YAML).",
+    )
+    p.add_argument("recipe", choices=sorted(_TRAINERS), help="what to train")
+    p.add_argument("--config", required=True, help="recipe YAML file")
+    p.add_argument("--resume", action="store_true", help="continue from the run's last.ckpt")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    p.set_defaults(func=_run_train)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vae-audio",
+        description="Unsupervised multichannel source separation with VAE speech priors.",
+    )
+    from vae_audio import __version__
+
+    parser.add_argument("--version", action="version", version=f"vae-audio {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    if _TRAINERS:
+        _register_train(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except VaeAudioError as err:
+        print(f"vae-audio: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("vae-audio: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
