@@ -1,0 +1,103 @@
+"""Atomic file writing shared by every writer in the package (audio, JSON, CSV, PNG, checkpoints).
+
+An output is first written to a temporary file in the destination folder and then moved onto
+the final name with ``os.replace`` (atomic on POSIX and Windows within one file system), so a
+reader never sees a half-written file and a crash leaves the previous version intact. Paths in
+``protect`` (typically the inputs of a command) are never written to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from vae_audio.errors import VaeAudioError
+
+PathLike = str | os.PathLike
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
+def same_file(a: PathLike, b: PathLike) -> bool:
+    """True when ``a`` and ``b`` name the same file (resolved paths, or the same inode)."""
+    pa, pb = Path(a).expanduser(), Path(b).expanduser()
+    if pa.resolve() == pb.resolve():
+        return True
+    try:
+        return os.path.samefile(pa, pb)
+    except OSError:  # one of them does not exist
+        return False
+
+
+def check_not_protected(path: PathLike, protect: Iterable[PathLike] = ()) -> None:
+    """Raise ``VaeAudioError`` if ``path`` is one of the ``protect`` paths (e.g. an input)."""
+    for p in protect:
+        if same_file(path, p):
+            raise VaeAudioError(
+                f"refusing to write '{path}': it is an input ('{p}') and inputs are never "
+                "overwritten; choose a different output path or folder"
+            )
+
+
+@contextlib.contextmanager
+def atomic_write(path: PathLike, *, protect: Iterable[PathLike] = ()) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; move it onto ``path`` when the block succeeds.
+
+    The temporary name ends with the same suffix as ``path`` (``.wav``, ``.png``, ...) so
+    libraries that infer the format from the extension work. The parent folder is created if
+    needed. On any exception the temporary file is deleted and the exception propagates;
+    ``path`` is left untouched.
+
+    Usage::
+
+        with atomic_write(out_path, protect=inputs) as tmp:
+            torch.save(state, tmp)
+    """
+    path = Path(path).expanduser()
+    check_not_protected(path, protect)
+    if path.is_dir():
+        raise VaeAudioError(f"cannot write '{path}': it is a folder; give a file name")
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise VaeAudioError(
+            f"cannot create output folder '{parent}' ({exc.strerror or exc}); "
+            "choose an output path in a writable folder"
+        ) from exc
+    try:
+        fd, tmp_name = tempfile.mkstemp(
+            dir=parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}"
+        )
+    except OSError as exc:
+        raise VaeAudioError(
+            f"cannot write '{path}': output folder '{parent}' is not writable "
+            f"({exc.strerror or exc}); choose a writable folder or fix its permissions"
+        ) from exc
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        # mkstemp creates 0600 files; give the result the usual permissions.
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise VaeAudioError(
+                f"cannot write '{path}' ({exc.strerror or exc}); "
+                "check the permissions of the file and its folder"
+            ) from exc
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
