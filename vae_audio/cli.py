@@ -18,11 +18,14 @@ from collections.abc import Sequence
 from vae_audio.errors import VaeAudioError
 
 # Modules that add top-level subcommands, in the order `--help` lists them.
-_COMMAND_MODULES: tuple[str, ...] = ()
+_COMMAND_MODULES: tuple[str, ...] = ("vae_audio.data.cli", "vae_audio.eval.cli")
 
 # `vae-audio train NAME`: NAME -> "module:function", the function taking
 # (config: dict, resume: bool) and returning an exit code.
-_TRAINERS: dict[str, str] = {}
+_TRAINERS: dict[str, str] = {
+    "speech-vae": "vae_audio.speech.recipe:train_from_config",
+    "image-vae": "vae_audio.image.recipe:train_from_config",
+}
 
 
 def _resolve(spec: str):
@@ -47,8 +50,10 @@ def _register_train(subparsers) -> None:
     p.add_argument("recipe", choices=sorted(_TRAINERS), help="what to train")
     p.add_argument("--config", required=True, help="recipe YAML file")
     p.add_argument("--resume", action="store_true", help="continue from the run's last.ckpt")
+    # Overrides may sit anywhere after the recipe name; main() collects them (argparse
+    # cannot mix a variable-length positional with options).
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
-    p.set_defaults(func=_run_train)
+    p.set_defaults(func=_run_train, accepts_overrides=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,7 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if not getattr(args, "accepts_overrides", False) or any("=" not in e for e in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = [*args.overrides, *extra]
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

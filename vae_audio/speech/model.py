@@ -176,7 +176,7 @@ class SpeechVAE(nn.Module):
 
     def check_stft(self, stft: StftConfig, what: str = "this speech prior") -> None:
         """Raise :class:`VaeAudioError` if ``stft`` differs from the training STFT."""
-        self.stft_config.check_compatible(stft, what)
+        stft.check_compatible(self.stft_config, what)
 
     def forward(self, power: Tensor) -> SpeechVAEOutput:
         """One reparameterised pass: ``power [..., F, T]`` -> :class:`SpeechVAEOutput`."""
