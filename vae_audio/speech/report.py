@@ -56,7 +56,7 @@ def mean_psd(model: SpeechVAE, waves: list[Tensor]) -> Tensor:
 
 @torch.no_grad()
 def score_prior(model: SpeechVAE, waves: list[Tensor], reference_psd: Tensor) -> PriorScores:
-    """Scores of ``model`` on held-out ``waves`` (``[S]`` each) against ``reference_psd`` ``[F]``."""
+    """Scores of ``model`` on held-out ``waves`` (``[S]`` each) vs ``reference_psd [F]``."""
     model.eval()
     stft = STFT(model.stft_config)
     sums = dict(vae=0.0, elbo=0.0, fixed=0.0, gain=0.0)

@@ -1,0 +1,49 @@
+"""Atomic file writing and plain-data conversion shared by config and checkpoint I/O."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success it replaces ``path`` atomically.
+
+    The parent folder is created if needed. On error the temporary file is removed and
+    ``path`` is left as it was.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def to_plain(value: Any, where: str = "value") -> Any:
+    """Convert nested config/meta data to YAML- and ``weights_only``-safe built-ins.
+
+    Mappings become dicts with string keys, tuples become lists, paths become strings and
+    NumPy scalars become Python numbers. Anything else raises ``TypeError`` naming ``where``.
+    """
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): to_plain(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # NumPy / torch scalar
+        return value.item()
+    raise TypeError(f"{where} has type {type(value).__name__}, which cannot be saved as plain data")
