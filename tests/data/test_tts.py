@@ -1,0 +1,132 @@
+import itertools
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from vae_audio.data import tts_engines
+from vae_audio.data.manifest import read_manifest
+from vae_audio.data.sentences import sentence_pool
+from vae_audio.data.tts_corpus import _heldout, _plan, build_tts_corpus
+from vae_audio.data.tts_engines import Voice, discover_voices
+from vae_audio.errors import VaeAudioError
+
+
+def _needs(binary):
+    return pytest.mark.skipif(
+        shutil.which(binary) is None,
+        reason=f"{binary} is not installed (apt-get install {binary}; `make test` installs it)",
+    )
+
+
+def _voices():
+    return [Voice("flite", v) for v in ("kal", "awb", "rms", "slt", "kal16")] + [
+        Voice("espeak-ng", f"en-us+{v}") for v in tts_engines.ESPEAK_VARIANTS
+    ]
+
+
+def test_plan_balances_speakers_and_holds_out_whole_voices():
+    voices = _voices()
+    held = _heldout(voices, seed=0, fraction=0.1)
+    assert sum(s.startswith("flite") for s in held) == 1  # max(1, round(0.5))
+    assert sum(s.startswith("espeak") for s in held) == 1  # round(1.2)
+    items = list(itertools.islice(_plan(voices, sentence_pool(), 0, held, 0.05), 2 * 17))
+    assert sorted(i["speaker"] for i in items[:17]) == sorted(v.speaker for v in voices)
+    assert all(i["split"] == "valid" for i in items if i["speaker"] in held)
+    again = list(itertools.islice(_plan(voices, sentence_pool(), 0, held, 0.05), 2 * 17))
+    other = list(itertools.islice(_plan(voices, sentence_pool(), 1, held, 0.05), 2 * 17))
+    assert items == again and items != other
+    assert len({i["text"] for i in items}) == len(items)
+    for i in items:
+        assert i["relpath"] == f"wav/{i['speaker']}/{i['speaker']}_{i['index']:06d}.wav"
+
+
+def test_missing_engines_name_the_debian_package(monkeypatch, tmp_path):
+    monkeypatch.setattr(tts_engines.shutil, "which", lambda binary: None)
+    voices, missing = discover_voices(("flite", "festival"))
+    assert voices == []
+    assert "apt-get install flite" in missing[0]
+    assert "apt-get install festival festvox-kallpc16k" in missing[1]
+    with pytest.raises(VaeAudioError, match="no TTS engine available.*apt-get install flite"):
+        build_tts_corpus(tmp_path / "c", max_utterances=1, engines=("flite",), progress=False)
+    with pytest.raises(VaeAudioError, match="unknown TTS engine"):
+        discover_voices(("sam",))
+
+
+def _check_corpus(out, engine, n):
+    entries = [
+        e
+        for split in ("train", "valid")
+        if (out / f"{split}.jsonl").stat().st_size  # a tiny corpus may leave one split empty
+        for e in read_manifest(out / f"{split}.jsonl")
+    ]
+    assert len(entries) == n
+    pool = set(sentence_pool())
+    for e in entries:
+        info = sf.info(e["path"])
+        assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
+        assert e["engine"] == engine and e["speaker"].startswith(engine + "_")
+        assert e["text"] in pool and e["split"] in ("train", "valid")
+        assert e["duration"] == pytest.approx(info.duration, abs=1e-3)
+        x, _ = sf.read(e["path"])
+        level = 10 * np.log10(np.mean(x**2))
+        assert level == pytest.approx(-25.0, abs=0.2) or np.abs(x).max() > 0.98
+        frames = np.sqrt(np.mean(x[: len(x) // 400 * 400].reshape(-1, 400) ** 2, axis=1))
+        loud = np.flatnonzero(frames > frames.max() * 10 ** (-40 / 20))
+        assert loud[0] * 400 <= 0.1 * 16000 and (len(frames) - 1 - loud[-1]) * 400 <= 0.1 * 16000
+    return entries
+
+
+@pytest.mark.tts
+@pytest.mark.parametrize("engine", ["flite", "espeak-ng"])
+def test_builds_utterances_with_engine(engine, tmp_path):
+    if shutil.which(engine) is None:
+        pytest.skip(f"{engine} is not installed (apt-get install {engine}; `make test` does)")
+    kwargs = dict(max_utterances=3, seed=4, engines=(engine,), progress=False)
+    result = build_tts_corpus(tmp_path / "a", **kwargs)
+    assert result.n_train + result.n_valid == 3 and result.missing_engines == ()
+    first = _check_corpus(tmp_path / "a", engine, 3)
+    build_tts_corpus(tmp_path / "b", **kwargs)
+    for e, f in zip(first, _check_corpus(tmp_path / "b", engine, 3), strict=True):
+        assert (e["speaker"], e["text"]) == (f["speaker"], f["text"])
+        np.testing.assert_array_equal(sf.read(e["path"])[0], sf.read(f["path"])[0])
+
+
+@pytest.mark.tts
+@_needs("flite")
+def test_rebuild_reuses_grows_and_refuses(tmp_path):
+    out = tmp_path / "c"
+    kwargs = dict(seed=0, engines=("flite",), progress=False)
+    build_tts_corpus(out, max_utterances=2, **kwargs)
+    stamp = {p: p.stat().st_mtime_ns for p in out.rglob("*.wav")}
+    build_tts_corpus(out, max_utterances=3, **kwargs)
+    assert all(p.stat().st_mtime_ns == t for p, t in stamp.items())  # reused, not rewritten
+    assert len(list(out.rglob("*.wav"))) == 3
+    with pytest.raises(VaeAudioError, match="seed differ"):
+        build_tts_corpus(out, max_utterances=3, seed=1, engines=("flite",), progress=False)
+
+
+@pytest.mark.tts
+@_needs("flite")
+def test_missing_engine_is_skipped_when_another_works(monkeypatch, tmp_path):
+    which = shutil.which
+    monkeypatch.setattr(
+        tts_engines.shutil, "which", lambda b: None if b == "espeak-ng" else which(b)
+    )
+    result = build_tts_corpus(
+        tmp_path / "c", max_utterances=2, engines=("flite", "espeak-ng"), progress=False
+    )
+    assert result.missing_engines == (tts_engines.missing_engine_message("espeak-ng"),)
+    assert "apt-get install espeak-ng" in result.missing_engines[0]
+    assert result.n_speakers == 5
+
+
+@pytest.mark.tts
+@_needs("text2wave")
+def test_festival_voice(tmp_path):
+    result = build_tts_corpus(
+        tmp_path / "f", max_utterances=1, engines=("festival",), progress=False
+    )
+    _check_corpus(tmp_path / "f", "festival", 1)
+    assert result.n_speakers >= 1

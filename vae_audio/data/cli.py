@@ -1,0 +1,156 @@
+"""`vae-audio corpus tts|scan`, `vae-audio simulate` and `vae-audio rir-bank`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from vae_audio.errors import VaeAudioError
+
+
+def _engines(text: str) -> tuple[str, ...]:
+    return tuple(e.strip() for e in text.split(",") if e.strip())
+
+
+def _run_tts(args: argparse.Namespace) -> int:
+    from vae_audio.data.tts_corpus import build_tts_corpus
+
+    result = build_tts_corpus(
+        args.out,
+        hours=args.hours,
+        max_utterances=args.utterances,
+        seed=args.seed,
+        engines=_engines(args.engines),
+        jobs=args.jobs,
+        level_dbfs=args.level_dbfs,
+    )
+    for message in result.missing_engines:
+        print(f"vae-audio: warning: {message}; continuing without it", file=sys.stderr)
+    print(
+        f"wrote {result.n_train + result.n_valid} utterances ({result.hours:.3f} h; train "
+        f"{result.n_train}, valid {result.n_valid}; {result.n_speakers} speakers, "
+        f"{len(result.heldout_speakers)} held out) to '{result.out}'; "
+        f"{result.n_failed} failed syntheses skipped"
+    )
+    return 0
+
+
+def _run_scan(args: argparse.Namespace) -> int:
+    from vae_audio.data.scan import scan_corpus
+
+    result = scan_corpus(args.root, args.manifest, sr=args.sr, valid_percent=args.valid_percent)
+    print(result.summary())
+    return 0
+
+
+def _run_simulate(args: argparse.Namespace) -> int:
+    from vae_audio.data.simulate_set import simulate_dataset
+
+    result = simulate_dataset(
+        args.corpus,
+        args.out,
+        args.n,
+        preset=args.preset,
+        seed=args.seed,
+        jobs=args.jobs,
+        split=args.split,
+    )
+    print(
+        f"{result.n_mixtures} mixtures ({result.hours:.3f} h, {result.n_reused} reused) in "
+        f"'{result.out}'; manifest '{result.manifest}'"
+    )
+    return 0
+
+
+def _run_bank(args: argparse.Namespace) -> int:
+    from vae_audio.data.rir_bank import build_rir_bank
+
+    if args.noise_sources is not None and args.noise_sources < 0:
+        raise VaeAudioError(f"--noise-sources must be >= 0, got {args.noise_sources}")
+    bank = build_rir_bank(
+        args.preset, args.n, seed=args.seed, jobs=args.jobs, noise_sources=args.noise_sources
+    )
+    path = bank.save(args.out)
+    size = sum(t.numel() * t.element_size() for t in (bank.rirs, bank.noise_rirs)) / 2**20
+    print(
+        f"RIR bank of {len(bank)} rooms (rirs {tuple(bank.rirs.shape)}, noise "
+        f"{tuple(bank.noise_rirs.shape)}, {size:.1f} MiB) -> '{path}'"
+    )
+    return 0
+
+
+def register(subparsers) -> None:
+    corpus = subparsers.add_parser(
+        "corpus", help="build a TTS speech corpus or index a folder of recordings"
+    )
+    sub = corpus.add_subparsers(dest="corpus_command", metavar="ACTION", required=True)
+
+    p = sub.add_parser(
+        "tts",
+        help="synthesise an English speech corpus with flite, espeak-ng and festival",
+        description="Synthesise 16-kHz utterances (every engine voice variant is a speaker), "
+        "trim silence, normalise the RMS level and write OUT/train.jsonl, OUT/valid.jsonl and "
+        "OUT/wav/. Re-running with the same settings resumes; a larger --hours extends.",
+    )
+    p.add_argument("out", metavar="OUT", help="output folder")
+    p.add_argument("--hours", type=float, default=1.0, help="hours of audio (default 1)")
+    p.add_argument("--utterances", type=int, metavar="N", help="stop after N utterances")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--engines", default="flite,espeak-ng,festival", help="comma-separated engines to use"
+    )
+    p.add_argument("--jobs", type=int, default=1, metavar="J", help="parallel processes")
+    p.add_argument("--level-dbfs", type=float, default=-25.0, help="RMS level of every file")
+    p.set_defaults(func=_run_tts)
+
+    p = sub.add_parser(
+        "scan",
+        help="index a folder of wav/flac files (LibriSpeech, VCTK, WSJ0, CMU ARCTIC, any)",
+        description="Write a JSONL manifest of every readable audio file under DIR, with "
+        "speaker (and transcript where the layout has one); unreadable files are skipped and "
+        "counted.",
+    )
+    p.add_argument("root", metavar="DIR", help="corpus root folder")
+    p.add_argument("manifest", metavar="OUT.jsonl", help="manifest to write")
+    p.add_argument(
+        "--sr", type=int, default=16000, help="rate the corpus will be used at; files below "
+        "it are skipped (0 keeps all)",
+    )  # fmt: skip
+    p.add_argument(
+        "--valid-percent", type=float, default=5.0,
+        help="share of utterances put in split 'valid' when the layout has no subsets",
+    )  # fmt: skip
+    p.set_defaults(func=_run_scan)
+
+    p = subparsers.add_parser(
+        "simulate",
+        help="simulate reverberant noisy multichannel mixtures from a speech corpus",
+        description="Image-source room simulation (pyroomacoustics): OUT/<id>/mix.wav, "
+        "src<k>.wav, noise.wav, meta.json and OUT/manifest.jsonl. Re-running with the same "
+        "settings resumes; a larger --n extends.",
+    )
+    p.add_argument("out", metavar="OUT", help="output folder")
+    p.add_argument("--corpus", required=True, metavar="MANIFEST", help="speech corpus manifest")
+    p.add_argument("--preset", default="default", help="built-in preset name or YAML file")
+    p.add_argument("--n", type=int, required=True, help="number of mixtures")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=1, metavar="J", help="parallel processes")
+    p.add_argument("--split", default="train", help="corpus split to draw utterances from")
+    p.set_defaults(func=_run_simulate)
+
+    p = subparsers.add_parser(
+        "rir-bank",
+        help="simulate a bank of room impulse responses for dynamic mixing",
+        description="Draw N rooms from a preset and save their RIRs (float16) to a .pt file "
+        "loadable with torch.load(weights_only=True).",
+    )
+    p.add_argument("out", metavar="OUT.pt", help="bank file to write")
+    p.add_argument("--preset", default="default", help="built-in preset name or YAML file")
+    p.add_argument("--n", type=int, required=True, help="number of rooms")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=1, metavar="J", help="parallel processes")
+    p.add_argument(
+        "--noise-sources", type=int, metavar="K",
+        help="noise sources per room (default: drawn from the preset; 8 keeps banks small)",
+    )  # fmt: skip
+    p.set_defaults(func=_run_bank)
