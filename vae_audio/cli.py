@@ -25,6 +25,7 @@ _COMMAND_MODULES: tuple[str, ...] = ("vae_audio.data.cli", "vae_audio.eval.cli")
 _TRAINERS: dict[str, str] = {
     "speech-vae": "vae_audio.speech.recipe:train_from_config",
     "image-vae": "vae_audio.image.recipe:train_from_config",
+    "neural-fca": "vae_audio.neural_fca.recipe:train_from_config",
 }
 
 

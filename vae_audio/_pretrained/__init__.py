@@ -45,9 +45,10 @@ def pretrained_path(name: str) -> Path:
 
 
 def pretrained(name: str = "speech-vae", device=None):
-    """Load a shipped model by name, e.g. ``vae_audio.pretrained("speech-vae")``."""
+    """Load a shipped model by name; ``vae_audio.pretrained("speech-vae")`` calls this."""
+    path = pretrained_path(name)
     if name == "speech-vae":
         from vae_audio.speech.prior import load_speech_prior
 
-        return load_speech_prior(pretrained_path(name), device=device)
+        return load_speech_prior(path, device=device)
     raise VaeAudioError(f"no loader for shipped model {name!r}")

@@ -71,7 +71,7 @@ def load_speech_prior(
 
 
 def _resolve_path(source) -> Path:
-    from vae_audio.pretrained import pretrained_path
+    from vae_audio._pretrained import pretrained_path
 
     if source is None:
         return pretrained_path(KIND)
