@@ -1,0 +1,106 @@
+"""Hermitian PSD helpers against torch.linalg / scipy closed forms."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+from vae_audio.separation import linalg
+
+from .conftest import random_psd
+
+DTYPES = [torch.complex64, torch.complex128, torch.float64]
+
+
+def _tol(dtype):
+    return 2e-4 if dtype in (torch.complex64, torch.float32) else 1e-10
+
+
+def _psd(shape, M, dtype, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    if dtype.is_complex:
+        return random_psd(shape, M, dtype, load=0.1, generator=g)
+    a = torch.randn(*shape, M, M, dtype=dtype, generator=g)
+    return a @ a.mT / M + 0.1 * torch.eye(M, dtype=dtype)
+
+
+def test_hermitian_trace_eps_load():
+    A = torch.randn(3, 4, 4, dtype=torch.complex128)
+    H = linalg.hermitian(A)
+    assert torch.allclose(H, H.mH)
+    assert torch.allclose(linalg.trace(A), torch.einsum("bii->b", A))
+    P = _psd((3,), 4, torch.complex128)
+    rel = linalg.eps_load(P, 0.1)
+    expected = P + 0.1 * (linalg.trace(P).real / 4)[:, None, None] * torch.eye(4)
+    assert torch.allclose(rel, expected)
+    assert torch.allclose(linalg.eps_load(P, 0.5, relative=False), P + 0.5 * torch.eye(4))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("M", [1, 2, 4, 6, 9])
+def test_inverse_logdet_solve(dtype, M):
+    A = _psd((5, 7), M, dtype)
+    tol = _tol(dtype)
+    inv, logdet = linalg.inv_logdet_psd(A)
+    ref_inv = torch.linalg.inv(A)
+    assert torch.allclose(inv, ref_inv, rtol=tol, atol=tol * ref_inv.abs().max())
+    assert torch.allclose(logdet, torch.linalg.slogdet(A)[1], rtol=tol, atol=tol * M)
+    assert torch.allclose(linalg.inv_psd(A), ref_inv, rtol=tol, atol=tol * ref_inv.abs().max())
+    assert torch.allclose(linalg.logdet_psd(A), torch.linalg.slogdet(A)[1], atol=tol * M)
+    b = torch.randn(5, 7, M, 2, dtype=dtype)
+    ref = torch.linalg.solve(A, b)
+    assert torch.allclose(linalg.solve_psd(A, b), ref, rtol=tol, atol=tol * ref.abs().max())
+    x = b[..., 0]
+    q = (x.conj()[..., None, :] @ ref_inv @ x[..., None])[..., 0, 0].real
+    assert torch.allclose(linalg.quad_form(x, ref_inv), q, rtol=tol)
+
+
+def test_singular_matrix_falls_back_to_jitter():
+    a = torch.randn(10, 4, 1, dtype=torch.complex128)
+    A = a @ a.mH  # rank 1: Cholesky fails
+    A[0] = torch.eye(4)  # a healthy one in the same batch keeps its exact inverse
+    inv, logdet = linalg.inv_logdet_psd(A)
+    assert torch.isfinite(inv).all() and torch.isfinite(logdet).all()
+    assert torch.allclose(inv[0], torch.eye(4, dtype=inv.dtype))
+    L = linalg.cholesky_psd(A)
+    assert torch.isfinite(L).all()
+
+
+def test_inverse_is_differentiable():
+    A = _psd((3,), 4, torch.complex128).requires_grad_(True)
+
+    def f(A):
+        inv, logdet = linalg.inv_logdet_psd(linalg.hermitian(A))
+        return inv.abs().sum() + logdet.sum()
+
+    assert torch.autograd.gradcheck(f, (A,))
+
+
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128])
+def test_sqrtm_geometric_mean_riccati(dtype):
+    A = _psd((6,), 4, dtype, seed=1)
+    B = _psd((6,), 4, dtype, seed=2)
+    tol = 1e-3 if dtype == torch.complex64 else 1e-9
+    S = linalg.sqrtm_psd(A)
+    assert torch.allclose(S @ S, A, atol=tol * A.abs().max())
+    ref_sqrt = np.stack([scipy.linalg.sqrtm(a) for a in A.numpy().astype(np.complex128)])
+    assert np.allclose(S.numpy(), ref_sqrt, atol=tol * 10)
+    # A # B solves G A⁻¹ G = B, is symmetric in its arguments, and matches Bhatia's formula
+    G = linalg.geometric_mean(A, B)
+    assert torch.allclose(G @ torch.linalg.inv(A) @ G, B, atol=tol * 10 * B.abs().max())
+    assert torch.allclose(G, linalg.geometric_mean(B, A), atol=tol * 10 * G.abs().max())
+    a = A.numpy().astype(np.complex128)
+    b = B.numpy().astype(np.complex128)
+    ref = []
+    for ai, bi in zip(a, b, strict=True):
+        r = scipy.linalg.sqrtm(ai)
+        ri = np.linalg.inv(r)
+        ref.append(r @ scipy.linalg.sqrtm(ri @ bi @ ri) @ r)
+    assert np.allclose(G.numpy(), np.stack(ref), atol=tol * 10 * np.abs(ref).max())
+    # H A H = B, H = A⁻¹ # B, positive definite
+    H = linalg.riccati_psd(A, B)
+    assert torch.allclose(H @ A @ H, B, atol=tol * 10 * B.abs().max())
+    assert torch.allclose(H, linalg.geometric_mean(torch.linalg.inv(A), B), atol=tol * 10)
+    assert (torch.linalg.eigvalsh(H) > 0).all()
