@@ -1,0 +1,129 @@
+"""The spatial estimators: EM from the identity (full) and ISS (jointly diagonalisable)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vae_audio.neural_fca.em import estimate_scm
+from vae_audio.neural_fca.iss import (
+    decorrelated_power,
+    iss_objective,
+    iss_sweep,
+    weighted_covariance,
+)
+from vae_audio.neural_fca.objective import full_nll, jd_nll
+from vae_audio.separation.fastmnmf import jd_scm
+from vae_audio.separation.fca import em_update_scm
+
+from .conftest import random_stft, tiny_model
+
+
+def _naive_em(x, lam, n_iter, eps):
+    """The EM estimator written out as in the published code (explicit inverses, no tricks)."""
+    B, M, F, T = x.shape
+    N = lam.shape[1]
+    xt = x.permute(0, 2, 3, 1)  # [B, F, T, M]
+    lm = lam.transpose(1, 2).to(x.dtype)  # [B, F, N, T]
+    H = torch.eye(M, dtype=x.dtype).expand(B, F, N, M, M)
+    eye = eps * torch.eye(M, dtype=x.dtype)
+    for _ in range(n_iter):
+        Yk = torch.einsum("bfkt,bfkmn->bftkmn", lm, H)  # [B, F, T, N, M, M]
+        Yi = torch.linalg.inv(Yk.sum(3) + eye)
+        u = torch.einsum("bftmn,bftn->bftm", Yi, xt)
+        P = u[..., :, None] * u.conj()[..., None, :]
+        Z = Yk + torch.einsum("bftkmn,bftno,bftkop->bftkmp", Yk, P - Yi, Yk)
+        H = torch.einsum("bfkt,bftkmn->bfkmn", 1 / lm, Z) / T
+    return H.transpose(1, 2)  # [B, N, F, M, M]
+
+
+@pytest.mark.parametrize("n_mics", [2, 4])
+def test_model_em_matches_fca_update_and_naive_estimator(n_mics):
+    model = tiny_model(n_mics).double()
+    x, _ = model.normalise(random_stft(2, n_mics, dtype=torch.complex128))
+    with torch.no_grad():
+        out = model(x, sample=False)  # H from the model's 3 EM iterations
+    H = torch.eye(n_mics, dtype=x.dtype).expand(2, 3, 9, n_mics, n_mics)
+    for _ in range(3):
+        H = em_update_scm(x, out.lam, H, model.config.eps)
+    torch.testing.assert_close(out.H, H, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(
+        out.H, _naive_em(x, out.lam, 3, model.config.eps), rtol=1e-7, atol=1e-8
+    )
+
+
+def test_em_iterations_raise_the_likelihood():
+    x = random_stft(2, 3, dtype=torch.complex128)
+    lam = torch.rand(2, 3, 9, 24, dtype=torch.float64) + 0.1
+    nll = [full_nll(x, lam, estimate_scm(x, lam, k, 1e-6), 1e-6) for k in range(5)]
+    steps = torch.stack(nll).diff(dim=0)  # [4, B]
+    assert bool((steps <= 1e-9).all())  # EM is monotone
+    assert bool((nll[-1] < nll[0] - 1e-3).all())
+
+
+def test_gradients_through_em_are_exact():
+    """gradcheck of the loss after 2 EM iterations with respect to the PSDs."""
+    x = random_stft(1, 2, F=3, T=6, dtype=torch.complex128)
+    lam = (torch.rand(1, 2, 3, 6, dtype=torch.float64) + 0.2).requires_grad_(True)
+
+    def loss(lam):
+        return full_nll(x, lam, estimate_scm(x, lam, 2, 1e-3), 1e-3)
+
+    assert torch.autograd.gradcheck(loss, (lam,), eps=1e-6, atol=1e-5)
+
+
+def _random_psd_stack(B, F, M, seed):
+    g = torch.Generator().manual_seed(seed)
+    A = torch.randn(B, F, M, M, M, 2, generator=g, dtype=torch.float64)
+    A = torch.view_as_complex(A)
+    return A @ A.mH + 0.1 * torch.eye(M, dtype=A.dtype)  # [B, F, M, M, M]
+
+
+@pytest.mark.parametrize("n_mics", [2, 3, 5])
+def test_iss_sweeps_lower_the_auxiliary_function(n_mics):
+    V = _random_psd_stack(2, 3, n_mics, seed=n_mics)
+    g = torch.Generator().manual_seed(1)
+    Q = torch.view_as_complex(
+        torch.randn(2, 3, n_mics, n_mics, 2, generator=g, dtype=torch.float64)
+    )
+    values = [iss_objective(Q, V)]
+    for _ in range(4):
+        Q = iss_sweep(Q, V)
+        values.append(iss_objective(Q, V))
+    assert bool((torch.stack(values).diff(dim=0) <= 1e-9).all())
+    assert bool((values[-1] < values[0] - 1e-3).all())
+
+
+def test_iss_with_a_shared_covariance_whitens_it():
+    """With V_m = V for every m, the minimisers of J satisfy Q V Qᴴ = I (closed form)."""
+    V1 = _random_psd_stack(1, 2, 3, seed=5)[:, :, 0]  # [B, F, M, M]
+    V = V1[:, :, None].expand(1, 2, 3, 3, 3)
+    Q = torch.eye(3, dtype=V.dtype).expand(1, 2, 3, 3)
+    for _ in range(60):
+        Q = iss_sweep(Q, V)
+    torch.testing.assert_close(
+        Q @ V1 @ Q.mH, torch.eye(3, dtype=V.dtype).expand(1, 2, 3, 3), atol=1e-8, rtol=0
+    )
+
+
+def test_weighted_covariance_is_the_weighted_outer_product_sum():
+    x = random_stft(1, 3, F=2, T=5, dtype=torch.complex128).transpose(1, 2)  # [B, F, M, T]
+    r = torch.rand(1, 2, 3, 5, dtype=torch.float64)
+    V = weighted_covariance(x, r, load=0.5)
+    expect = torch.einsum("bfkt,bfmt,bfnt->bfkmn", r.to(x.dtype), x, x.conj()) / 5
+    torch.testing.assert_close(V, expect + 0.5 * torch.eye(3, dtype=x.dtype))
+
+
+def test_jd_likelihood_equals_full_rank_likelihood_of_its_scms():
+    """Y = Q⁻¹ diag(ŷ) Q⁻ᴴ: the JD NLL must equal the full-rank NLL with H_n = Q⁻¹ diag(g_n) Q⁻ᴴ
+    and ε I replaced by ε Q⁻¹ Q⁻ᴴ (here ε = 0 up to 1e-12)."""
+    B, N, F, M, T = 2, 3, 4, 3, 7
+    x = random_stft(B, M, F=F, T=T, dtype=torch.complex128)
+    g0 = torch.Generator().manual_seed(3)
+    Q = torch.view_as_complex(torch.randn(B, F, M, M, 2, generator=g0, dtype=torch.float64))
+    gains = torch.rand(B, N, F, M, generator=g0, dtype=torch.float64) + 0.1
+    lam = torch.rand(B, N, F, T, generator=g0, dtype=torch.float64) + 0.1
+    xt = decorrelated_power(x.transpose(1, 2), Q)
+    got = jd_nll(xt, lam, gains, Q, 1e-12)
+    expect = full_nll(x, lam, jd_scm(Q, gains), 0.0)
+    torch.testing.assert_close(got, expect, rtol=1e-8, atol=1e-8)

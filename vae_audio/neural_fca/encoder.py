@@ -1,0 +1,161 @@
+"""Multichannel encoder of Neural FCA: ``x [B, M, F, T]`` -> ``q(z_nt)`` for N slots.
+
+Features (Bando et al., IEEE SPL 2021, Sec. 3.2): the log power of mic 0 (batch-normalised per
+frequency) and the inter-channel phase differences to mic 0 as unit phasors (cos, sin), i.e.
+``(2M − 1) F`` channels per frame. A 1×1 convolution maps them to ``io_channels``, then
+``n_blocks`` stacks of ``n_layers`` residual dilated depthwise-separable 1-D convolutions
+(dilation ``2^l``, Conv-TasNet style, as the published training code) and a 1×1 head give,
+for every slot ``n`` and frame ``t``, the mean and standard deviation (softplus) of
+``q(z_nt) = N(μ, diag σ²)`` and optionally a log-gain ``log a_nt`` (zero-initialised).
+
+Receptive field: ``1 + 2 (k − 1)/2 · Σ_l 2^l`` frames per stack, summed over stacks
+(published: ``k = 3``, 4 stacks of 8 layers: ±1020 frames).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as fn
+
+from vae_audio.audio.features import ipd_features, log_power
+from vae_audio.core.distributions import DiagonalGaussian
+from vae_audio.errors import VaeAudioError
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Size of the dilated-convolution encoder.
+
+    Defaults are the published architecture (io 256, mid 512, 4 stacks x 8 layers, kernel 3);
+    the CPU recipe uses e.g. io 64, mid 128, 2 x 4.
+    """
+
+    io_channels: int = 256
+    mid_channels: int = 512
+    n_blocks: int = 4
+    n_layers: int = 8
+    kernel_size: int = 3
+
+    def __post_init__(self) -> None:
+        for name in ("io_channels", "mid_channels", "n_blocks", "n_layers", "kernel_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise VaeAudioError(
+                    f"model.encoder.{name} must be a positive integer, got {value!r}"
+                )
+        if self.kernel_size % 2 == 0:
+            raise VaeAudioError(f"model.encoder.kernel_size must be odd, got {self.kernel_size}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> EncoderConfig:
+        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise VaeAudioError(
+                f"unknown model.encoder key(s) {unknown}; known: {sorted(cls.__dataclass_fields__)}"
+            )
+        return cls(**d)
+
+
+@dataclass
+class EncoderOutput:
+    """``posterior`` over ``z [B, N, T, D]``; ``log_gain [B, N, T]`` or None."""
+
+    posterior: DiagonalGaussian
+    log_gain: Tensor | None
+
+
+class InputFeatures(nn.Module):
+    """``x [B, M, F, T]`` complex -> ``[B, (2M − 1) F, T]`` real (module docstring)."""
+
+    def __init__(self, n_freq: int) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm1d(n_freq)
+
+    def forward(self, x: Tensor) -> Tensor:
+        B, M, F, T = x.shape
+        logx = self.norm(log_power(x[:, 0:1], eps=1e-6)[:, 0])  # [B, F, T]
+        ipd = ipd_features(x, ref=0).reshape(B, 2 * (M - 1) * F, T)  # [B, 2(M-1)F, T]
+        return torch.cat([logx, ipd], dim=1)  # [B, (2M-1)F, T]
+
+
+class DepthwiseSeparableConv1d(nn.Module):
+    """Residual block ``h + W_out σ(dwconv_d(σ(W_in h)))`` with PReLU and GroupNorm."""
+
+    def __init__(self, io_ch: int, mid_ch: int, kernel_size: int, dilation: int) -> None:
+        super().__init__()
+        pad = (kernel_size - 1) // 2 * dilation
+        self.net = nn.Sequential(
+            nn.Conv1d(io_ch, mid_ch, 1),
+            nn.PReLU(),
+            nn.GroupNorm(1, mid_ch),
+            nn.Conv1d(mid_ch, mid_ch, kernel_size, padding=pad, dilation=dilation, groups=mid_ch),
+            nn.PReLU(),
+            nn.GroupNorm(1, mid_ch),
+            nn.Conv1d(mid_ch, io_ch, 1),
+        )
+
+    def forward(self, h: Tensor) -> Tensor:
+        return h + self.net(h)  # [B, C, T]
+
+
+def dilated_stack(cfg: EncoderConfig) -> nn.Sequential:
+    """One stack of ``n_layers`` blocks with dilations ``1, 2, 4, ...``."""
+    return nn.Sequential(
+        *[
+            DepthwiseSeparableConv1d(cfg.io_channels, cfg.mid_channels, cfg.kernel_size, 2**i)
+            for i in range(cfg.n_layers)
+        ]
+    )
+
+
+class LatentHead(nn.Module):
+    """``h [B, C, T]`` -> :class:`EncoderOutput` for ``n_src`` slots of ``latent_dim``."""
+
+    def __init__(self, channels: int, n_src: int, latent_dim: int, gain: bool) -> None:
+        super().__init__()
+        self.n_src, self.latent_dim = n_src, latent_dim
+        self.z = nn.Conv1d(channels, 2 * n_src * latent_dim, 1)
+        self.gain = nn.Conv1d(channels, n_src, 1) if gain else None
+        if self.gain is not None:  # start from unit gains
+            nn.init.zeros_(self.gain.weight)
+            nn.init.zeros_(self.gain.bias)
+
+    def forward(self, h: Tensor) -> EncoderOutput:
+        B, _, T = h.shape
+        out = self.z(h).reshape(B, self.n_src, 2, self.latent_dim, T)  # [B, N, 2, D, T]
+        mean, s = out.permute(2, 0, 1, 4, 3)  # 2 x [B, N, T, D]
+        logvar = 2 * torch.log(fn.softplus(s) + 1e-6)
+        log_gain = None if self.gain is None else self.gain(h)  # [B, N, T]
+        return EncoderOutput(DiagonalGaussian(mean, logvar), log_gain)
+
+
+class NeuralFCAEncoder(nn.Module):
+    """Published Neural FCA encoder: features -> dilated stacks -> :class:`LatentHead`.
+
+    Args:
+        cfg: sizes.
+        n_mics: ``M`` (fixes the input width).
+        n_freq: ``F``.
+        n_src: ``N`` slots.
+        latent_dim: ``D``.
+        gain: also predict a per-slot, per-frame log-gain.
+    """
+
+    def __init__(
+        self, cfg: EncoderConfig, n_mics: int, n_freq: int, n_src: int, latent_dim: int, gain: bool
+    ) -> None:
+        super().__init__()
+        self.features = InputFeatures(n_freq)
+        self.inp = nn.Conv1d((2 * n_mics - 1) * n_freq, cfg.io_channels, 1)
+        self.blocks = nn.Sequential(*[dilated_stack(cfg) for _ in range(cfg.n_blocks)])
+        self.head = LatentHead(cfg.io_channels, n_src, latent_dim, gain)
+
+    def forward(self, x: Tensor) -> EncoderOutput:
+        """``x [B, M, F, T]`` complex (power-normalised) -> :class:`EncoderOutput`."""
+        return self.head(self.blocks(self.inp(self.features(x))))

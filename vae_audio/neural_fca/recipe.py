@@ -1,0 +1,187 @@
+"""`vae-audio train neural-fca`: train Neural FCA / Neural FastFCA on unlabelled mixtures.
+
+Config sections (see ``recipes/neural_fca/*.yaml``)::
+
+    prior:      speech-prior model.pt whose decoder initialises the source model (null: random)
+    data:       train_manifest / valid_manifest (simulated sets from `vae-audio simulate`)
+                or dynamic: {corpus, rir_bank, split, valid_corpus, valid_split, epoch_size,
+                valid_size, n_speakers} (dynamic mixing; validation from valid_manifest,
+                else from valid_corpus, else none), segment_seconds, batch_size, num_workers
+    stft:       StftConfig fields (must match the prior's)
+    model:      NeuralFCAConfig fields (n_mics: null takes M from the data)
+    loss:       beta (number or schedule), beta_unit (epoch | step)
+    augment:    mic_permutation
+    validation: examples, examples_every_n_epochs, refine_iterations
+    optim, trainer: see vae_audio.core.training
+
+Only mixtures reach the loss; the references of the validation set are used for the
+separation examples alone. Writes into ``trainer.out_dir``: ``model.pt`` (kind
+``neural-fca``), ``config.yaml``, ``curves.png``, ``checkpoints/``, ``logs/`` and
+``examples/epoch_*/`` (spectrograms, ``scores.md``, ``scores.json``).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from torch.utils.data import DataLoader, Dataset
+
+from vae_audio.core.training import train
+from vae_audio.errors import VaeAudioError
+
+DATA_DEFAULTS: dict[str, Any] = {
+    "train_manifest": None,
+    "valid_manifest": None,
+    "dynamic": None,
+    "segment_seconds": 4.0,
+    "batch_size": 16,
+    "num_workers": 0,
+}
+DYNAMIC_DEFAULTS: dict[str, Any] = {
+    "corpus": None,
+    "rir_bank": None,
+    "split": "train",
+    "valid_corpus": None,
+    "valid_split": None,
+    "epoch_size": 2000,
+    "valid_size": 64,
+    "n_speakers": None,
+}
+
+
+def data_config(config: dict) -> dict:
+    """The ``data`` section completed from the defaults and checked."""
+    given = config.get("data") or {}
+    unknown = sorted(set(given) - set(DATA_DEFAULTS))
+    if unknown:
+        raise VaeAudioError(f"unknown data key(s) {unknown}; known: {sorted(DATA_DEFAULTS)}")
+    data = {**DATA_DEFAULTS, **given}
+    if data["dynamic"]:
+        dyn = dict(data["dynamic"])
+        unknown = sorted(set(dyn) - set(DYNAMIC_DEFAULTS))
+        if unknown:
+            raise VaeAudioError(
+                f"unknown data.dynamic key(s) {unknown}; known: {sorted(DYNAMIC_DEFAULTS)}"
+            )
+        data["dynamic"] = {**DYNAMIC_DEFAULTS, **dyn}
+        for key in ("corpus", "rir_bank"):
+            if not data["dynamic"][key]:
+                raise VaeAudioError(
+                    f"data.dynamic.{key} is not set; pass data.dynamic.{key}=PATH (corpus: a "
+                    "`vae-audio corpus` manifest, rir_bank: from `vae-audio rir-bank`)"
+                )
+    elif not data["train_manifest"]:
+        raise VaeAudioError(
+            "data.train_manifest is not set; pass data.train_manifest=OUT/manifest.jsonl from "
+            "`vae-audio simulate`, or data.dynamic={corpus: ..., rir_bank: ...}"
+        )
+    return data
+
+
+class _RenderedExamples(Dataset):
+    """Dynamic-mixing items rendered on CPU, renamed to the MixtureDataset layout."""
+
+    def __init__(self, dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        item = self.dataset[index]
+        return {"mix": item["mix"], "sources": item["images"], "id": f"dyn{index:04d}"}
+
+
+def build_datasets(config: dict) -> tuple[Dataset, Dataset | None, Dataset | None, Any, int]:
+    """``(train, valid, examples, rir_bank, M)``: training and validation datasets, the
+    held-out items with references for the examples, the RIR bank (dynamic mixing, else
+    None) and the number of microphones of the data."""
+    from vae_audio.data.datasets import MixtureDataset
+
+    data = data_config(config)
+    sr = int((config.get("stft") or {}).get("sample_rate", 16000))
+    seg = float(data["segment_seconds"])
+    valid = examples = None
+    if data["valid_manifest"]:
+        valid = MixtureDataset(data["valid_manifest"], seg, sr=sr, random_crop=False)
+        examples = MixtureDataset(
+            data["valid_manifest"], seg, sr=sr, with_sources=True, random_crop=False
+        )
+    if not data["dynamic"]:
+        train_set = MixtureDataset(data["train_manifest"], seg, sr=sr)
+        return train_set, valid, examples, None, int(train_set[0]["mix"].shape[0])
+    from vae_audio.data.dynamic import DynamicMixingDataset
+    from vae_audio.data.rir_bank import RirBank
+
+    dyn = data["dynamic"]
+    bank = RirBank.load(dyn["rir_bank"])
+    if bank.sample_rate != sr:
+        raise VaeAudioError(
+            f"RIR bank {dyn['rir_bank']} is at {bank.sample_rate} Hz but stft.sample_rate={sr}; "
+            "rebuild the bank or change stft.sample_rate"
+        )
+    common = {"segment_seconds": seg, "n_speakers": dyn["n_speakers"]}
+    train_set = DynamicMixingDataset(
+        dyn["corpus"], bank, epoch_size=int(dyn["epoch_size"]), split=dyn["split"], **common
+    )
+    if valid is None and dyn["valid_corpus"]:
+        kw = {"epoch_size": int(dyn["valid_size"]), "split": dyn["valid_split"], "seed": 1234}
+        valid = DynamicMixingDataset(dyn["valid_corpus"], bank, **kw, **common)
+        rendered = DynamicMixingDataset(dyn["valid_corpus"], bank, render=True, **kw, **common)
+        examples = _RenderedExamples(rendered)
+    return train_set, valid, examples, bank, int(bank.rirs.shape[2])
+
+
+def _loader(dataset, data: dict, shuffle: bool) -> DataLoader:
+    workers = int(data["num_workers"])
+    return DataLoader(
+        dataset,
+        batch_size=int(data["batch_size"]),
+        shuffle=shuffle,
+        num_workers=workers,
+        drop_last=shuffle,
+        persistent_workers=workers > 0,
+    )
+
+
+def train_from_config(config: dict, resume: bool = False) -> int:
+    """Train, export ``model.pt`` and the examples. Returns an exit code."""
+    from vae_audio.neural_fca.task import NeuralFCATask
+
+    config = copy.deepcopy(config)
+    data = data_config(config)
+    train_set, valid, examples, bank, n_mics = build_datasets(config)
+    model = config.setdefault("model", {})
+    if model.get("n_mics") is None:
+        model["n_mics"] = n_mics
+    elif int(model["n_mics"]) != n_mics:
+        raise VaeAudioError(
+            f"model.n_mics={model['n_mics']} but the training data has {n_mics} microphones; "
+            f"set model.n_mics={n_mics} (or null to follow the data)"
+        )
+    if len(train_set) < int(data["batch_size"]):
+        raise VaeAudioError(
+            f"the training set has {len(train_set)} mixtures, fewer than one batch of "
+            f"data.batch_size={data['batch_size']}; lower data.batch_size or add mixtures"
+        )
+    task = NeuralFCATask(config)
+    if bank is not None:
+        from vae_audio.data.dynamic import DynamicMixer
+
+        task.mixer = DynamicMixer(bank)
+    task.example_set = examples
+    loaders = (
+        _loader(train_set, data, True),
+        None if valid is None else _loader(valid, data, False),
+    )
+    result = train(task, loaders, resume=resume)
+    if result.model_path is None:  # non-zero DDP rank
+        return 0
+    cfg = task.model.config
+    print(
+        f"Neural FCA ({'FastFCA, ISS' if cfg.spatial == 'jd' else 'full-rank, EM'}; "
+        f"M = {cfg.n_mics}, N = {cfg.n_src}): {result.model_path} (step {result.global_step}); "
+        f"metrics: " + ", ".join(f"{k}={v:.3f}" for k, v in sorted(result.metrics.items()))
+    )
+    return 0

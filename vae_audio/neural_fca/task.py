@@ -1,0 +1,157 @@
+"""Lightning task that trains Neural FCA / Neural FastFCA on unlabelled multichannel mixtures.
+
+Batches are either simulated mixtures (``mix [B, M, S]``, from
+:class:`~vae_audio.data.datasets.MixtureDataset`) or dry parts for dynamic mixing, which the
+task spatialises on the training device with its :class:`~vae_audio.data.dynamic.DynamicMixer`
+(``self.mixer``, set by the recipe). Per step: STFT on the device, random permutation of the
+microphones of every item (training only; ``augment.mic_permutation``), normalisation to unit
+mean power, one forward pass and :func:`~vae_audio.neural_fca.objective.neural_fca_loss`
+(nats per time-frequency bin). Sources and references are never used by the loss.
+
+``loss.beta`` is a number or a schedule (:mod:`vae_audio.core.schedules`) evaluated at the
+global step (``loss.beta_unit: step``) or at the fractional epoch ``global_step /
+steps_per_epoch`` (``epoch``, default): the published cyclic annealing is
+``{kind: cyclic, period: 10, ratio: 0.5, value_max: 1.0}`` in epochs (β ramps 0 → 1 over
+5 epochs, stays at 1 for 5). Every ``validation.examples_every_n_epochs`` epochs the task
+separates ``validation.examples`` held-out mixtures (``self.example_set``, set by the recipe)
+and writes :mod:`vae_audio.neural_fca.examples` into the run folder.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from vae_audio.audio.stft import STFT, StftConfig
+from vae_audio.core.schedules import Schedule
+from vae_audio.core.training import LossOutput, VAETask
+from vae_audio.errors import VaeAudioError
+from vae_audio.neural_fca.modelfile import KIND, build_neural_fca
+from vae_audio.neural_fca.objective import neural_fca_loss
+
+SECTION_DEFAULTS: dict[str, dict[str, Any]] = {
+    "loss": {
+        "beta": {"kind": "cyclic", "period": 10, "ratio": 0.5, "value_max": 1.0},
+        "beta_unit": "epoch",
+    },
+    "augment": {"mic_permutation": True},
+    "validation": {"examples": 2, "examples_every_n_epochs": 5, "refine_iterations": 0},
+}
+
+
+def resolve_sections(config: dict) -> dict:
+    """Copy of ``config`` with ``loss``, ``augment`` and ``validation`` completed from
+    :data:`SECTION_DEFAULTS` and ``prior`` set (None: random decoder).
+
+    Raises:
+        VaeAudioError: an unknown key in one of these sections.
+    """
+    config = copy.deepcopy(config)
+    for name, defaults in SECTION_DEFAULTS.items():
+        given = config.get(name) or {}
+        unknown = sorted(set(given) - set(defaults))
+        if unknown:
+            raise VaeAudioError(f"unknown {name} key(s) {unknown}; known: {sorted(defaults)}")
+        config[name] = {**copy.deepcopy(defaults), **given}
+    if config["loss"]["beta_unit"] not in ("step", "epoch"):
+        raise VaeAudioError(f"loss.beta_unit={config['loss']['beta_unit']!r}; use step or epoch")
+    config.setdefault("prior", None)
+    return config
+
+
+def permute_mics(x: Tensor) -> Tensor:
+    """Random microphone order per batch item: ``x [B, M, ...]`` -> same shape."""
+    B, M = x.shape[:2]
+    perm = torch.rand(B, M, device=x.device).argsort(dim=1)  # [B, M]
+    index = perm.reshape(B, M, *([1] * (x.dim() - 2))).expand_as(x)
+    return x.gather(1, index)
+
+
+class NeuralFCATask(VAETask):
+    """Trains a :class:`~vae_audio.neural_fca.model.NeuralFCA` from a recipe config."""
+
+    kind = KIND
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(resolve_sections(config))
+        stft = StftConfig.from_dict(dict(self.config.get("stft") or {}))
+        prior = None
+        if self.config["prior"]:
+            from vae_audio.speech.prior import load_speech_prior
+
+            prior = copy.deepcopy(load_speech_prior(self.config["prior"], stft=stft))
+            model = self.config.setdefault("model", {})
+            model["decoder"] = prior.config.to_dict()  # the model file records the decoder
+        self.model = build_neural_fca(self.config, prior)
+        self.config["model"] = self.model.config.to_dict()
+        self.stft = STFT(stft)
+        self.mixer = None  # DynamicMixer for dynamic mixing (set by the recipe)
+        self.example_set = None  # held-out items with references (set by the recipe)
+
+    def mixture(self, batch: Any) -> Tensor:
+        """Waveforms ``[B, M, S]`` of a batch (rendered on the device for dynamic mixing)."""
+        if isinstance(batch, Tensor):
+            return batch
+        if "mix" in batch:
+            return batch["mix"]
+        if self.mixer is None:
+            raise VaeAudioError(
+                "batch holds dry parts for dynamic mixing but the task has no mixer; set "
+                "data.dynamic in the recipe (or feed simulated mixtures)"
+            )
+        with torch.no_grad():
+            return self.mixer(batch).mix
+
+    def beta(self) -> float:
+        """KL weight at the current step (module docstring)."""
+        loss = self.config["loss"]
+        step: float = self.global_step
+        if loss["beta_unit"] == "epoch" and self._trainer is not None:
+            per_epoch = self.trainer.num_training_batches
+            if math.isfinite(per_epoch) and per_epoch > 0:
+                accumulate = max(1, int(self.trainer.accumulate_grad_batches))
+                step = self.global_step / max(1, int(per_epoch) // accumulate)
+        return Schedule.from_config(loss["beta"])(step)
+
+    def compute_loss(self, batch: Any, stage: str) -> LossOutput:
+        x = self.stft(self.mixture(batch))  # [B, M, F, T]
+        if stage == "train" and self.config["augment"]["mic_permutation"]:
+            x = permute_mics(x)
+        xn, _ = self.model.normalise(x)
+        beta = self.beta()
+        out = self.model(xn)
+        loss = neural_fca_loss(xn, out, beta=beta, eps=self.model.config.eps)
+        return LossOutput(loss.loss, {"nll": loss.nll, "kl": loss.kl, "beta": float(beta)})
+
+    def on_validation_epoch_end(self) -> None:
+        val = self.config["validation"]
+        every, n = int(val["examples_every_n_epochs"]), int(val["examples"])
+        trainer = self.trainer
+        if self.example_set is None or every <= 0 or n <= 0 or trainer.sanity_checking:
+            return
+        if (self.current_epoch + 1) % every or not trainer.is_global_zero:
+            return
+        from vae_audio.neural_fca.examples import write_examples
+
+        items = [self.example_set[i] for i in range(min(n, len(self.example_set)))]
+        was_training = self.model.training
+        with torch.inference_mode(False), torch.enable_grad():
+            scores = write_examples(
+                self.model,
+                items,
+                self.config["trainer"]["out_dir"],
+                self.current_epoch,
+                int(val["refine_iterations"]),
+            )
+        self.model.train(was_training)
+        for name in ("sdr", "si_sdr", "si_sdr_i"):
+            value = scores.mean[name]
+            if math.isfinite(value):
+                self.log(f"val/examples_{name}", value, rank_zero_only=True)
+
+    def export_meta(self) -> dict[str, Any]:
+        return {"stft": self.model.stft_config.to_dict(), "model": self.model.config.to_dict()}
