@@ -18,7 +18,13 @@ from collections.abc import Sequence
 from vae_audio.errors import VaeAudioError
 
 # Modules that add top-level subcommands, in the order `--help` lists them.
-_COMMAND_MODULES: tuple[str, ...] = ("vae_audio.data.cli", "vae_audio.eval.cli")
+_COMMAND_MODULES: tuple[str, ...] = (
+    "vae_audio.data.cli",
+    "vae_audio.eval.cli",
+    "vae_audio.bench.cli",
+    "vae_audio.apps.separate",
+    "vae_audio.apps.demo",
+)
 
 # `vae-audio train NAME`: NAME -> "module:function", the function taking
 # (config: dict, resume: bool) and returning an exit code.

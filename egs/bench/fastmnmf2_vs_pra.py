@@ -15,7 +15,10 @@ Eval SDR/SIR/SAR (mir_eval, dB) of the mic-0 images of the two talkers, best 2 o
 outputs by pairwise SDR; wall-clock seconds per mixture, the methods taking turns on every
 mixture so that load from other processes hits all of them;
 peak memory = growth of the peak RSS of a fresh process (one per method) separating the
-longest mixture (``/proc/self/clear_refs`` resets the peak; Linux only). ``--threads``
+longest mixture (:class:`vae_audio.bench.memory.PeakMemory`). pyroomacoustics is called
+through :func:`vae_audio.bench.peers.run_peer`, the wrapper ``vae-audio bench`` uses (which
+benchmarks any set of methods on a simulated set folder; this script keeps the same-init
+comparison of the two FastMNMF2 implementations). ``--threads``
 bounds torch's and NumPy's BLAS/OpenMP threads (default 1: on a shared, loaded machine
 multi-threaded runs mostly measure the contention). Prints a Markdown table (means over
 mixtures and seeds; with one seed the mean SDR of 10 mixtures still moves by about
@@ -35,6 +38,8 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from vae_audio.audio import StftConfig, istft, stft
+from vae_audio.bench.memory import PeakMemory
+from vae_audio.bench.peers import run_peer
 from vae_audio.data import load_preset, simulate_mixture
 from vae_audio.eval.metrics import bss_eval
 from vae_audio.separation.fastmnmf import fit_fastmnmf
@@ -73,32 +78,11 @@ def make_mixtures(n_mix: int, seed: int = 0):
     return mixtures
 
 
-class PeakMemory:
-    """Peak RSS growth (MB) of this process inside a ``with`` block (Linux)."""
-
-    def __enter__(self):
-        Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
-        self.start = _status_kb("VmRSS")
-        return self
-
-    def __exit__(self, *exc):
-        self.mb = (_status_kb("VmHWM") - self.start) / 1024
-
-
-def _status_kb(key: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{key} missing from /proc/self/status")
-
-
 def run_pra(X: np.ndarray, n_src: int, n_iter: int, n_basis: int, seed: int) -> np.ndarray:
-    """pyroomacoustics on ``X [M, F, T]`` -> mic-0 images ``[N, F, T]``."""
-    import pyroomacoustics as pra
-
-    np.random.seed(seed)  # pra draws its NMF from the global NumPy state
-    Y = pra.bss.fastmnmf2(X.transpose(2, 1, 0), n_src, n_iter, n_basis, mic_index=0)
-    return Y.transpose(2, 1, 0)  # [T, F, N] -> [N, F, T]
+    """pyroomacoustics on ``X [M, F, T]`` with ``n_src`` slots -> mic-0 images ``[N, F, T]``
+    (``run_peer`` seeds NumPy's global generator, from which pra draws its NMF)."""
+    images = run_peer("pra-fastmnmf2", X, n_src - 1, n_iter, seed=seed, n_basis=n_basis)
+    return images[:, 0]  # [N, M, F, T] -> [N, F, T]
 
 
 def run_ours(X: torch.Tensor, args, seed: int, init: str, nmf_update: str) -> torch.Tensor:
@@ -148,7 +132,7 @@ def _memory_probe(name: str, X: np.ndarray, args) -> float:
     torch.set_num_threads(args.threads)
     with threadpool_limits(args.threads), PeakMemory() as mem:
         _run(name, torch.as_tensor(X), args, args.seed)
-    return mem.mb
+    return mem.rss_mb
 
 
 def evaluate(images_ft, cfg: StftConfig, ref: np.ndarray) -> tuple[float, float, float]:

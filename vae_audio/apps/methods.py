@@ -1,0 +1,221 @@
+"""Which separation method, speaker count, rate and STFT each input of ``vae-audio separate``
+gets (``--method``, ``--n-src``, ``--model``).
+
+``auto``, per input: one channel -> ``vae-nmf`` when registered (else an error); the
+channel count of the Neural FCA model (``--model``, else the shipped ``"neural-fca"`` model
+when this installation has one) -> that model; anything else -> ``fastmnmf2``.
+
+``neural-fca`` / ``neural-fastfca`` run a trained model (``--model``, default the shipped
+one). Both names mean "the Neural FCA model": the model file says whether its spatial model is
+full-rank (run as ``neural-fca``) or jointly diagonalised (``neural-fastfca``), and a request
+for the other variant is run as the model's own with a note. The model fixes ``M``, the
+speaker count and the STFT; inputs at another sample rate are resampled to the model's.
+
+Methods with a VAE speech prior (``vae-fca``, ``vae-nmf``, ...; ``--model`` is then the
+prior, default the shipped one) run at the prior's rate and STFT. The others run at the
+file's rate with ``n_fft`` the power of two nearest 32 ms (512 at 16 kHz), hop ``n_fft / 4``.
+All take ``--n-src`` speakers (default 2; ``vae-nmf`` 1) plus a noise slot.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vae_audio.errors import VaeAudioError
+
+# Names `--help` lists (it does not import the registry); `--method` takes `auto` or any name
+# registered in vae_audio.separation.METHODS, checked when the command runs.
+METHOD_CHOICES = (
+    "auto",
+    "neural-fca",
+    "neural-fastfca",
+    "vae-fca",
+    "vae-fastfca",
+    "fastmnmf2",
+    "fastmnmf",
+    "mnmf",
+    "fca",
+    "vae-nmf",
+)
+NEURAL = ("neural-fca", "neural-fastfca")
+SINGLE_CHANNEL = "vae-nmf"
+FALLBACK = "fastmnmf2"
+SHIPPED_NAME = "neural-fca"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How to separate one input: ``separate(method=..., n_src=..., sr=..., stft=..., **opts)``.
+    ``sample_rate`` None means the file's own rate (``stft`` is then made for it)."""
+
+    method: str
+    n_src: int
+    sample_rate: int | None = None
+    stft: Any = None
+    opts: tuple[tuple[str, str], ...] = ()
+    label: str = ""
+
+    def stft_for(self, sr: int):
+        from vae_audio.audio.stft import StftConfig
+
+        if self.stft is not None:
+            return self.stft
+        n_fft = 2 ** round(math.log2(0.032 * sr))
+        return StftConfig(sample_rate=sr, n_fft=n_fft, hop_length=n_fft // 4)
+
+
+def shipped_model_path() -> Path | None:
+    """The shipped Neural FCA model file, or None when this installation has none."""
+    from vae_audio._pretrained import SHIPPED, pretrained_path
+
+    if SHIPPED_NAME not in SHIPPED:
+        return None
+    try:
+        return pretrained_path(SHIPPED_NAME)
+    except VaeAudioError:
+        return None
+
+
+@dataclass
+class MethodResolver:
+    """Turns the command-line choices into a :class:`Plan` per input (module docstring)."""
+
+    method: str = "auto"
+    n_src: int | None = None
+    model: str | None = None
+    notes: list[str] = field(default_factory=list)
+    _net: Any = None
+    _net_path: Path | None = None
+    _prior: Any = None  # the speech prior's StftConfig, once loaded
+
+    def __post_init__(self) -> None:
+        from vae_audio.separation import METHODS
+
+        if self.method != "auto" and self.method not in METHODS:
+            known = "is unknown"
+            if self.method in METHOD_CHOICES:
+                known = "is not available in this installation"
+            raise VaeAudioError(
+                f"method {self.method!r} {known}; use auto or one of {', '.join(sorted(METHODS))}"
+            )
+        if self.n_src is not None and self.n_src < 1:
+            raise VaeAudioError(f"--n-src must be a positive integer, got {self.n_src}")
+        if self.model is not None:
+            self._net_path = Path(self.model).expanduser()
+        elif self.method in NEURAL or self.method == "auto":
+            self._net_path = shipped_model_path()
+            if self._net_path is None and self.method in NEURAL:
+                from vae_audio._pretrained import SHIPPED, pretrained_path
+
+                if SHIPPED_NAME in SHIPPED:
+                    pretrained_path(SHIPPED_NAME)  # raises: says how to regenerate the file
+                raise VaeAudioError(
+                    f"--method {self.method} needs --model PATH (a model.pt exported by "
+                    "`vae-audio train neural-fca`): no Neural FCA model is shipped with this "
+                    "installation; or use --method fastmnmf2"
+                )
+
+    def _network(self):
+        if self._net is None:
+            from vae_audio.neural_fca import load_neural_fca
+
+            self._net = load_neural_fca(self._net_path)
+        return self._net
+
+    def _neural_plan(self, item) -> Plan:
+        from vae_audio.neural_fca.modelfile import check_mixture
+
+        net = self._network()
+        shipped = self.model is None
+        what = "the shipped Neural FCA model" if shipped else f"Neural FCA model '{self._net_path}'"
+        try:
+            check_mixture(net, item.channels, None, what)
+        except VaeAudioError as err:
+            raise VaeAudioError(f"cannot separate '{item.path}': {err}") from None
+        n_spk = net.config.n_speakers
+        if self.n_src is not None and self.n_src != n_spk:
+            raise VaeAudioError(
+                f"{what} separates {n_spk} speakers, but --n-src {self.n_src} was given; drop "
+                f"--n-src (or pass {n_spk}), or use a method without a fixed speaker count"
+            )
+        method = "neural-fastfca" if net.config.spatial == "jd" else "neural-fca"
+        if self.method in NEURAL and self.method != method:
+            self._note(f"{what} has the {net.config.spatial!r} spatial model: run as {method}")
+        if item.sample_rate != net.stft_config.sample_rate:
+            self._note(
+                f"inputs at rates other than {net.stft_config.sample_rate} Hz are resampled to "
+                f"it, the rate of {what}"
+            )
+        label = f"{method} ({'shipped model' if shipped else self._net_path.name})"
+        return Plan(
+            method=method,
+            n_src=n_spk,
+            sample_rate=net.stft_config.sample_rate,
+            stft=net.stft_config,
+            opts=(("model", str(self._net_path)),),
+            label=label,
+        )
+
+    def _note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+
+    def plan(self, item) -> Plan:
+        """The plan for a probed :class:`~vae_audio.apps.inputs.InputItem`."""
+        from vae_audio.separation import METHODS
+
+        method, M = self.method, item.channels
+        if method == "auto":
+            if M == 1:
+                if SINGLE_CHANNEL not in METHODS:
+                    raise VaeAudioError(
+                        f"'{item.path}' has 1 channel and no single-channel method ("
+                        f"{SINGLE_CHANNEL}) is available in this installation; separate a "
+                        "multichannel recording (M >= 2)"
+                    )
+                method = SINGLE_CHANNEL
+            elif self._net_path is not None and (
+                self.model is not None or M == self._network().n_mics
+            ):
+                return self._neural_plan(item)
+            else:
+                method = FALLBACK
+        if method in NEURAL:
+            return self._neural_plan(item)
+        spec = METHODS[method]
+        if spec.multichannel and M < 2:
+            raise VaeAudioError(
+                f"'{item.path}' has 1 channel but {method} needs a multichannel mixture "
+                f"(M >= 2); give a multichannel recording"
+                + (f" or use --method {SINGLE_CHANNEL}" if SINGLE_CHANNEL in METHODS else "")
+            )
+        n_src = self.n_src or (1 if method == SINGLE_CHANNEL else 2)
+        if spec.needs_n_src_le_m and n_src > M:
+            raise VaeAudioError(
+                f"'{item.path}' has {M} channels but {method} separates at most M sources and "
+                f"--n-src is {n_src}; lower --n-src or use an FCA-type method"
+            )
+        opts: tuple[tuple[str, str], ...] = ()
+        if self.model is not None:
+            key = next((k for k in ("model", "prior") if k in (spec.options or ("model",))), None)
+            if key is None:
+                raise VaeAudioError(
+                    f"method {method} takes no --model; drop it or use --method neural-fca"
+                )
+            opts = ((key, str(self._net_path)),)
+        if "prior" in (spec.options or ()):  # VAE methods run at the speech prior's STFT
+            stft = self._prior_stft()
+            if item.sample_rate != stft.sample_rate:
+                self._note(f"{method}: inputs are resampled to the speech prior's rate")
+            return Plan(method, n_src, stft.sample_rate, stft, opts, method)
+        return Plan(method=method, n_src=n_src, opts=opts, label=method)
+
+    def _prior_stft(self):
+        if self._prior is None:
+            from vae_audio.speech.prior import load_speech_prior
+
+            self._prior = load_speech_prior(self._net_path).stft_config
+        return self._prior

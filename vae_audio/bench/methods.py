@@ -1,0 +1,189 @@
+"""Benchmark methods: names, and candidate images of one mixture for each of them.
+
+**Methods** (:func:`available_methods`): every name in
+:data:`vae_audio.separation.METHODS` (run through :func:`~vae_audio.separation.separate`
+with ``n_src`` speakers plus a noise slot; single-channel ones such as ``vae-nmf`` on the
+reference mic), the pyroomacoustics peers of
+:mod:`vae_audio.bench.peers`, the oracles of :mod:`vae_audio.bench.oracles` (ceilings) and
+``mixture`` (the unprocessed mixture as every talker's estimate: the floor, SDRi = 0).
+
+**Which outputs are the talkers** (``select``). A method returns ``N >= n_src`` candidate
+images: our methods and the pyroomacoustics FastMNMFs ``n_src`` talkers + 1 noise slot,
+AuxIVA and ILRMA ``M`` outputs (see :mod:`vae_audio.bench.peers` for their noise).
+
+* ``"best"`` (default): all N candidates go to the scorer, which keeps the K that match the
+  K references best (the permutation solver of :mod:`vae_audio.eval.permutation` with N > K,
+  maximising mean pairwise SDR); the others are reported in ``dropped``. This is an oracle
+  choice: it measures how well the sources were separated, not how well the method names
+  them, and a method with more outputs has more to choose from (AuxIVA/ILRMA: M = 4
+  candidates against 3 for the FastMNMFs).
+* ``"blind"``: ``n_src`` candidates are chosen without the references, then only their order
+  is solved. Our methods: the speakers :func:`~vae_audio.separation.separate` returns (its
+  noise slot is the most diffuse one). pyroomacoustics FastMNMF(2): the same rule, the slot
+  whose empirical image SCM ``Σ_t c cᴴ`` is the most diffuse
+  (:func:`~vae_audio.separation.api.diffuseness_rank`) is the noise. AuxIVA/ILRMA: the
+  ``n_src`` loudest outputs at the reference mic (a projected-back output is rank 1 at every
+  frequency, so diffuseness cannot tell noise from a talker there).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from vae_audio.audio.io import load_audio
+from vae_audio.audio.stft import StftConfig, istft, stft
+from vae_audio.bench.oracles import oracle_irm, oracle_mwf
+from vae_audio.bench.peers import PEERS, run_peer
+from vae_audio.errors import VaeAudioError
+from vae_audio.eval.matching import Reference
+
+ORACLES = {
+    "oracle-mwf": "multichannel Wiener filter, oracle PSDs and full-rank SCMs (ceiling)",
+    "oracle-irm": "ideal ratio (power) mask on each mic (ceiling)",
+}
+FLOOR = {"mixture": "the unprocessed mixture (floor)"}
+SELECTIONS = ("best", "blind")
+PEER_ITERATIONS = 100  # default for the pyroomacoustics peers (their own defaults are 20-30)
+
+
+def available_methods() -> dict[str, str]:
+    """Every name the benchmark accepts -> a one-line description."""
+    from vae_audio.separation import METHODS
+
+    ours = {
+        name: spec.description or "registered separation method" for name, spec in METHODS.items()
+    }
+    peers = {name: spec.description for name, spec in PEERS.items()}
+    return {**dict(sorted(ours.items())), **peers, **ORACLES, **FLOOR}
+
+
+def resolve_methods(names: str | Sequence[str]) -> tuple[str, ...]:
+    """``"a,b"`` or ``["a", "b"]`` -> the names, checked, duplicates removed, order kept."""
+    if isinstance(names, str):
+        names = names.split(",")
+    chosen = tuple(dict.fromkeys(n.strip() for n in names if n.strip()))
+    valid = available_methods()
+    unknown = [n for n in chosen if n not in valid]
+    if unknown or not chosen:
+        what = f"unknown method(s) {', '.join(map(repr, unknown))}" if unknown else "no method"
+        raise VaeAudioError(f"{what}; valid names: {', '.join(valid)}")
+    return chosen
+
+
+def method_iterations(method: str, n_iter: int | None) -> int | None:
+    """Iterations ``method`` runs: ``n_iter``, else its default; None for non-iterative ones."""
+    from vae_audio.separation import METHODS
+
+    if method in METHODS:
+        return METHODS[method].default_n_iter if n_iter is None else n_iter
+    if method in PEERS:
+        return PEER_ITERATIONS if n_iter is None else n_iter
+    return None
+
+
+def accepts_option(method: str, option: str) -> bool:
+    """Whether the registered separation method ``method`` takes the option ``option``."""
+    from vae_audio.separation import METHODS
+
+    spec = METHODS.get(method)
+    if spec is None:
+        return False
+    if spec.options is not None:
+        return option in spec.options
+    return option in inspect.signature(spec.fit).parameters
+
+
+@dataclass(frozen=True)
+class Mixture:
+    """One mixture of a simulated set (``sr`` Hz, float32)."""
+
+    mix: torch.Tensor  # [M, S]
+    images: torch.Tensor  # [K, M, S] talker images
+    noise: torch.Tensor  # [M, S] noise image
+    sr: int
+
+
+def load_mixture(ref: Reference) -> Mixture:
+    """Read a mixture, its talker images and its noise image (checked against each other)."""
+    mix, sr = load_audio(ref.mix)  # [M, S]
+    images = []
+    for path in ref.sources:
+        wav, rate = load_audio(path)  # [M, S]
+        if rate != sr or wav.shape != mix.shape:
+            raise VaeAudioError(
+                f"talker image '{path}' ({tuple(wav.shape)} at {rate} Hz) does not match its "
+                f"mixture '{ref.mix}' ({tuple(mix.shape)} at {sr} Hz); regenerate the set"
+            )
+        images.append(wav)
+    images = torch.stack(images)  # [K, M, S]
+    if ref.noise is not None and ref.noise.is_file():
+        noise, rate = load_audio(ref.noise)  # [M, S]
+        if rate != sr or noise.shape != mix.shape:
+            raise VaeAudioError(
+                f"noise image '{ref.noise}' does not match its mixture '{ref.mix}'; "
+                "regenerate the set"
+            )
+    else:  # sets without noise.wav: whatever is not a talker
+        noise = mix - images.sum(0)
+    return Mixture(mix, images, noise, sr)
+
+
+def _empirical_scm(C: torch.Tensor) -> torch.Tensor:
+    """``Σ_t c cᴴ / T`` of images ``C [N, M, F, T]`` -> ``[1, N, F, M, M]``."""
+    H = torch.einsum("nmft,nkft->nfmk", C, C.conj()) / C.shape[-1]  # [N, F, M, M]
+    return H[None]
+
+
+def candidates(
+    method: str,
+    data: Mixture,
+    n_src: int,
+    *,
+    n_iter: int | None = None,
+    seed: int = 0,
+    model: str | None = None,
+    device: str = "cpu",
+) -> tuple[torch.Tensor, list[int]]:
+    """Candidate talker images ``[N, M, S]`` (CPU) of ``method`` on ``data`` and the indices
+    the blind selection keeps (ascending). ``n_iter`` None: the method's default; ``model``
+    goes to the methods that take one; ``device`` is used by our methods only."""
+    from vae_audio.separation import METHODS, separate
+    from vae_audio.separation.api import diffuseness_rank
+
+    cfg = StftConfig(sample_rate=data.sr)
+    S = data.mix.shape[-1]
+    n_iter = method_iterations(method, n_iter)
+    if method in METHODS:
+        opts = {"model": model} if model and accepts_option(method, "model") else {}
+        # single-channel methods (vae-nmf) get the reference mic: images [N, 1, S]
+        mix = data.mix if METHODS[method].multichannel else data.mix[:1]
+        res = separate(
+            mix, method, n_src=n_src, sr=data.sr, stft=cfg, n_iter=n_iter, seed=seed,
+            device=device, **opts,
+        )  # fmt: skip
+        est = res.sources if res.noise is None else torch.cat([res.sources, res.noise[None]])
+        return est.cpu(), list(range(res.sources.shape[0]))  # [N, M, S]
+    if method in PEERS:
+        X = stft(data.mix.double(), cfg).numpy()  # [M, F, T] complex128
+        C = torch.from_numpy(run_peer(method, X, n_src, n_iter, seed))  # [N, M, F, T]
+        est = istft(C, cfg, length=S)  # [N, M, S]
+        if PEERS[method].determined:
+            blind = est[:, 0].square().sum(-1).argsort(descending=True)[:n_src]  # loudest
+        else:
+            noise = int(diffuseness_rank(_empirical_scm(C))[0].argmin())
+            blind = torch.tensor([n for n in range(C.shape[0]) if n != noise])
+        return est, sorted(blind.tolist())
+    if method in ORACLES:
+        x = stft(data.mix.double(), cfg)  # [M, F, T]
+        C = stft(torch.cat([data.images, data.noise[None]]).double(), cfg)  # [K + 1, M, F, T]
+        C_hat = (oracle_mwf if method == "oracle-mwf" else oracle_irm)(x, C)  # [K + 1, M, F, T]
+        est = istft(C_hat[:-1], cfg, length=S)  # [K, M, S]: the talkers, noise discarded
+        return est, list(range(est.shape[0]))
+    if method in FLOOR:
+        K = data.images.shape[0]
+        return data.mix.expand(K, -1, -1).clone(), list(range(K))  # [K, M, S]
+    raise VaeAudioError(f"unknown method {method!r}")
