@@ -19,6 +19,7 @@ from vae_audio.separation.fca import (
 )
 from vae_audio.separation.mnmf import fit_mnmf
 from vae_audio.separation.source_model import FreePsd, NmfPsd, PsdStats, SourceModel
+from vae_audio.separation.vae_fca import VaeFcaResult, VaeSourceModel, fit_vae_fca, fit_vae_nmf
 from vae_audio.separation.wiener import wiener_full_rank, wiener_jd
 
 __all__ = [
@@ -31,6 +32,8 @@ __all__ = [
     "PsdStats",
     "SeparationResult",
     "SourceModel",
+    "VaeFcaResult",
+    "VaeSourceModel",
     "em_update_scm",
     "fca_covariance",
     "fca_log_likelihood",
@@ -38,6 +41,8 @@ __all__ = [
     "fit_fca",
     "fit_free_fca",
     "fit_mnmf",
+    "fit_vae_fca",
+    "fit_vae_nmf",
     "register_method",
     "separate",
     "wiener_full_rank",

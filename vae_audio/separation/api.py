@@ -25,6 +25,7 @@ T), ``images(x) -> [B, N, M, F, T]`` and ``scm() -> [B, N, F, M, M]`` or None.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import time
 from collections.abc import Callable
@@ -41,6 +42,7 @@ from vae_audio.separation.chunking import ChunkOutput, separate_in_chunks
 from vae_audio.separation.fastmnmf import fit_fastmnmf
 from vae_audio.separation.fca import fit_free_fca
 from vae_audio.separation.mnmf import fit_mnmf
+from vae_audio.separation.vae_fca import fit_vae_fca, fit_vae_nmf
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,41 @@ register_method(
     "mnmf", _builtin(fit_mnmf, "MNMF: full-rank SCMs and NMF PSDs (Sawada et al. 2013)")
 )
 register_method("fca", _builtin(fit_free_fca, "FCA with free PSDs, EM or MU (Duong et al. 2010)"))
+# VAE speech prior + NMF noise; `stft` is fixed to None: a fit sees only the spectrogram, so
+# the prior is checked against its number of bins (vae_audio.separation.vae_fca).
+register_method(
+    "vae-fca",
+    dataclasses.replace(
+        _builtin(
+            fit_vae_fca,
+            "VAE-FCA / MNMF-DP: full-rank SCMs, VAE speech + NMF noise (Sekiguchi et al. 2018)",
+            spatial="full",
+            stft=None,
+        ),
+        default_n_iter=100,
+    ),
+)
+register_method(
+    "vae-fastfca",
+    dataclasses.replace(
+        _builtin(
+            fit_vae_fca,
+            "FastMNMF2-DP: JD SCMs, VAE speech + NMF noise (Sekiguchi et al. 2019)",
+            spatial="jd",
+            algorithm=None,
+            stft=None,
+        ),
+        default_n_iter=100,
+    ),
+)
+register_method(
+    "vae-nmf",
+    dataclasses.replace(
+        _builtin(fit_vae_nmf, "single-channel VAE-NMF, n_src=1 (Bando 2018, Leglaive 2018)"),
+        multichannel=False,
+        default_n_iter=50,
+    ),
+)
 
 
 @dataclass
