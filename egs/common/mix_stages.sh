@@ -1,8 +1,18 @@
-# Stages shared by the mixture recipes (egs/tts_mix, egs/librispeech_mix, egs/wsj0_mix).
-# Sourced by their run.sh, which set: VAE_AUDIO, exp, jobs, methods, spatial, nfca_config,
-# device, SPEECH_EXTRA, NFCA_EXTRA and optionally prior_config. Outputs: $exp/speech_vae, $exp/neural_fca,
+# Options and stages 1-6 shared by the mixture recipes (egs/tts_mix, egs/librispeech_mix,
+# egs/wsj0_mix). Sourced by their run.sh after their defaults: stage, stop_stage, data, exp,
+# n_train, n_valid, n_test, jobs, methods, spatial, nfca_config, device and optionally
+# prior_config. Outputs: $data/sim/{train,valid,test}, $exp/speech_vae, $exp/neural_fca,
 # $exp/sep/<method>, $exp/eval/<method>, $exp/bench.
 # shellcheck shell=bash disable=SC2154
+
+# shellcheck source=egs/common/options.sh
+source egs/common/options.sh
+# Options every mixture recipe takes (`parse_options "$mix_options ..." "$@"`).
+mix_options="stage stop-stage data exp n-train n-valid n-test jobs methods spatial"
+mix_options+=" nfca-config device"
+VAE_AUDIO=${VAE_AUDIO:-vae-audio}
+SPEECH_EXTRA=${SPEECH_EXTRA:-}
+NFCA_EXTRA=${NFCA_EXTRA:-}
 
 device_args() {  # --device for `separate`/`bench` when one was asked for
   if [[ -n $device ]]; then echo "--device $device"; fi
@@ -73,4 +83,41 @@ bench_set() {  # SETDIR -> $exp/bench (every method on every mixture, same budge
   # shellcheck disable=SC2046
   $VAE_AUDIO bench --set "$1" --methods "$list" "${model[@]}" --out "$exp/bench" \
     --jobs "$jobs" $(device_args)
+}
+
+simulate_sets() {  # CORPUS SPLIT (train) CORPUS SPLIT (valid) CORPUS SPLIT (test)
+  # -> $data/sim/{train,valid,test}/manifest.jsonl, seeds 0, 1, 2
+  $VAE_AUDIO simulate "$data/sim/train" --corpus "$1" --split "$2" \
+    --n "$n_train" --seed 0 --jobs "$jobs"
+  $VAE_AUDIO simulate "$data/sim/valid" --corpus "$3" --split "$4" \
+    --n "$n_valid" --seed 1 --jobs "$jobs"
+  $VAE_AUDIO simulate "$data/sim/test" --corpus "$5" --split "$6" \
+    --n "$n_test" --seed 2 --jobs "$jobs"
+}
+
+run_mix_stages() {  # the 6 args of simulate_sets, then PRIOR_TRAIN.jsonl PRIOR_VALID.jsonl
+  if [[ $stage -le 1 && $stop_stage -ge 1 ]]; then
+    echo "stage 1: simulated mixtures"
+    simulate_sets "$1" "$2" "$3" "$4" "$5" "$6"
+  fi
+  if [[ $stage -le 2 && $stop_stage -ge 2 ]]; then
+    echo "stage 2: speech prior"
+    train_speech_prior "$7" "$8"
+  fi
+  if [[ $stage -le 3 && $stop_stage -ge 3 ]]; then
+    echo "stage 3: Neural FCA ($spatial spatial model)"
+    train_neural_fca "$data/sim/train/manifest.jsonl" "$data/sim/valid/manifest.jsonl"
+  fi
+  if [[ $stage -le 4 && $stop_stage -ge 4 ]]; then
+    echo "stage 4: separate the test set"
+    separate_set "$data/sim/test/manifest.jsonl"
+  fi
+  if [[ $stage -le 5 && $stop_stage -ge 5 ]]; then
+    echo "stage 5: evaluate"
+    evaluate_set "$data/sim/test"
+  fi
+  if [[ $stage -le 6 && $stop_stage -ge 6 ]]; then
+    echo "stage 6: benchmark"
+    bench_set "$data/sim/test"
+  fi
 }

@@ -35,30 +35,9 @@ spatial=full
 nfca_config=recipes/neural_fca/paper.yaml
 prior_config=recipes/speech_vae/mlp.yaml
 device=""
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    --corpus) corpus=$2; shift 2 ;;
-    --stage) stage=$2; shift 2 ;;
-    --stop-stage) stop_stage=$2; shift 2 ;;
-    --data) data=$2; shift 2 ;;
-    --exp) exp=$2; shift 2 ;;
-    --n-train) n_train=$2; shift 2 ;;
-    --n-valid) n_valid=$2; shift 2 ;;
-    --n-test) n_test=$2; shift 2 ;;
-    --jobs) jobs=$2; shift 2 ;;
-    --methods) methods=$2; shift 2 ;;
-    --spatial) spatial=$2; shift 2 ;;
-    --nfca-config) nfca_config=$2; shift 2 ;;
-    --prior-config) prior_config=$2; shift 2 ;;
-    --device) device=$2; shift 2 ;;
-    *) echo "unknown option $1" >&2; exit 2 ;;
-  esac
-done
-VAE_AUDIO=${VAE_AUDIO:-vae-audio}
-SPEECH_EXTRA=${SPEECH_EXTRA:-}
-NFCA_EXTRA=${NFCA_EXTRA:-}
 # shellcheck source=egs/common/mix_stages.sh
 source egs/common/mix_stages.sh
+parse_options "corpus $mix_options prior-config" "$@"
 
 if [[ $stage -le 0 && $stop_stage -ge 0 ]]; then
   echo "stage 0: index LibriSpeech"
@@ -69,32 +48,8 @@ if [[ $stage -le 0 && $stop_stage -ge 0 ]]; then
   fi
   $VAE_AUDIO corpus scan "$corpus" "$data/corpus.jsonl" --sr 16000
 fi
-if [[ $stage -le 1 && $stop_stage -ge 1 ]]; then
-  echo "stage 1: simulated mixtures"
-  $VAE_AUDIO simulate "$data/sim/train" --corpus "$data/corpus.jsonl" --split train \
-    --n "$n_train" --seed 0 --jobs "$jobs"
-  $VAE_AUDIO simulate "$data/sim/valid" --corpus "$data/corpus.jsonl" --split valid \
-    --n "$n_valid" --seed 1 --jobs "$jobs"
-  $VAE_AUDIO simulate "$data/sim/test" --corpus "$data/corpus.jsonl" --split test \
-    --n "$n_test" --seed 2 --jobs "$jobs"
-fi
-if [[ $stage -le 2 && $stop_stage -ge 2 ]]; then
-  echo "stage 2: speech prior"
-  train_speech_prior "$data/corpus.train.jsonl" "$data/corpus.valid.jsonl"
-fi
-if [[ $stage -le 3 && $stop_stage -ge 3 ]]; then
-  echo "stage 3: Neural FCA ($spatial spatial model)"
-  train_neural_fca "$data/sim/train/manifest.jsonl" "$data/sim/valid/manifest.jsonl"
-fi
-if [[ $stage -le 4 && $stop_stage -ge 4 ]]; then
-  echo "stage 4: separate the test set"
-  separate_set "$data/sim/test/manifest.jsonl"
-fi
-if [[ $stage -le 5 && $stop_stage -ge 5 ]]; then
-  echo "stage 5: evaluate"
-  evaluate_set "$data/sim/test"
-fi
-if [[ $stage -le 6 && $stop_stage -ge 6 ]]; then
-  echo "stage 6: benchmark"
-  bench_set "$data/sim/test"
-fi
+# Stages 1-6 (egs/common/mix_stages.sh): simulated train/valid/test sets, each from a corpus
+# index and split, then the speech prior from its train and valid manifests.
+run_mix_stages \
+  "$data/corpus.jsonl" train "$data/corpus.jsonl" valid "$data/corpus.jsonl" test \
+  "$data/corpus.train.jsonl" "$data/corpus.valid.jsonl"

@@ -14,14 +14,8 @@ from vae_audio.core.objectives import (
     total_correlation,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # On a loaded 2-core machine one intra-op thread is much faster than contended threads.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# On a loaded 2-core machine one intra-op thread is much faster than contended threads.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _gaussian_tc(cov: torch.Tensor) -> float:

@@ -16,13 +16,8 @@ from vae_audio.errors import VaeAudioError
 X_DIM, LATENT = 8, 2
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny models on a loaded 2-core machine: one intra-op thread is ~100x faster per step.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny models on a loaded 2-core machine: one intra-op thread is ~100x faster per step.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class _Encoder(nn.Module):

@@ -13,12 +13,8 @@ from vae_audio.separation.fca import fca_covariance
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
+def _one_thread(one_thread):
     """The fits are many small ops: one thread is faster and steadier on a loaded machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def random_psd(shape, M, dtype=torch.complex128, rank=None, load=0.0, generator=None):

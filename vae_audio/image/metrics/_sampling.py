@@ -18,6 +18,13 @@ from vae_audio.image.datasets.ground_truth import GroundTruthData
 RepresentationFn = Callable[[np.ndarray], np.ndarray]
 
 
+class MetricScore:
+    """Mixin of the metric result dataclasses: ``as_dict()`` with arrays as nested lists."""
+
+    def as_dict(self) -> dict:
+        return {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in vars(self).items()}
+
+
 def represent(representation_fn: RepresentationFn, observations: np.ndarray) -> np.ndarray:
     """``[B, ...]`` observations -> ``[B, D]`` float64 codes, with a shape check."""
     codes = np.asarray(representation_fn(observations), dtype=np.float64)
@@ -27,6 +34,17 @@ def represent(representation_fn: RepresentationFn, observations: np.ndarray) -> 
             "observations; it must return one code vector per observation, [B, D]"
         )
     return codes
+
+
+def represent_factors(
+    data: GroundTruthData,
+    representation_fn: RepresentationFn,
+    factors: np.ndarray,
+    random_state: np.random.RandomState,
+) -> np.ndarray:
+    """Codes ``[B, D]`` of observations drawn for the factor vectors ``[B, K]``."""
+    observations = data.sample_observations_from_factors(factors, random_state)  # [B, ...]
+    return represent(representation_fn, observations)
 
 
 def generate_batch_factor_code(
@@ -69,6 +87,18 @@ def discrete_mutual_info(codes: np.ndarray, factors: np.ndarray) -> np.ndarray:
 def discrete_entropy(factors: np.ndarray) -> np.ndarray:
     """Empirical entropy ``H(factor_k)`` in nats of ``[K, N]`` discrete factors: ``[K]``."""
     return np.array([mutual_info_score(f, f) for f in factors])
+
+
+def mig_gap(mutual_info: np.ndarray, normaliser: np.ndarray) -> float:
+    """MIG (Chen et al. 2018, Eq. (6)) from mutual information ``[D, K]`` (nats).
+
+    For each factor, the gap between the largest and second-largest ``I(z_d; v_k)`` over ``d``
+    (second-largest 0 when ``D = 1``) is divided by ``normaliser[k]`` (the factor's entropy,
+    nats, ``[K]``); the result is the mean over factors.
+    """
+    top = np.sort(mutual_info, axis=0)[::-1]  # [D, K], descending over D
+    second = top[1] if len(top) > 1 else np.zeros_like(top[0])  # [K]
+    return float(np.mean((top[0] - second) / normaliser))
 
 
 def check_counts(**counts: int) -> None:

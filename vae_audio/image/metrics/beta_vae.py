@@ -12,24 +12,26 @@ default of 100 iterations often stops before convergence on raw codes).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from vae_audio.image.datasets.ground_truth import GroundTruthData
-from vae_audio.image.metrics._sampling import RepresentationFn, check_counts, represent
+from vae_audio.image.metrics._sampling import (
+    MetricScore,
+    RepresentationFn,
+    check_counts,
+    represent_factors,
+)
 
 
 @dataclass
-class BetaVAEScore:
+class BetaVAEScore(MetricScore):
     """Classifier accuracies (fractions in [0, 1])."""
 
     train_accuracy: float
     eval_accuracy: float
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def compute_beta_vae(
@@ -58,8 +60,8 @@ def _points(data, representation_fn, batch_size, num_points, random_state):
         f1 = data.sample_factors(batch_size, random_state)
         f2 = data.sample_factors(batch_size, random_state)
         f2[:, k] = f1[:, k]  # both batches share factor k pairwise
-        z1 = represent(representation_fn, data.sample_observations_from_factors(f1, random_state))
-        z2 = represent(representation_fn, data.sample_observations_from_factors(f2, random_state))
+        z1 = represent_factors(data, representation_fn, f1, random_state)  # [B, D]
+        z2 = represent_factors(data, representation_fn, f2, random_state)  # [B, D]
         labels[i] = k
         features.append(np.mean(np.abs(z1 - z2), axis=0))  # [D]
     return np.stack(features), labels

@@ -14,24 +14,27 @@ Defaults follow disentanglement_lib's study configs: batch 64, ``num_train=10000
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
 from vae_audio.image.datasets.ground_truth import GroundTruthData
-from vae_audio.image.metrics._sampling import RepresentationFn, check_counts, represent
+from vae_audio.image.metrics._sampling import (
+    MetricScore,
+    RepresentationFn,
+    check_counts,
+    represent,
+    represent_factors,
+)
 
 
 @dataclass
-class FactorVAEScore:
+class FactorVAEScore(MetricScore):
     """Majority-vote accuracies (fractions in [0, 1]) and the number of active dimensions."""
 
     train_accuracy: float
     eval_accuracy: float
     num_active_dims: int
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def compute_factor_vae(
@@ -84,9 +87,7 @@ def _votes(data, representation_fn, batch_size, random_state, global_var, active
         k = random_state.randint(data.num_factors)
         factors = data.sample_factors(batch_size, random_state)
         factors[:, k] = factors[0, k]
-        codes = represent(
-            representation_fn, data.sample_observations_from_factors(factors, random_state)
-        )
+        codes = represent_factors(data, representation_fn, factors, random_state)  # [B, D]
         local_var = np.var(codes, axis=0, ddof=1)  # [D]
         d = active_idx[np.argmin(local_var[active] / global_var[active])]
         votes[k, d] += 1

@@ -17,29 +17,24 @@ import numpy as np
 
 from vae_audio.image.datasets.ground_truth import GroundTruthData
 from vae_audio.image.metrics._sampling import (
+    MetricScore,
     RepresentationFn,
     check_counts,
     discrete_entropy,
     discrete_mutual_info,
     generate_batch_factor_code,
     histogram_discretise,
+    mig_gap,
 )
 
 
 @dataclass
-class MIGScore:
+class MIGScore(MetricScore):
     """MIG (fraction in [0, 1]), mutual information ``[D, K]``, factor entropies ``[K]`` (nats)."""
 
     mig: float
     mutual_info: np.ndarray
     factor_entropy: np.ndarray
-
-    def as_dict(self) -> dict:
-        return {
-            "mig": self.mig,
-            "mutual_info": self.mutual_info.tolist(),
-            "factor_entropy": self.factor_entropy.tolist(),
-        }
 
 
 def mig_from_codes(codes: np.ndarray, factors: np.ndarray, num_bins: int | None = 20) -> MIGScore:
@@ -53,9 +48,7 @@ def mig_from_codes(codes: np.ndarray, factors: np.ndarray, num_bins: int | None 
     discrete = codes.astype(np.int64) if num_bins is None else histogram_discretise(codes, num_bins)
     mi = discrete_mutual_info(discrete, factors)  # [D, K]
     entropy = discrete_entropy(factors)  # [K]
-    top = np.sort(mi, axis=0)[::-1]  # [D, K], descending over D
-    gap = (top[0] - top[1]) / np.maximum(entropy, 1e-12)  # [K]
-    return MIGScore(float(np.mean(gap)), mi, entropy)
+    return MIGScore(mig_gap(mi, np.maximum(entropy, 1e-12)), mi, entropy)
 
 
 def compute_mig(

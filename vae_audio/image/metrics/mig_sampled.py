@@ -28,25 +28,18 @@ import torch
 
 from vae_audio.errors import VaeAudioError
 from vae_audio.image.datasets.ground_truth import GroundTruthData
-from vae_audio.image.metrics._sampling import check_counts
+from vae_audio.image.metrics._sampling import MetricScore, check_counts, mig_gap
 
 PosteriorFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass
-class SampledMIGScore:
+class SampledMIGScore(MetricScore):
     """MIG (fraction in [0, 1]) and the estimated mutual information ``[D, K]`` (nats)."""
 
     mig: float
     mutual_info: np.ndarray
     marginal_entropy: np.ndarray
-
-    def as_dict(self) -> dict:
-        return {
-            "mig": self.mig,
-            "mutual_info": self.mutual_info.tolist(),
-            "marginal_entropy": self.marginal_entropy.tolist(),
-        }
 
 
 def mixture_entropy(
@@ -118,10 +111,8 @@ def compute_chen_mig(
             factors[:, k] = v
             cond += mixture_entropy(*encode(factors), gen) / len(values)
         mi[:, k] = (marginal - cond).clamp_min(0.0).numpy()
-    top = np.sort(mi, axis=0)[::-1]  # [D, K], descending over D
-    second = top[1] if len(top) > 1 else np.zeros_like(top[0])
-    gap = (top[0] - second) / np.log(np.maximum(np.asarray(sizes, dtype=np.float64), 2.0))
-    return SampledMIGScore(float(np.mean(gap)), mi, marginal.numpy())
+    entropy = np.log(np.maximum(np.asarray(sizes, dtype=np.float64), 2.0))  # [K]: H(v_k), nats
+    return SampledMIGScore(mig_gap(mi, entropy), mi, marginal.numpy())
 
 
 def _encode(data, posterior_fn, factors, random_state, batch_size):
