@@ -3,7 +3,9 @@ batching, Neural FCA models and the `auto` method."""
 
 from __future__ import annotations
 
+import csv
 import json
+import math
 
 import numpy as np
 import pytest
@@ -85,6 +87,18 @@ def test_manifest_input_writes_folders_named_by_id_for_evaluate(tmp_path, capsys
     assert (tmp_path / "out" / "000000" / "src2.wav").is_file()
     result = evaluate_dir(tmp_path / "out", MANIFEST, metrics=("si-sdr",))
     assert result.n_mixtures == 1 and len(result.rows) == 2
+
+
+def test_separate_then_evaluate_cli_writes_finite_scores(tmp_path, capsys):
+    assert _run(capsys, MANIFEST, "-o", tmp_path / "out", *FAST)[0] == 0
+    argv = ["evaluate", "--est", str(tmp_path / "out"), "--ref", str(MANIFEST)]
+    assert cli.main([*argv, "--out", str(tmp_path / "report")]) == 0
+    with open(tmp_path / "report" / "results.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 2
+    for row in rows:
+        values = [float(row[k]) for k in ("sdr", "sir", "sar", "si_sdr", "sdr_i", "si_sdr_i")]
+        assert all(math.isfinite(v) for v in values)
 
 
 def test_folder_input_with_colliding_stems(tmp_path, capsys):
