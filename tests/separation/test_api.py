@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from vae_audio.audio import StftConfig
+from vae_audio.audio import StftConfig, istft
+from vae_audio.audio import stft as stft_transform
 from vae_audio.errors import VaeAudioError
 from vae_audio.separation import METHODS, MethodSpec, SeparationResult, register_method, separate
 from vae_audio.separation.api import diffuseness_rank
+from vae_audio.separation.fastmnmf import fit_fastmnmf
 
 from .conftest import random_psd, speech_like
 
@@ -68,6 +70,22 @@ def test_without_noise_slot_and_float64(mix):
     assert torch.allclose(
         res.sources.sum(0), torch.as_tensor(mix, dtype=torch.float64), atol=1e-3 * np.abs(mix).max()
     )
+
+
+def test_fastmnmf2_noise_slot_comes_from_its_start(mix):
+    """With a noise slot fastmnmf2 defaults to ``init="noise"`` and drops the slot the start
+    made the noise (not the most diffuse one); without one, or when the caller picks the
+    start, the default does not apply."""
+    kw = {"n_src": 2, "sr": SR, "stft": CFG, "n_iter": 5, "dtype": torch.float64}
+    res = separate(mix, "fastmnmf2", **kw)
+    assert res.settings["init"] == "noise"
+    X = torch.as_tensor(mix, dtype=torch.float64)[None]  # [1, M, S]
+    fit = fit_fastmnmf(stft_transform(X, CFG), 3, n_iter=5, init="noise")
+    images = fit.images(stft_transform(X, CFG))  # [1, 3, M, F, T]
+    noise = istft(images[:, 2], CFG, length=mix.shape[-1])[0]  # [M, S]: the last slot
+    assert torch.allclose(res.noise, noise, atol=1e-6 * np.abs(mix).max())
+    assert "init" not in separate(mix, "fastmnmf2", noise_slot=False, **kw).settings
+    assert separate(mix, "fastmnmf2", init="twostep", **kw).settings["init"] == "twostep"
 
 
 def test_diffuseness_rank_tells_point_sources_from_isotropic_noise():

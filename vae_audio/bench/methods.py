@@ -19,7 +19,8 @@ AuxIVA and ILRMA ``M`` outputs (see :mod:`vae_audio.bench.peers` for their noise
   candidates against 3 for the FastMNMFs).
 * ``"blind"``: ``n_src`` candidates are chosen without the references, then only their order
   is solved. Our methods: the speakers :func:`~vae_audio.separation.separate` returns (its
-  noise slot is the most diffuse one). pyroomacoustics FastMNMF(2): the same rule, the slot
+  noise slot is the one the method's start makes the noise, e.g. fastmnmf2's and the VAE
+  methods', else the most diffuse one). pyroomacoustics FastMNMF(2): the same rule, the slot
   whose empirical image SCM ``Σ_t c cᴴ`` is the most diffuse
   (:func:`~vae_audio.separation.api.diffuseness_rank`) is the noise. AuxIVA/ILRMA: the
   ``n_src`` loudest outputs at the reference mic (a projected-back output is rank 1 at every

@@ -6,15 +6,19 @@ noise slot designation and speaker ordering; optionally chunk by chunk
 
 **Noise slot.** With ``noise_slot=True`` (default) a method fits ``N = n_src + 1`` slots
 and one of them is returned as ``noise``. A method may name its noise slot itself (a model
-attribute ``noise_index [B]``, e.g. a dedicated noise model); otherwise the slot whose SCMs
-are the most diffuse is the noise: the lowest mean over F of ``λ_max(H_nf) / tr(H_nf)``
-(1 for a rank-1 point source, ``1/M`` for isotropic noise). FastMNMF/MNMF/FCA slots are
-exchangeable (nothing in their initialisation marks one as noise), so "the last slot" means
-nothing; diffuseness is what tells directional speech from ambient noise. Measured with
-FastMNMF2 (twostep, 100 iterations) on 2-talker 4-mic reverberant mixtures in diffuse pink
-noise (``egs/bench`` mixtures, 10 each), mean SDR of the two returned talkers: at SNR
-0-10 dB, diffuseness 3.2 dB vs 3.7 dB for the oracle choice, -1.0 dB for "last slot" and
--1.3 dB without a noise slot; at SNR 5-20 dB, 2.5 / 3.6 / 0.7 dB and 3.3 dB without one.
+attribute ``noise_index [B]``): the VAE methods (an NMF noise slot) and ``fastmnmf2``, whose
+default with a noise slot is ``init="noise"`` (``MethodSpec.noise_defaults``): a first stage
+with frequency-flat speech slots and a stationary noise slot, then FastMNMF2 with the last
+slot kept stationary, so the last slot is the noise by construction
+(:mod:`vae_audio.separation.fastmnmf`). Otherwise the slot whose SCMs are the most diffuse is
+the noise: the lowest mean over F of ``λ_max(H_nf) / tr(H_nf)`` (1 for a rank-1 point
+source, ``1/M`` for isotropic noise), since FastMNMF/MNMF/FCA slots from the other starts are
+exchangeable and "the last slot" means nothing there. Measured on ``data/sim/bench10`` (10
+default-preset mixtures: 2 talkers + diffuse noise, 4 mics) with FastMNMF2, 100 iterations,
+seeds 0-2 (``egs/bench/noise_slot_start.py``, command and table in its docstring), mean SDR /
+SI-SDR of the two returned talkers: ``twostep`` + diffuseness 5.73 / 2.71 dB (8.11 dB SDR
+when the references pick the best 2 of 3 outputs; 12 of 60 talkers dropped as noise),
+``init="noise"`` 9.71 / 8.70 dB (no talker dropped).
 Speaker images are ordered by energy (sum over mics and samples), loudest first.
 
 **Registry.** ``METHODS`` maps a name to a :class:`MethodSpec`; other modules add theirs
@@ -48,8 +52,10 @@ from vae_audio.separation.vae_fca import fit_vae_fca, fit_vae_nmf
 @dataclass(frozen=True)
 class MethodSpec:
     """A separation method: ``fit`` (see the module docstring), whether it needs ``M >= 2``
-    and ``n_src <= M``, its default iteration count, a one-line description and, if known,
-    the names of the options ``fit`` accepts (others are rejected with a clear error)."""
+    and ``n_src <= M``, its default iteration count, a one-line description, if known the
+    names of the options ``fit`` accepts (others are rejected with a clear error), and
+    ``noise_defaults``: options used when :func:`separate` fits a noise slot and the caller
+    did not set them (e.g. a start that makes one slot the noise)."""
 
     fit: Callable[..., Any]
     multichannel: bool = True
@@ -57,6 +63,7 @@ class MethodSpec:
     default_n_iter: int = 100
     description: str = ""
     options: tuple[str, ...] | None = None
+    noise_defaults: dict[str, Any] = field(default_factory=dict)
 
 
 METHODS: dict[str, MethodSpec] = {}
@@ -82,10 +89,13 @@ def _builtin(fn: Callable[..., Any], description: str, **fixed: Any) -> MethodSp
 
 register_method(
     "fastmnmf2",
-    _builtin(
-        fit_fastmnmf,
-        "FastMNMF2, frequency-independent JD SCMs (Sekiguchi et al. 2020)",
-        frequency_dependent=False,
+    dataclasses.replace(
+        _builtin(
+            fit_fastmnmf,
+            "FastMNMF2, frequency-independent JD SCMs (Sekiguchi et al. 2020)",
+            frequency_dependent=False,
+        ),
+        noise_defaults={"init": "noise"},
     ),
 )
 register_method(
@@ -180,7 +190,8 @@ def separate(
     by ``overlap_seconds``; ``device`` defaults to the input tensor's (CPU for arrays);
     ``dtype`` float32 (complex64 STFT) or float64. ``callback(it, log_likelihood [B])`` runs
     after every iteration (of every chunk). ``opts`` go to the method:
-    ``fastmnmf2``/``fastmnmf``: ``n_basis`` (8), ``init`` ("twostep"), ``n_iter_init``,
+    ``fastmnmf2``/``fastmnmf``: ``n_basis`` (8), ``init`` (fastmnmf2 with a noise slot:
+    "noise", otherwise "twostep"), ``n_iter_init``,
     ``g_eps``, ``eps_rel``, ``x_floor``; ``mnmf``: ``n_basis`` (8), ``algorithm`` ("mu"),
     ``init`` ("fastmnmf2"), ``n_iter_init``, ``eps_rel``; ``fca``: ``algorithm`` ("em"),
     ``init`` ("fastmnmf2"), ``n_iter_init``, ``eps_rel`` (see the ``fit_*`` functions).
@@ -202,6 +213,8 @@ def separate(
             f"method {method!r} has no option(s) {bad}; its options are "
             f"{', '.join(spec.options) or 'none'}"
         )
+    if noise_slot:
+        opts = {**spec.noise_defaults, **opts}
     n_iter = spec.default_n_iter if n_iter is None else n_iter
     if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 0:
         raise VaeAudioError(f"n_iter must be a non-negative integer, got {n_iter!r}")

@@ -24,6 +24,18 @@ dominates channel ``m``, the others get ``g_eps``; as pyroomacoustics and Sekigu
 of the observed SCM, Sekiguchi's option for one dominant source) and ``"twostep"``
 (Sekiguchi's default: ``n_iter_init`` FastMNMF2 iterations with K = 2 bases from
 ``"identity"``; its Q and g start the main run, whose NMF is drawn afresh).
+
+``"noise"`` makes the last slot the noise by construction (``noise_index``; the first stage
+of Sekiguchi's FastMNMF2-DP/FastBSS2 ``twostep``, :func:`noise_first_stage`, shared with
+:mod:`~vae_audio.separation.vae_fca`): ``n_iter_init`` FastMNMF2 iterations from
+``"identity"`` with frequency-flat speech PSDs ``λ = p_nt`` and a stationary PSD ``λ = w_f``
+in the last slot, then the main run with fresh NMFs for the speech slots and the last slot
+kept stationary (Sekiguchi's ``TimeInv`` noise model: ``w_f`` by MU, constant in time;
+:class:`~vae_audio.separation.source_model.ConcatPsd`). A stationary slot cannot follow a
+talker's onsets, so it takes the diffuse background; with a free NMF in the last slot for
+the main run instead, the talkers' NMFs and the noise NMF are exchangeable again and the
+last slot took a talker on the first ``data/sim/bench10`` mixture (``egs/bench/
+noise_slot_start.py``). The price is a noise model for stationary noise only.
 """
 
 from __future__ import annotations
@@ -36,9 +48,15 @@ import torch
 
 from vae_audio.errors import VaeAudioError
 from vae_audio.separation.linalg import mean_power
-from vae_audio.separation.source_model import NmfPsd, PsdStats, SourceModel
+from vae_audio.separation.source_model import (
+    ConcatPsd,
+    FlatPsd,
+    NmfPsd,
+    PsdStats,
+    SourceModel,
+)
 
-JD_INITS = ("identity", "random", "obs", "twostep")
+JD_INITS = ("identity", "random", "obs", "twostep", "noise")
 NMF_UPDATES = ("sequential", "joint")
 
 
@@ -49,7 +67,8 @@ class FastMnmfResult:
     ``Q [B, F, M, M]`` diagonalisers (row m is ``q_fmᴴ``), ``g [B, N, F', M]`` gains with
     ``F' = F`` (FastMNMF) or 1 (FastMNMF2), ``lam [B, N, F, T]`` source PSDs, ``eps [B, F]``
     the floor inside ``ŷ``, ``log_likelihood [B, I + 1]`` before each iteration and after
-    the last (nats, summed over F and T).
+    the last (nats, summed over F and T), ``noise_index [B]`` the slot made the noise by
+    ``init="noise"`` (the last; None for the other starts).
     """
 
     Q: torch.Tensor
@@ -58,6 +77,7 @@ class FastMnmfResult:
     source: SourceModel
     eps: torch.Tensor
     log_likelihood: torch.Tensor
+    noise_index: torch.Tensor | None = None
 
     def images(self, x: torch.Tensor) -> torch.Tensor:
         """Wiener-filtered source images ``[B, N, M, F, T]`` of ``x [B, M, F, T]``."""
@@ -231,10 +251,12 @@ def fit_fastmnmf(
 ) -> FastMnmfResult:
     """Fit FastMNMF2 (``frequency_dependent=False``) or FastMNMF to ``x [B, M, F, T]`` complex.
 
-    ``n_basis`` NMF bases per source, ``n_iter`` iterations (``"twostep"`` runs
-    ``n_iter_init`` more first-stage iterations before them). ``eps_rel`` sets the floor
-    ``ε = eps_rel · mean |x|²`` (per batch item) inside ``ŷ``; ``x_floor`` the observation
-    floor ``δ_f = x_floor · mean_mt |x_mft|²`` (module docstring). Every batch item starts
+    ``n_basis`` NMF bases per source, ``n_iter`` iterations (``"twostep"`` and ``"noise"``
+    run ``n_iter_init`` more first-stage iterations before them; ``"noise"`` needs
+    ``n_src >= 2``, keeps the last slot stationary and names it in ``noise_index``).
+    ``eps_rel`` sets the floor ``ε = eps_rel · mean |x|²`` (per batch item) inside ``ŷ``;
+    ``x_floor`` the observation floor ``δ_f = x_floor · mean_mt |x_mft|²`` (module
+    docstring). Every batch item starts
     from the same seeded draw, so a batched fit equals one-by-one fits.
     ``callback(it, log_likelihood [B])`` runs after every iteration. ``source`` replaces the
     random NMF (``n_basis`` is then unused): any :class:`SourceModel` with PSDs
@@ -266,22 +288,63 @@ def fit_fastmnmf(
         )
         Q, g = first.Q, first.g.expand(B, n_src, F if frequency_dependent else 1, M)
         generator.manual_seed(seed + 1)
+    elif init == "noise":
+        if n_src < 2:
+            raise VaeAudioError(
+                f"init='noise' needs a speech slot and the noise slot (n_src >= 2), got {n_src}"
+            )
+        eps0 = eps_rel * mean_power(x, (1, 2, 3))  # [B]
+        Q, g, _, lam0 = noise_first_stage(x, n_src, n_src - 1, n_iter_init, eps0, g_eps, x_floor)
+        g = g.expand(B, n_src, F if frequency_dependent else 1, M)
+        generator.manual_seed(seed + 1)
     else:
         Q, g = initial_jd(xf, n_src, init, generator, g_eps, frequency_dependent)
     delta = x_floor * mean_power(xf, (2, 3))  # [B, F]
     xt = _transform(xf, Q, delta)  # [B, F, M, T]
     power = mean_power(xt, (1, 2, 3))  # [B]
     eps = (eps_rel * mean_power(x, (1, 2, 3)))[:, None].expand(B, F)  # [B, F]
+    noise_index = None
     if source is None:
-        shape = (B, n_src, F, n_basis, T)
         joint = nmf_update == "joint"
+        n_speech = n_src - 1 if init == "noise" else n_src
+        shape = (B, n_speech, F, n_basis, T)
         source = NmfPsd.random(shape, power, generator, xt.dtype, x.device, joint=joint)
-    Q, g, eps = _normalize(Q, g, source, eps)
-    xt = _transform(xf, Q, delta)
+        if init == "noise":  # the noise slot keeps the first stage's stationary PSD model
+            a, p = lam0[:, n_speech:, :, 0], torch.ones_like(lam0[:, n_speech:, 0])  # [B, 1, F|T]
+            source = ConcatPsd([source, FlatPsd(a, p, n_speech=0)])
+    if init == "noise":
+        noise_index = torch.full((B,), n_src - 1, dtype=torch.long, device=x.device)
+    Q, g, eps, history = jd_iterations(xf, source, Q, g, eps, delta, n_iter, callback)
+    return FastMnmfResult(Q, g, source.psd(), source, eps, history, noise_index)
 
+
+def jd_iterations(
+    xf: torch.Tensor,
+    source: SourceModel,
+    Q: torch.Tensor,
+    g: torch.Tensor,
+    eps: torch.Tensor,
+    delta: torch.Tensor,
+    n_iter: int,
+    callback: Callable[[int, torch.Tensor], None] | None = None,
+    before_step: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``n_iter`` FastMNMF iterations (module docstring) of ``source`` (updated in place)
+    from ``Q [B, F, M, M]``, ``g [B, N, F|1, M]``, ``eps [B, F]`` on ``xf [B, F, M, T]`` with
+    the observation floor ``delta [B, F]``.
+
+    ``before_step(x̃ [B, F, M, T], g, eps)`` runs before every source step (e.g. to hand a
+    sampler the current spatial model), ``callback(it, log_likelihood [B])`` after every
+    iteration. Returns ``Q``, ``g``, ``eps`` and ``log_likelihood [B, I + 1]`` (nats, summed
+    over F and T; entry 0 after the initial scale normalisation).
+    """
+    Q, g, eps = _normalize(Q, g, source, eps)
+    xt = _transform(xf, Q, delta)  # [B, F, M, T]
     xx = _outer_real(xf)  # [B, F, 2M², T]
     history = [jd_log_likelihood(xt, jd_model_power(source.psd(), g, eps), Q)]
     for it in range(n_iter):
+        if before_step is not None:
+            before_step(xt, g, eps)
         source.mm_update(_stats_fn(xt, g, eps))
         lam = source.psd()
         g = _update_g(xt, lam, g, eps)
@@ -291,4 +354,34 @@ def fit_fastmnmf(
         history.append(jd_log_likelihood(xt, jd_model_power(source.psd(), g, eps), Q))
         if callback is not None:
             callback(it, history[-1])
-    return FastMnmfResult(Q, g, source.psd(), source, eps, torch.stack(history, 1))
+    return Q, g, eps, torch.stack(history, 1)
+
+
+def noise_first_stage(
+    x: torch.Tensor,
+    n_src: int,
+    n_speech: int,
+    n_iter: int,
+    eps: torch.Tensor,
+    g_eps: float,
+    x_floor: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """First stage of the noise-slot start (Sekiguchi's ``twostep`` of FastMNMF2-DP/FastBSS2):
+    ``n_iter`` FastMNMF2 iterations on ``x [B, M, F, T]`` with frequency-flat speech PSDs in
+    the first ``n_speech`` slots and stationary PSDs in the others
+    (:class:`~vae_audio.separation.source_model.FlatPsd`), from ``Q = I`` and circular ``g``
+    (source ``m mod N`` dominates channel ``m``, the others get ``g_eps``). The stationary
+    slots cannot follow a talker's onsets, so they end up holding the noise. ``eps [B]`` is
+    the floor inside ``ŷ``. Returns ``Q [B, F, M, M]``, ``g [B, N, 1, M]``, ``eps [B, F]``
+    and ``λ [B, N, F, T]``.
+    """
+    xf = x.transpose(1, 2).contiguous()  # [B, F, M, T]
+    B, F, M, T = xf.shape
+    Q, g = initial_jd(xf, n_src, "identity", torch.Generator(), g_eps, False)
+    power = mean_power(xf, (1, 2, 3))  # [B]
+    p = power[:, None, None].expand(B, n_src, T).clone()  # [B, N, T]
+    a = torch.ones(B, n_src, F, dtype=power.dtype, device=x.device)  # [B, N, F]
+    source = FlatPsd(a, p, n_speech)
+    delta = x_floor * mean_power(xf, (2, 3))  # [B, F]
+    Q, g, eps, _ = jd_iterations(xf, source, Q, g, eps[:, None].expand(B, F), delta, n_iter)
+    return Q, g, eps, source.psd()

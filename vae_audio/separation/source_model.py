@@ -176,3 +176,77 @@ class NmfPsd:
         self.W = self.W / nu[:, :, None, :]
         self.H = self.H * nu[..., None]
         self._lam = None
+
+
+class FlatPsd:
+    """Rank-1 PSDs ``λ_nft = a_nf p_nt``: frequency-flat speech in the first ``n_speech``
+    slots (MU on ``p``, ``a = 1``), stationary noise in the others (MU on ``a``, ``p = 1``).
+
+    Sekiguchi's ``FreqInv`` speech and ``TimeInv`` noise models, the source models of the
+    first stage of his ``twostep`` start (:func:`~vae_audio.separation.fastmnmf.
+    noise_first_stage`). ``a [B, N, F]``, ``p [B, N, T]``; the fixed factor changes only by
+    rescaling.
+    """
+
+    def __init__(self, a: torch.Tensor, p: torch.Tensor, n_speech: int) -> None:
+        self.a, self.p, self.ns = a, p, n_speech  # [B, N, F], [B, N, T]
+
+    def psd(self) -> torch.Tensor:
+        return self.a[..., None] * self.p[:, :, None, :]  # [B, N, F, T]
+
+    def mm_update(self, stats: StatsFn) -> None:
+        s = stats(self.psd())  # one evaluation: the two slot groups are separate terms
+        ns = self.ns
+        a, p = self.a[..., None], self.p[:, :, None, :]  # [B, N, F, 1], [B, N, 1, T]
+        ratio_p = mu_ratio((s.num * a).sum(-2), (s.den * a).sum(-2))  # [B, N, T]
+        ratio_a = mu_ratio((s.num * p).sum(-1), (s.den * p).sum(-1))  # [B, N, F]
+        self.p = torch.cat([self.p[:, :ns] * ratio_p[:, :ns], self.p[:, ns:]], 1)
+        self.a = torch.cat([self.a[:, :ns], self.a[:, ns:] * ratio_a[:, ns:]], 1)
+
+    def em_update(self, power: torch.Tensor) -> None:
+        self.mm_update(_is_stats(power))
+
+    def rescale(self, c: torch.Tensor) -> None:
+        self.a = self.a * c  # [B, N, F]
+
+
+class ConcatPsd:
+    """Source models side by side over the slot axis: ``λ = cat(part.psd() for part)``.
+
+    ``mm_update`` updates the parts one after the other, each with statistics of the whole
+    model at the other parts' current PSDs, so every part's step is an MM step on the joint
+    objective and the sequence is monotone.
+    """
+
+    def __init__(self, parts: list) -> None:
+        self.parts = parts
+
+    def _sizes(self) -> list[int]:
+        return [p.psd().shape[1] for p in self.parts]
+
+    def psd(self) -> torch.Tensor:
+        return torch.cat([p.psd() for p in self.parts], 1)  # [B, N, F, T]
+
+    def mm_update(self, stats: StatsFn) -> None:
+        sizes = self._sizes()
+        for i, part in enumerate(self.parts):
+            lo, hi = sum(sizes[:i]), sum(sizes[: i + 1])
+
+            def part_stats(lam: torch.Tensor, lo=lo, hi=hi, i=i) -> PsdStats:
+                full = [p.psd() if j != i else lam for j, p in enumerate(self.parts)]
+                s = stats(torch.cat(full, 1))
+                return PsdStats(s.num[:, lo:hi], s.den[:, lo:hi], s.lam[:, lo:hi])
+
+            part.mm_update(part_stats)
+
+    def em_update(self, power: torch.Tensor) -> None:
+        sizes = self._sizes()
+        for i, part in enumerate(self.parts):
+            lo, hi = sum(sizes[:i]), sum(sizes[: i + 1])
+            part.em_update(power[:, lo:hi])
+
+    def rescale(self, c: torch.Tensor) -> None:
+        sizes = self._sizes()
+        for i, part in enumerate(self.parts):
+            lo, hi = sum(sizes[:i]), sum(sizes[: i + 1])
+            part.rescale(c[:, lo:hi])
