@@ -14,7 +14,13 @@ Model (Bando et al. 2018, Eq. (5); Leglaive et al. 2018, Eq. (8)), batched over 
 - ``"grad"`` — MAP: ``z`` takes Adam steps on ``−log p(x | z) − log p(z)``, alternated with
   the same multiplicative updates at the point estimate.
 
-Both start ``z`` at the encoder's posterior mean for the noisy input. The speech estimate is
+Both start ``z`` at the encoder's posterior mean for the noisy input. The noise basis ``W`` is
+learnt by IS-NMF on the mixture's lowest-energy frames (speech pauses) and, by default, kept
+fixed; only ``H`` follows the mixture. With a free ``W`` the noise model also explains the
+speech detail that the prior's decoder does not reproduce, and that leak grows with every
+iteration: at 30 dB input SNR it ended at ~500x the true noise power, and the enhanced SDR
+fell below the input's for pink and babble noise alike. The gain ``a_t`` starts at the
+mixture's excess power over that noise floor. The speech estimate is
 the Wiener filter ``E[a_t g_f(z_t) / v_ft] x_ft`` (averaged over the MH samples for
 ``"mcem"``). Objectives are the IS negative log-likelihood ``Σ_ft [log v + |x|²/v]`` divided
 by ``F·T`` (nats per TF bin), one value per iteration and file.
@@ -28,9 +34,11 @@ import torch
 from torch import Tensor
 
 from vae_audio.errors import VaeAudioError
+from vae_audio.separation.nmf_enhance import is_nmf
 from vae_audio.speech.model import SpeechVAE
 
 INFERENCE = ("mcem", "grad")
+NOISE_INIT = ("pauses", "random")
 
 
 @dataclass
@@ -45,6 +53,9 @@ class VaeNmfConfig:
     mh_std: float = 0.1  # random-walk proposal std (ε² = 0.01)
     z_steps: int = 5  # Adam steps on z per iteration ("grad")
     z_lr: float = 0.05
+    noise_init: str = "pauses"  # "pauses": W from low-energy frames; "random": random W, H
+    pause_quantile: float = 0.2  # frames with energy below this quantile count as pauses
+    update_noise_basis: bool = False  # MU on W too (free noise NMF; leaks speech into W H)
     eps: float = 1e-8
     seed: int = 0
 
@@ -53,6 +64,13 @@ class VaeNmfConfig:
             raise VaeAudioError(
                 f"unknown vae-nmf inference {self.inference!r}; use one of {', '.join(INFERENCE)}"
             )
+        if self.noise_init not in NOISE_INIT:
+            raise VaeAudioError(
+                f"unknown vae-nmf noise_init {self.noise_init!r}; "
+                f"use one of {', '.join(NOISE_INIT)}"
+            )
+        if not 0 < self.pause_quantile <= 1:
+            raise VaeAudioError(f"vae-nmf needs 0 < pause_quantile <= 1, got {self.pause_quantile}")
         if not 0 <= self.mh_burn_in < self.mh_iters:
             raise VaeAudioError(
                 f"vae-nmf needs 0 <= mh_burn_in < mh_iters, got {self.mh_burn_in}, {self.mh_iters}"
@@ -121,8 +139,10 @@ def _mh_sample(
     return z, torch.stack(kept)  # [R, B, F, T]
 
 
-def _mu_updates(power: Tensor, g: Tensor, a: Tensor, w: Tensor, h: Tensor, eps: float):
-    """IS-NMF multiplicative updates of ``a``, ``W``, ``H`` averaged over samples ``g``.
+def _mu_updates(
+    power: Tensor, g: Tensor, a: Tensor, w: Tensor, h: Tensor, eps: float, update_w: bool = True
+):
+    """IS-NMF multiplicative updates of ``a``, ``W`` (if ``update_w``), ``H`` averaged over ``g``.
 
     ``g [R, B, F, T]``, ``a [B, T]``, ``w [B, F, K]``, ``h [B, K, T]`` (Leglaive et al. 2018,
     Eq. (17)–(19); Févotte et al. 2009 for the IS-NMF form). Each update is a
@@ -140,14 +160,15 @@ def _mu_updates(power: Tensor, g: Tensor, a: Tensor, w: Tensor, h: Tensor, eps: 
         * torch.einsum("bfk,bft->bkt", w, pv2)
         / torch.einsum("bfk,bft->bkt", w, v1).clamp_min(eps)
     )
-    pv2, v1, v = inv_terms()
-    w = (
-        w
-        * torch.einsum("bft,bkt->bfk", pv2, h)
-        / torch.einsum("bft,bkt->bfk", v1, h).clamp_min(eps)
-    )
-    scale = w.sum(1, keepdim=True).clamp_min(eps)  # [B, 1, K]: unit-sum columns
-    w, h = w / scale, h * scale.transpose(1, 2)
+    if update_w:
+        pv2, v1, v = inv_terms()
+        w = (
+            w
+            * torch.einsum("bft,bkt->bfk", pv2, h)
+            / torch.einsum("bft,bkt->bfk", v1, h).clamp_min(eps)
+        )
+        scale = w.sum(1, keepdim=True).clamp_min(eps)  # [B, 1, K]: unit-sum columns
+        w, h = w / scale, h * scale.transpose(1, 2)
     v = (a[:, None, :] * g + torch.einsum("bfk,bkt->bft", w, h)).clamp_min(eps)
     num = (g * power / v.square()).sum(-2).mean(0)  # [B, T]
     den = (g / v).sum(-2).mean(0).clamp_min(eps)
@@ -167,6 +188,30 @@ def _init_nmf(n_batch: int, n_freq: int, n_frames: int, n_comp: int, seed: int, 
         hs.append(torch.rand(n_comp, n_frames, **kw) + 0.1)
     w, h = torch.stack(ws), torch.stack(hs)
     return w / w.sum(1, keepdim=True), h
+
+
+def _init_from_pauses(power: Tensor, g: Tensor, cfg: VaeNmfConfig):
+    """Noise NMF and gains from the mixture's pauses: ``(a [B, T], W [B, F, K], H [B, K, T])``.
+
+    Frames whose energy ``Σ_f |x_ft|²`` lies below the ``pause_quantile`` of the file are taken
+    as noise only; ``W`` (unit-sum columns) is their IS-NMF basis, ``H`` is constant in time
+    with ``Σ_f (W H)_ft`` the pauses' mean energy, and ``a_t`` sets ``a_t Σ_f g_ft`` to the
+    frame's excess energy over that floor (at least a tenth of the floor).
+    """
+    n_batch, _, n_frames = power.shape
+    energy = power.sum(-2)  # [B, T]
+    thr = torch.quantile(energy, cfg.pause_quantile, dim=-1, keepdim=True)  # [B, 1]
+    ws, floors = [], []
+    for b in range(n_batch):
+        pauses = power[b][:, energy[b] <= thr[b]]  # [F, T_pause]
+        ws.append(is_nmf(pauses[None], cfg.n_components, n_iter=50, seed=cfg.seed)[0][0])
+        floors.append(pauses.sum(0).mean())
+    w = torch.stack(ws)  # [B, F, K]
+    floor = torch.stack(floors)  # [B]: mean pause energy, sum over F
+    h = (floor / cfg.n_components)[:, None, None].expand(-1, cfg.n_components, n_frames)
+    excess = (energy - floor[:, None]).clamp_min(0.1 * floor[:, None])  # [B, T]
+    a = (excess / g.sum(-2)).clamp_min(cfg.eps)  # [B, T]
+    return a, w, h.clone()
 
 
 def vae_nmf(x: Tensor, prior: SpeechVAE, config: VaeNmfConfig | None = None) -> VaeNmfResult:
@@ -193,10 +238,12 @@ def vae_nmf(x: Tensor, prior: SpeechVAE, config: VaeNmfConfig | None = None) -> 
     with torch.no_grad():
         z = prior.encode(power).mean  # [B, T, D]
         g = prior.decode(z)
-        # Start with speech and noise sharing the observed power equally.
-        a = (0.5 * power.mean(-2) / g.mean(-2)).clamp_min(cfg.eps)  # [B, T]
-        w, h = _init_nmf(n_batch, n_freq, n_frames, cfg.n_components, cfg.seed, power)
-        h = h * (0.5 * power.sum(-2, keepdim=True) / h.sum(1, keepdim=True))  # [B, K, T]
+        if cfg.noise_init == "pauses":
+            a, w, h = _init_from_pauses(power, g, cfg)
+        else:  # speech and a random noise NMF share the observed power equally
+            a = (0.5 * power.mean(-2) / g.mean(-2)).clamp_min(cfg.eps)  # [B, T]
+            w, h = _init_nmf(n_batch, n_freq, n_frames, cfg.n_components, cfg.seed, power)
+            h = h * (0.5 * power.sum(-2, keepdim=True) / h.sum(1, keepdim=True))  # [B, K, T]
     z_opt = (
         torch.optim.Adam([z.requires_grad_(True)], lr=cfg.z_lr) if cfg.inference == "grad" else None
     )
@@ -218,7 +265,7 @@ def vae_nmf(x: Tensor, prior: SpeechVAE, config: VaeNmfConfig | None = None) -> 
             with torch.no_grad():
                 g_samples = prior.decode(z)[None]  # [1, B, F, T]
         with torch.no_grad():
-            a, w, h = _mu_updates(power, g_samples, a, w, h, cfg.eps)
+            a, w, h = _mu_updates(power, g_samples, a, w, h, cfg.eps, cfg.update_noise_basis)
             v = a[:, None, :] * g_samples + torch.einsum("bfk,bkt->bft", w, h)
             history.append(_nll(power, v).mean(0) / (n_freq * n_frames))  # [B]
     with torch.no_grad():
