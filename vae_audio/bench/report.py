@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from vae_audio.bench.runner import BenchResult
-from vae_audio.eval.report import markdown_table
+from vae_audio.eval.report import json_safe, markdown_table
 from vae_audio.fileio import atomic_write
 
 PathLike = str | os.PathLike
@@ -152,16 +152,6 @@ def summary_markdown(result: BenchResult, summary: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _json_safe(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
-
-
 def plot_bars(summary: list[dict], path: Path) -> None:
     """Bar plot of mean SDR and SI-SDR per method with the 95 % intervals, written to ``path``
     (any matplotlib format, chosen by the suffix)."""
@@ -223,7 +213,7 @@ def write_outputs(
         "rows": result.rows,
     }
     with atomic_write(paths.json, protect=protect) as tmp:
-        tmp.write_text(json.dumps(_json_safe(record), indent=2) + "\n", encoding="utf-8")
+        tmp.write_text(json.dumps(json_safe(record), indent=2) + "\n", encoding="utf-8")
     with atomic_write(paths.plot, protect=protect) as tmp:
         plot_bars(summary, tmp)
     return paths

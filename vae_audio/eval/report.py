@@ -143,19 +143,21 @@ def one_line_summary(result: EvalResult) -> str:
     return f"{result.n_mixtures} mixtures, {len(result.rows)} sources: " + ", ".join(parts)
 
 
-def _json_safe(value):
+def json_safe(value):
+    """``value`` with non-finite floats replaced by None, through dicts, lists and tuples
+    (JSON has no NaN or infinity)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
 def summary_dict(result: EvalResult) -> dict:
     """JSON-ready summary (non-finite numbers become ``null``)."""
-    return _json_safe(
+    return json_safe(
         {
             "settings": result.settings,
             "n_mixtures": result.n_mixtures,
