@@ -101,3 +101,9 @@ def atomic_write(path: PathLike, *, protect: Iterable[PathLike] = ()) -> Iterato
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+def atomic_write_text(path: PathLike, text: str, *, protect: Iterable[PathLike] = ()) -> None:
+    """Write ``text`` (UTF-8) to ``path`` through :func:`atomic_write`."""
+    with atomic_write(path, protect=protect) as tmp:
+        tmp.write_text(text, encoding="utf-8")

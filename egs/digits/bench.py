@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from vae_audio.core.config import load_config
-from vae_audio.fileio import atomic_write
+from vae_audio.fileio import atomic_write_text
 from vae_audio.image import plots
 from vae_audio.image.build import load_image_model
 from vae_audio.image.datasets import AffineDigits
@@ -108,10 +108,8 @@ def main(argv=None) -> int:
         f"| reconstructions, transform off (A = 0) | {spreads['normalised_angle_std']:.3f} |\n"
         f"| upright sources (reference) | {spreads['upright_angle_std']:.3f} |\n"
     )
-    with atomic_write(out / "bench.md") as tmp:
-        tmp.write_text(table, encoding="utf-8")
-    with atomic_write(out / "bench.json") as tmp:
-        tmp.write_text(json.dumps(result, indent=2), encoding="utf-8")
+    atomic_write_text(out / "bench.md", table)
+    atomic_write_text(out / "bench.json", json.dumps(result, indent=2))
     print(table)
     return 0
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from vae_audio.core.config import load_config
-from vae_audio.fileio import atomic_write
+from vae_audio.fileio import atomic_write_text
 from vae_audio.image.recipe import train_from_config
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "image_vae"
@@ -108,10 +108,8 @@ def main(argv=None) -> int:
         rows.append(_row(name, metrics, seconds))
         print(f"{name}: {rows[-1]}", flush=True)
     table = markdown(rows, args.steps, args.batch_size, args.hidden)
-    with atomic_write(out / "bench.md") as tmp:
-        tmp.write_text(table, encoding="utf-8")
-    with atomic_write(out / "bench.json") as tmp:
-        tmp.write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    atomic_write_text(out / "bench.md", table)
+    atomic_write_text(out / "bench.json", json.dumps(rows, indent=2))
     print(table)
     return 0
 

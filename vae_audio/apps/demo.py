@@ -57,7 +57,7 @@ def _simulate(out: Path, seed: int, fast: bool) -> tuple[Path, dict]:
     from vae_audio.data.presets import load_preset
     from vae_audio.data.simulate import simulate_mixture
     from vae_audio.data.simulate_set import load_mono
-    from vae_audio.fileio import atomic_write
+    from vae_audio.fileio import atomic_write_text
 
     utterances = read_manifest(DEMO_DIR / "manifest.jsonl", require=("path", "speaker"))
     rng = np.random.default_rng(seed)
@@ -72,8 +72,7 @@ def _simulate(out: Path, seed: int, fast: bool) -> tuple[Path, dict]:
     save_audio(folder / "mix.wav", sim.mix, sr)
     talkers = [{"speaker": u["speaker"], "text": u["text"]} for u in chosen]
     meta = {"id": "demo", "seed": seed, "preset": "default", "talkers": talkers, **sim.meta}
-    with atomic_write(folder / "meta.json") as tmp:
-        tmp.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    atomic_write_text(folder / "meta.json", json.dumps(meta, indent=1) + "\n")
     entry = {
         "id": "demo",
         "mix": str(folder / "mix.wav"),
@@ -130,7 +129,7 @@ def run_demo(
     from vae_audio.audio.io import load_audio
     from vae_audio.eval.evaluate import evaluate_dir
     from vae_audio.eval.report import markdown_table, write_reports
-    from vae_audio.fileio import atomic_write
+    from vae_audio.fileio import atomic_write_text
 
     out = Path(out).expanduser()
     iters = FAST_ITERS if fast and iters is None else iters
@@ -187,11 +186,12 @@ def run_demo(
         "dB, mean over the 2 talkers, against the reverberant talker images at mic 0; "
         "estimates matched to talkers by SDR"
     )
-    with atomic_write(out / "results.md") as tmp:
-        text = f"# vae-audio demo\n\n{caption}\n\n{table}\n"
-        tmp.write_text(text + "".join(f"\n- {n}" for n in notes) + "\n", encoding="utf-8")
-    with atomic_write(out / "results.json") as tmp:
-        tmp.write_text(json.dumps({"rows": rows, "meta": meta, "notes": notes}, indent=1) + "\n")
+    text = f"# vae-audio demo\n\n{caption}\n\n{table}\n"
+    atomic_write_text(out / "results.md", text + "".join(f"\n- {n}" for n in notes) + "\n")
+    atomic_write_text(
+        out / "results.json",
+        json.dumps({"rows": rows, "meta": meta, "notes": notes}, indent=1) + "\n",
+    )
     mix, sr = load_audio(out / "sim" / "demo" / "mix.wav")
     from vae_audio.audio.stft import StftConfig
 

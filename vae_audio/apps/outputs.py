@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from vae_audio.errors import VaeAudioError
-from vae_audio.fileio import atomic_write
+from vae_audio.fileio import atomic_write, atomic_write_text
 
 MARKER = "separation.json"
 PLOT = "spectrogram.png"
@@ -85,8 +85,9 @@ def write_outputs(
             rows += [(f"{n.removesuffix('.wav')} (mic 0)", w[0]) for n, w in wavs.items()]
             written.append(plot_spectrograms(folder / PLOT, rows, stft, protect=protect))
         record = {**record, "files": [p.name for p in written]}
-        with atomic_write(folder / MARKER, protect=protect) as tmp:
-            tmp.write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+        atomic_write_text(
+            folder / MARKER, json.dumps(record, indent=2, default=str) + "\n", protect=protect
+        )
         written.append(folder / MARKER)
     except BaseException:
         for path in written:

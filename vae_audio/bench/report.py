@@ -27,7 +27,7 @@ import numpy as np
 
 from vae_audio.bench.runner import BenchResult
 from vae_audio.eval.report import json_safe, markdown_table
-from vae_audio.fileio import atomic_write
+from vae_audio.fileio import atomic_write, atomic_write_text
 
 PathLike = str | os.PathLike
 
@@ -204,16 +204,14 @@ def write_outputs(
             writer = csv.DictWriter(fh, fieldnames=list(summary[0]))
             writer.writeheader()
             writer.writerows(summary)
-    with atomic_write(paths.summary_md, protect=protect) as tmp:
-        tmp.write_text(summary_markdown(result, summary), encoding="utf-8")
+    atomic_write_text(paths.summary_md, summary_markdown(result, summary), protect=protect)
     record = {
         "settings": result.settings,
         "summary": summary,
         "notes": result.notes,
         "rows": result.rows,
     }
-    with atomic_write(paths.json, protect=protect) as tmp:
-        tmp.write_text(json.dumps(json_safe(record), indent=2) + "\n", encoding="utf-8")
+    atomic_write_text(paths.json, json.dumps(json_safe(record), indent=2) + "\n", protect=protect)
     with atomic_write(paths.plot, protect=protect) as tmp:
         plot_bars(summary, tmp)
     return paths

@@ -24,7 +24,7 @@ import pyroomacoustics as pra
 import torch
 
 from vae_audio.errors import VaeAudioError
-from vae_audio.fileio import atomic_write
+from vae_audio.fileio import atomic_write_text
 
 
 def claim_output_folder(out: Path, name: str, settings: dict, *, grow_keys=()) -> None:
@@ -61,8 +61,7 @@ def claim_output_folder(out: Path, name: str, settings: dict, *, grow_keys=()) -
                 f"output folder '{out}' is not empty and was not made by this command; "
                 "choose a new or empty folder"
             )
-    with atomic_write(record) as tmp:
-        tmp.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    atomic_write_text(record, json.dumps(settings, indent=2, sort_keys=True) + "\n")
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from vae_audio.errors import VaeAudioError
-from vae_audio.fileio import atomic_write
+from vae_audio.fileio import atomic_write_text
 
 PathLike = str | os.PathLike
 
@@ -62,8 +62,7 @@ def write_manifest(
                     root,
                 )
         lines.append(json.dumps(out, ensure_ascii=False))
-    with atomic_write(path, protect=protect) as tmp:
-        tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    atomic_write_text(path, "".join(line + "\n" for line in lines), protect=protect)
     return path
 
 

@@ -28,7 +28,7 @@ from vae_audio.data.manifest import file_digest, read_manifest, write_manifest
 from vae_audio.data.presets import SimulationPreset, load_preset
 from vae_audio.data.simulate import simulate_mixture
 from vae_audio.errors import VaeAudioError
-from vae_audio.fileio import atomic_write
+from vae_audio.fileio import atomic_write_text
 
 _BABBLE_POOL = 12  # distinct utterances loaded per mixture for its babble sources
 _STATE: dict = {}
@@ -129,8 +129,7 @@ def _simulate_one(index: int) -> tuple[dict, bool]:
         ],
         **sim.meta,
     }
-    with atomic_write(folder / "meta.json") as tmp:
-        tmp.write_text(_json_lines(meta), encoding="utf-8")
+    atomic_write_text(folder / "meta.json", _json_lines(meta))
     return _manifest_entry(folder, meta), False
 
 

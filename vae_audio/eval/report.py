@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from vae_audio.eval.evaluate import EvalResult
-from vae_audio.fileio import atomic_write
+from vae_audio.fileio import atomic_write, atomic_write_text
 
 PathLike = str | os.PathLike
 
@@ -181,8 +181,8 @@ def write_reports(
             writer = csv.DictWriter(fh, fieldnames=result.columns, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(result.rows)
-    with atomic_write(paths.markdown, protect=protect) as tmp:
-        tmp.write_text(summary_markdown(result), encoding="utf-8")
-    with atomic_write(paths.json, protect=protect) as tmp:
-        tmp.write_text(json.dumps(summary_dict(result), indent=2) + "\n", encoding="utf-8")
+    atomic_write_text(paths.markdown, summary_markdown(result), protect=protect)
+    atomic_write_text(
+        paths.json, json.dumps(summary_dict(result), indent=2) + "\n", protect=protect
+    )
     return paths

@@ -24,7 +24,7 @@ import torch
 
 from vae_audio.core.training import LossOutput, VAETask, train, with_training_defaults
 from vae_audio.errors import VaeAudioError
-from vae_audio.fileio import atomic_write
+from vae_audio.fileio import atomic_write_text
 from vae_audio.image import plots
 from vae_audio.image.build import MODEL_KIND, build_model
 from vae_audio.image.data import ImageData, build_data, first_batch, with_data_defaults
@@ -90,8 +90,7 @@ def train_from_config(config: dict[str, Any], resume: bool = False) -> int:
     write_figures(model, data, config, out_dir)
     metrics = evaluate_run(model, data, config)
     metrics["global_step"] = result.global_step
-    with atomic_write(out_dir / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2))
     print(f"image-vae: wrote {out_dir}/model.pt, metrics.json and figures")
     return 0
 

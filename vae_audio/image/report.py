@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from vae_audio.errors import VaeAudioError
-from vae_audio.fileio import atomic_write
+from vae_audio.fileio import atomic_write_text
 from vae_audio.image import plots
 from vae_audio.image.datasets import AffineDigits, DSprites
 
@@ -88,8 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             text = table(args.runs)
             if args.out:
-                with atomic_write(args.out) as tmp:
-                    tmp.write_text(text, encoding="utf-8")
+                atomic_write_text(args.out, text)
             print(text, end="")
     except VaeAudioError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from vae_audio.audio.stft import istft, stft
-from vae_audio.fileio import atomic_write
+from vae_audio.fileio import atomic_write, atomic_write_text
 from vae_audio.neural_fca.inference import fit_neural_fca
 from vae_audio.neural_fca.model import NeuralFCA
 
@@ -92,10 +92,8 @@ def _write_table(result: ExampleScores, folder: Path) -> None:
         lines.append(f"| {r['id']} | {r['speaker']} | {r['slot']} | {values} |")
     lines.append("| mean | | | " + " | ".join(f"{result.mean[c]:.2f}" for c in COLUMNS) + " |")
     folder.mkdir(parents=True, exist_ok=True)
-    with atomic_write(folder / "scores.md") as tmp:
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    with atomic_write(folder / "scores.json") as tmp:
-        tmp.write_text(json.dumps(asdict(result), indent=2) + "\n", encoding="utf-8")
+    atomic_write_text(folder / "scores.md", "\n".join(lines) + "\n")
+    atomic_write_text(folder / "scores.json", json.dumps(asdict(result), indent=2) + "\n")
 
 
 def _plot(mix: torch.Tensor, refs: torch.Tensor, images: torch.Tensor, model, path: Path) -> None:

@@ -26,7 +26,7 @@ from torch import Tensor  # noqa: E402
 
 from vae_audio.audio.stft import STFT  # noqa: E402
 from vae_audio.core.likelihoods import is_divergence  # noqa: E402
-from vae_audio.fileio import atomic_write  # noqa: E402
+from vae_audio.fileio import atomic_write, atomic_write_text  # noqa: E402
 from vae_audio.speech.model import SpeechVAE  # noqa: E402
 from vae_audio.speech.objective import speech_vae_loss  # noqa: E402
 
@@ -163,8 +163,7 @@ def write_report(
     scores = score_prior(model, valid_waves, mean_psd(model, train_waves))
     plot_reconstructions(model, valid_waves[:n_examples], out_dir / "reconstructions.png")
     plot_prior_samples(model, out_dir / "prior_samples.png")
-    with atomic_write(out_dir / "report.json") as tmp:
-        tmp.write_text(json.dumps(asdict(scores), indent=2) + "\n")
+    atomic_write_text(out_dir / "report.json", json.dumps(asdict(scores), indent=2) + "\n")
     lines = [
         "| held-out score (nats/frame) | value |",
         "|---|---:|",
@@ -175,6 +174,5 @@ def write_report(
         "",
         f"{scores.n_utterances} utterances, {scores.n_frames} frames.",
     ]
-    with atomic_write(out_dir / "report.md") as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
+    atomic_write_text(out_dir / "report.md", "\n".join(lines) + "\n")
     return scores
