@@ -51,3 +51,22 @@ def test_bad_settings_are_rejected(fixture_set):
         run_bench(fixture_set, "mixture", jobs=0, progress=False)
     with pytest.raises(VaeAudioError, match="selection"):
         run_bench(fixture_set, "mixture", BenchSettings(select="oracle"), progress=False)
+
+
+def test_iteration_suffix_runs_one_method_at_several_settings(fixture_set):
+    with pytest.raises(VaeAudioError, match="non-negative integer"):
+        resolve_methods("fastmnmf2@x")
+    with pytest.raises(VaeAudioError, match="have none; drop the '@N'"):
+        resolve_methods("oracle-mwf@3")
+    methods = "fastmnmf2@2,fastmnmf2@4,fastmnmf2"
+    result = run_bench(fixture_set, methods, BenchSettings(n_iter=4), progress=False)
+
+    def sdr(rows, method):
+        return [r["sdr"] for r in rows if r["method"] == method]
+
+    four = run_bench(fixture_set, "fastmnmf2", BenchSettings(n_iter=4), progress=False).rows
+    two = run_bench(fixture_set, "fastmnmf2", BenchSettings(n_iter=2), progress=False).rows
+    rows = result.rows
+    assert sdr(rows, "fastmnmf2@4") == sdr(rows, "fastmnmf2") == sdr(four, "fastmnmf2")
+    assert sdr(rows, "fastmnmf2@2") == sdr(two, "fastmnmf2") != sdr(four, "fastmnmf2")
+    assert result.settings["methods"]["fastmnmf2@2"]["n_iter"] == 2

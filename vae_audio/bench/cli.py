@@ -53,7 +53,10 @@ def register(subparsers) -> None:
         "pra-fastmnmf2), oracle ceilings (oracle-mwf, oracle-irm) and the floor 'mixture'.",
     )
     p.add_argument("--set", required=True, metavar="DIR", help="simulated set (or its manifest)")
-    p.add_argument("--methods", required=True, metavar="LIST", help="comma-separated method names")
+    p.add_argument(
+        "--methods", required=True, metavar="LIST",
+        help="comma-separated method names; NAME@N runs N iterations (e.g. neural-fastfca@200)",
+    )  # fmt: skip
     p.add_argument("--out", metavar="DIR", help="output folder (default: SET/bench)")
     p.add_argument(
         "--n-src", type=int, metavar="N", help="talkers to separate (default: per mixture)"

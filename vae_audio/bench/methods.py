@@ -6,6 +6,9 @@ with ``n_src`` speakers plus a noise slot; single-channel ones such as ``vae-nmf
 reference mic), the pyroomacoustics peers of
 :mod:`vae_audio.bench.peers`, the oracles of :mod:`vae_audio.bench.oracles` (ceilings) and
 ``mixture`` (the unprocessed mixture as every talker's estimate: the floor, SDRi = 0).
+``NAME@N`` runs an iterative method with ``N`` iterations whatever ``--iters`` says, so one
+run can hold several settings of a method (e.g. ``neural-fastfca@0,neural-fastfca@200``:
+amortised and refined Neural FastFCA).
 
 **Which outputs are the talkers** (``select``). A method returns ``N >= n_src`` candidate
 images: our methods and the pyroomacoustics FastMNMFs ``n_src`` talkers + 1 noise slot,
@@ -62,23 +65,51 @@ def available_methods() -> dict[str, str]:
     return {**dict(sorted(ours.items())), **peers, **ORACLES, **FLOOR}
 
 
+def split_method(name: str) -> tuple[str, int | None]:
+    """``"NAME@N"`` -> ``(NAME, N)``; a bare name -> ``(name, None)``.
+
+    Raises:
+        VaeAudioError: ``N`` is not a non-negative integer.
+    """
+    base, at, count = name.partition("@")
+    if not at:
+        return name, None
+    if not count.isdigit():
+        raise VaeAudioError(
+            f"method {name!r}: the part after '@' is the iteration count, a non-negative "
+            f"integer (e.g. {base}@100)"
+        )
+    return base, int(count)
+
+
 def resolve_methods(names: str | Sequence[str]) -> tuple[str, ...]:
     """``"a,b"`` or ``["a", "b"]`` -> the names, checked, duplicates removed, order kept."""
     if isinstance(names, str):
         names = names.split(",")
     chosen = tuple(dict.fromkeys(n.strip() for n in names if n.strip()))
     valid = available_methods()
-    unknown = [n for n in chosen if n not in valid]
+    unknown = [n for n in chosen if split_method(n)[0] not in valid]
     if unknown or not chosen:
         what = f"unknown method(s) {', '.join(map(repr, unknown))}" if unknown else "no method"
         raise VaeAudioError(f"{what}; valid names: {', '.join(valid)}")
+    fixed = [n for n in chosen if split_method(n)[1] is not None]
+    not_iterative = [n for n in fixed if method_iterations(split_method(n)[0], None) is None]
+    if not_iterative:
+        raise VaeAudioError(
+            f"{', '.join(map(repr, not_iterative))}: '@N' sets iterations, and these methods "
+            "have none; drop the '@N'"
+        )
     return chosen
 
 
 def method_iterations(method: str, n_iter: int | None) -> int | None:
-    """Iterations ``method`` runs: ``n_iter``, else its default; None for non-iterative ones."""
+    """Iterations ``method`` runs: its ``@N``, else ``n_iter``, else its default; None for
+    non-iterative ones."""
     from vae_audio.separation import METHODS
 
+    method, own = split_method(method)
+    if own is not None:
+        return own
     if method in METHODS:
         return METHODS[method].default_n_iter if n_iter is None else n_iter
     if method in PEERS:
@@ -90,7 +121,7 @@ def accepts_option(method: str, option: str) -> bool:
     """Whether the registered separation method ``method`` takes the option ``option``."""
     from vae_audio.separation import METHODS
 
-    spec = METHODS.get(method)
+    spec = METHODS.get(split_method(method)[0])
     if spec is None:
         return False
     if spec.options is not None:
@@ -158,6 +189,7 @@ def candidates(
     cfg = StftConfig(sample_rate=data.sr)
     S = data.mix.shape[-1]
     n_iter = method_iterations(method, n_iter)
+    method = split_method(method)[0]
     if method in METHODS:
         opts = {"model": model} if model and accepts_option(method, "model") else {}
         # single-channel methods (vae-nmf) get the reference mic: images [N, 1, S]

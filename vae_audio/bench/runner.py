@@ -42,6 +42,7 @@ from vae_audio.bench.methods import (
     load_mixture,
     method_iterations,
     resolve_methods,
+    split_method,
 )
 from vae_audio.bench.peers import PEERS
 from vae_audio.errors import VaeAudioError
@@ -96,7 +97,8 @@ def _run(run: _Run) -> list[dict]:
     data = load_mixture(ref)
     K = data.images.shape[0]
     n_src = settings.n_src or K
-    device = settings.device if method not in PEERS and method not in ORACLES else "cpu"
+    base = split_method(method)[0]
+    device = settings.device if base not in PEERS and base not in ORACLES else "cpu"
     try:
         with PeakMemory(device) as mem:
             start = time.perf_counter()
@@ -236,7 +238,10 @@ def run_bench(
         "set": str(Path(set_dir).expanduser().resolve()),
         "n_mixtures": len(refs),
         "methods": {
-            m: {"description": info[m], "n_iter": method_iterations(m, settings.n_iter)}
+            m: {
+                "description": info[split_method(m)[0]],
+                "n_iter": method_iterations(m, settings.n_iter),
+            }
             for m in methods
         },
         **asdict(settings),
