@@ -112,3 +112,33 @@ def test_noise_output_is_the_last_slot(model_file):
 
 def _method(path) -> str:
     return "neural-fastfca" if load_neural_fca(path).config.spatial == "jd" else "neural-fca"
+
+
+def test_full_rank_scms_by_em_on_the_latents_of_a_jd_model():
+    """spatial="full" keeps the JD model's PSDs and estimates H by EM from the identity."""
+    from vae_audio.neural_fca import estimate_scm
+
+    model = tiny_model(3, "jd", eps=1e-12).double()
+    x = random_stft(2, 3, dtype=torch.complex128) * 5
+    jd = fit_neural_fca(x, model)
+    full = fit_neural_fca(x, model, spatial="full", em_iterations=4)
+    torch.testing.assert_close(full.lam, jd.lam)
+    assert full.Q is None and full.H.shape == (2, 3, 9, 3, 3)
+    xn, scale = model.normalise(x)
+    power = scale.square()[:, None, None, None]
+    expect = estimate_scm(xn, jd.lam / power, 4, model.config.eps)
+    torch.testing.assert_close(full.H, expect)
+    images = full.images(x)
+    torch.testing.assert_close(images.sum(1), x, rtol=1e-7, atol=1e-7 * float(x.abs().max()))
+    refined = fit_neural_fca(x, model, n_iter=3, lr=0.0, spatial="full").log_likelihood
+    assert bool((refined.diff(dim=1) >= -1e-7 * refined.abs()[:, 1:]).all())  # EM is monotone
+
+
+def test_spatial_model_choice_through_the_registry(model_file):
+    spatial = load_neural_fca(model_file).config.spatial
+    mix = torch.randn(4, 1600, generator=torch.Generator().manual_seed(1))
+    res = separate(mix, method="neural-fca", model=model_file, stft=TINY_STFT, n_src=2)
+    assert res.sources.shape == (2, 4, 1600)  # any trained model runs with full-rank SCMs
+    if spatial == "full":
+        with pytest.raises(VaeAudioError, match="no diagonaliser.*neural-fca"):
+            separate(mix, method="neural-fastfca", model=model_file, stft=TINY_STFT, n_src=2)

@@ -13,11 +13,12 @@ Pipeline (Bando et al., IEEE SPL 2021, Sec. 3.4; the published ``separate.py``):
 4. multichannel Wiener filter ``ĉ_nft = λ_nft H_nf Y_ft⁻¹ x_ft`` (or its JD form) on the
    raw mixture. The noise image is the model's dedicated last slot.
 
-Registered as separation methods ``"neural-fca"`` (``spatial: full``) and
-``"neural-fastfca"`` (``spatial: jd``): ``separate(mix, method="neural-fca", model=PATH,
-n_src=2, stft=<the model's STFT>)``, with chunking for long inputs handled by
-:func:`vae_audio.separation.separate`. :func:`separate_with_model` fills in the model's
-STFT, sample rate and speaker count.
+Registered as separation methods ``"neural-fca"`` (full-rank SCMs by EM; on a model trained
+with ``spatial: jd`` this keeps its latents and replaces ``Q``, ``g`` by EM from the
+identity) and ``"neural-fastfca"`` (``spatial: jd`` models only):
+``separate(mix, method="neural-fca", model=PATH, n_src=2, stft=<the model's STFT>)``, with
+chunking for long inputs handled by :func:`vae_audio.separation.separate`.
+:func:`separate_with_model` fills in the model's STFT, sample rate and speaker count.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import Any
 import torch
 
 from vae_audio.errors import VaeAudioError
+from vae_audio.neural_fca.em import estimate_scm
 from vae_audio.neural_fca.iss import decorrelated_power, iss_sweep, weighted_covariance
 from vae_audio.neural_fca.model import NeuralFCA
 from vae_audio.neural_fca.modelfile import check_spectrogram, load_neural_fca
@@ -81,6 +83,7 @@ def fit_neural_fca(
     em_iterations: int | None = None,
     lr: float = 0.2,
     callback: Callable[[int, torch.Tensor], None] | None = None,
+    spatial: str | None = None,
 ) -> NeuralFcaFit:
     """Fit ``model`` to the mixture STFT ``x [B, M, F, T]`` (module docstring, steps 1-3).
 
@@ -91,6 +94,10 @@ def fit_neural_fca(
         em_iterations: EM updates of ``H`` before refinement (default: the training value).
         lr: Adam step size on ``z`` during refinement.
         callback: ``callback(it, log_likelihood [B])`` after every refinement iteration.
+        spatial: None uses the model's spatial model; ``"full"`` on a Neural FastFCA model
+            keeps its latents and gains but estimates full-rank SCMs by ``em_iterations``
+            EM updates from the identity (and refines with EM), to compare the two spatial
+            models on the same source estimates.
     """
     model.eval()
     M, F, T = x.shape[1:]
@@ -100,6 +107,17 @@ def fit_neural_fca(
     with torch.no_grad():
         out = model(xn, sample=False, em_iterations=K)
     z, log_gain, H, Q, g = out.z, out.log_gain, out.H, out.Q, out.g
+    if spatial not in (None, "full", "jd"):
+        raise VaeAudioError(f"spatial={spatial!r}; use 'full', 'jd' or None (the model's)")
+    if spatial == "jd" and H is not None:
+        raise VaeAudioError(
+            "a Neural FCA model trained with spatial: full has no diagonaliser Q; use "
+            "spatial='full' (method 'neural-fca')"
+        )
+    if spatial == "full" and H is None:  # full-rank SCMs by EM on the JD model's latents
+        with torch.no_grad():
+            H = estimate_scm(xn, out.lam, K, eps)
+        Q = g = None
     xf = xn.transpose(1, 2)  # [B, F, M, T]
 
     def nll(lam: torch.Tensor) -> torch.Tensor:  # [B], nats per bin
@@ -180,10 +198,9 @@ def _api_fit(spatial: str, method: str):
         net = _model_for(model, x)
         what = f"Neural FCA model {model}" if not isinstance(model, NeuralFCA) else "the model"
         check_spectrogram(net, x.shape[1], x.shape[2], what)
-        if net.config.spatial != spatial:
-            other = "neural-fastfca" if net.config.spatial == "jd" else "neural-fca"
+        if spatial == "jd" and net.config.spatial != "jd":
             raise VaeAudioError(
-                f"{what} has spatial model {net.config.spatial!r}; use method={other!r}"
+                f"{what} has spatial model 'full' (no diagonaliser); use method='neural-fca'"
             )
         if n_slots != net.n_src:
             raise VaeAudioError(
@@ -191,7 +208,7 @@ def _api_fit(spatial: str, method: str):
                 f"pass n_src={net.config.n_speakers} with noise_slot=True (got {n_slots} slots)"
             )
         del seed  # inference is deterministic (posterior means)
-        return fit_neural_fca(x, net, n_iter, em_iterations, lr, callback)
+        return fit_neural_fca(x, net, n_iter, em_iterations, lr, callback, spatial)
 
     fit.__name__ = f"fit_{method.replace('-', '_')}"
     return fit
