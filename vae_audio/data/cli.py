@@ -79,6 +79,25 @@ def _run_bank(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_teacher_set(args: argparse.Namespace) -> int:
+    from vae_audio.neural_fca.teacher import build_teacher_set
+
+    n = build_teacher_set(
+        args.out,
+        args.corpus,
+        args.rir_bank,
+        args.n,
+        segment_seconds=args.seconds,
+        n_speakers=args.n_speakers,
+        split=args.split,
+        n_iter=args.iters,
+        seed=args.seed,
+        jobs=args.jobs,
+    )
+    print(f"{n} teacher-labelled mixtures in '{args.out}'")
+    return 0
+
+
 def register(subparsers) -> None:
     corpus = subparsers.add_parser(
         "corpus", help="build a TTS speech corpus or index a folder of recordings"
@@ -154,3 +173,23 @@ def register(subparsers) -> None:
         help="noise sources per room (default: drawn from the preset; 8 keeps banks small)",
     )  # fmt: skip
     p.set_defaults(func=_run_bank)
+
+    p = subparsers.add_parser(
+        "teacher-set",
+        help="label dynamic mixtures with a blind separator's PSDs (Neural FCA warm start)",
+        description="Render N mixtures by dynamic mixing (corpus x RIR bank), separate each "
+        "with FastMNMF2 and its stationary noise slot, and store the mixtures with the "
+        "separated sources' log-PSDs (OUT/shard_*.pt) for `vae-audio train neural-fca` "
+        "(data.teacher_set). No references are stored. Re-running resumes; a larger --n extends.",
+    )
+    p.add_argument("out", metavar="OUT", help="output folder")
+    p.add_argument("--corpus", required=True, metavar="MANIFEST", help="speech corpus manifest")
+    p.add_argument("--rir-bank", required=True, metavar="BANK.pt", help="from `vae-audio rir-bank`")
+    p.add_argument("--n", type=int, required=True, help="number of mixtures")
+    p.add_argument("--seconds", type=float, default=4.0, help="mixture length (default 4)")
+    p.add_argument("--n-speakers", type=int, default=2, help="talkers per mixture (default 2)")
+    p.add_argument("--split", default="train", help="corpus split to draw utterances from")
+    p.add_argument("--iters", type=int, default=50, help="FastMNMF2 iterations (default 50)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=1, metavar="J", help="parallel processes")
+    p.set_defaults(func=_run_teacher_set)

@@ -3,13 +3,16 @@
 Config sections (see ``recipes/neural_fca/*.yaml``)::
 
     prior:      speech-prior model.pt whose decoder initialises the source model (null: random)
-    data:       train_manifest / valid_manifest (simulated sets from `vae-audio simulate`)
-                or dynamic: {corpus, rir_bank, split, valid_corpus, valid_split, epoch_size,
-                valid_size, n_speakers} (dynamic mixing; validation from valid_manifest,
-                else from valid_corpus, else none), segment_seconds, batch_size, num_workers
+    data:       train_manifest / valid_manifest (simulated sets from `vae-audio simulate`),
+                or teacher_set (from `vae-audio teacher-set`: mixtures with a blind
+                separator's PSDs, for the warm start of loss.teacher), or dynamic:
+                {corpus, rir_bank, split, valid_corpus, valid_split, epoch_size, valid_size,
+                n_speakers} (dynamic mixing; validation from valid_manifest, else from
+                valid_corpus, else none); segment_seconds, batch_size, num_workers
     stft:       StftConfig fields (must match the prior's)
     model:      NeuralFCAConfig fields (n_mics: null takes M from the data)
-    loss:       beta (number or schedule), beta_unit (epoch | step)
+    loss:       beta (number or schedule), beta_unit (epoch | step), teacher (weight of the
+                distillation term, number or schedule over steps; needs data.teacher_set)
     augment:    mic_permutation
     validation: examples, examples_every_n_epochs, refine_iterations
     optim, trainer: see vae_audio.core.training
@@ -32,6 +35,7 @@ from vae_audio.errors import VaeAudioError
 
 DATA_DEFAULTS: dict[str, Any] = {
     "train_manifest": None,
+    "teacher_set": None,
     "valid_manifest": None,
     "dynamic": None,
     "segment_seconds": 4.0,
@@ -71,10 +75,15 @@ def data_config(config: dict) -> dict:
                     f"data.dynamic.{key} is not set; pass data.dynamic.{key}=PATH (corpus: a "
                     "`vae-audio corpus` manifest, rir_bank: from `vae-audio rir-bank`)"
                 )
-    elif not data["train_manifest"]:
+        if data["teacher_set"] or data["train_manifest"]:
+            raise VaeAudioError(
+                "data.dynamic and data.train_manifest/data.teacher_set are alternatives; set one"
+            )
+    elif bool(data["train_manifest"]) == bool(data["teacher_set"]):
         raise VaeAudioError(
-            "data.train_manifest is not set; pass data.train_manifest=OUT/manifest.jsonl from "
-            "`vae-audio simulate`, or data.dynamic={corpus: ..., rir_bank: ...}"
+            "set exactly one of data.train_manifest=OUT/manifest.jsonl (from `vae-audio "
+            "simulate`), data.teacher_set=DIR (from `vae-audio teacher-set`) or "
+            "data.dynamic={corpus: ..., rir_bank: ...}"
         )
     return data
 
@@ -108,6 +117,18 @@ def build_datasets(config: dict) -> tuple[Dataset, Dataset | None, Dataset | Non
         examples = MixtureDataset(
             data["valid_manifest"], seg, sr=sr, with_sources=True, random_crop=False
         )
+    if data["teacher_set"]:
+        from vae_audio.neural_fca.teacher import TeacherDataset
+
+        train_set = TeacherDataset(data["teacher_set"], seg)
+        stft = {**train_set.settings["stft"], **(config.get("stft") or {})}
+        if stft != train_set.settings["stft"]:
+            raise VaeAudioError(
+                f"teacher set {data['teacher_set']} was labelled with STFT "
+                f"{train_set.settings['stft']}, the recipe uses {stft}; rebuild the set or "
+                "match the stft section"
+            )
+        return train_set, valid, examples, None, train_set.n_mics
     if not data["dynamic"]:
         train_set = MixtureDataset(data["train_manifest"], seg, sr=sr)
         return train_set, valid, examples, None, int(train_set[0]["mix"].shape[0])

@@ -12,9 +12,14 @@ mean power, one forward pass and :func:`~vae_audio.neural_fca.objective.neural_f
 global step (``loss.beta_unit: step``) or at the fractional epoch ``global_step /
 steps_per_epoch`` (``epoch``, default): the published cyclic annealing is
 ``{kind: cyclic, period: 10, ratio: 0.5, value_max: 1.0}`` in epochs (β ramps 0 → 1 over
-5 epochs, stays at 1 for 5). Every ``validation.examples_every_n_epochs`` epochs the task
-separates ``validation.examples`` held-out mixtures (``self.example_set``, set by the recipe)
-and writes :mod:`vae_audio.neural_fca.examples` into the run folder.
+5 epochs, stays at 1 for 5). With teacher targets (``data.teacher_set``) the loss adds
+``loss.teacher`` (a number or a schedule over steps) times
+:func:`~vae_audio.neural_fca.teacher.distillation_loss` of the model's PSDs; the published
+training has no such term (``loss.teacher: 0``, the default).
+
+Every ``validation.examples_every_n_epochs`` epochs the task separates
+``validation.examples`` held-out mixtures (``self.example_set``, set by the recipe) and
+writes :mod:`vae_audio.neural_fca.examples` into the run folder.
 """
 
 from __future__ import annotations
@@ -32,11 +37,13 @@ from vae_audio.core.training import LossOutput, VAETask
 from vae_audio.errors import VaeAudioError
 from vae_audio.neural_fca.modelfile import KIND, build_neural_fca
 from vae_audio.neural_fca.objective import neural_fca_loss
+from vae_audio.neural_fca.teacher import distillation_loss
 
 SECTION_DEFAULTS: dict[str, dict[str, Any]] = {
     "loss": {
         "beta": {"kind": "cyclic", "period": 10, "ratio": 0.5, "value_max": 1.0},
         "beta_unit": "epoch",
+        "teacher": 0.0,
     },
     "augment": {"mic_permutation": True},
     "validation": {"examples": 2, "examples_every_n_epochs": 5, "refine_iterations": 0},
@@ -117,15 +124,33 @@ class NeuralFCATask(VAETask):
                 step = self.global_step / max(1, int(per_epoch) // accumulate)
         return Schedule.from_config(loss["beta"])(step)
 
+    def teacher_weight(self) -> float:
+        """Weight of the distillation term at the current step (``loss.teacher``)."""
+        return Schedule.from_config(self.config["loss"]["teacher"])(self.global_step)
+
     def compute_loss(self, batch: Any, stage: str) -> LossOutput:
         x = self.stft(self.mixture(batch))  # [B, M, F, T]
         if stage == "train" and self.config["augment"]["mic_permutation"]:
-            x = permute_mics(x)
+            x = permute_mics(x)  # the teacher's PSDs are averaged over mics: unaffected
         xn, _ = self.model.normalise(x)
         beta = self.beta()
         out = self.model(xn)
         loss = neural_fca_loss(xn, out, beta=beta, eps=self.model.config.eps)
-        return LossOutput(loss.loss, {"nll": loss.nll, "kl": loss.kl, "beta": float(beta)})
+        logs = {"nll": loss.nll, "kl": loss.kl, "beta": float(beta)}
+        total = loss.loss
+        target = batch.get("teacher_log_psd") if isinstance(batch, dict) else None
+        weight = self.teacher_weight()
+        if target is not None:
+            distil = distillation_loss(out.lam, target)
+            logs.update(distil=distil.detach(), teacher_weight=weight)
+            if weight > 0:
+                total = total + weight * distil
+        elif weight > 0 and stage == "train":
+            raise VaeAudioError(
+                "loss.teacher > 0 needs teacher targets; train on data.teacher_set (from "
+                "`vae-audio teacher-set`) or set loss.teacher=0"
+            )
+        return LossOutput(total, logs)
 
     def on_validation_epoch_end(self) -> None:
         val = self.config["validation"]

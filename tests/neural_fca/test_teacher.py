@@ -1,0 +1,169 @@
+"""Teacher targets for the Neural FCA warm start: the divergence, the permutation, the set."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+import torch
+
+from vae_audio.audio.stft import STFT, StftConfig
+from vae_audio.errors import VaeAudioError
+from vae_audio.neural_fca.teacher import (
+    SETTINGS_NAME,
+    TeacherDataset,
+    distillation_loss,
+    scale_invariant_is,
+)
+
+
+def _positive(*shape, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(*shape, generator=g, dtype=torch.float64) * 3 + 0.05
+
+
+def test_scale_invariant_is_is_the_is_divergence_at_the_best_scale():
+    p, lam = _positive(2, 5, 7), _positive(2, 5, 7, seed=1)
+    got = scale_invariant_is(p.log(), lam)  # [2]
+    scales = torch.logspace(-2, 2, 20001, dtype=torch.float64)  # brute-force minimum over c
+    r = (p / lam).flatten(1)[:, None] / scales[None, :, None]  # [2, C, FT]
+    brute = (r - r.log() - 1).mean(-1).min(-1).values
+    torch.testing.assert_close(got, brute, rtol=1e-6, atol=1e-8)
+    zero = scale_invariant_is((7.5 * lam).log(), lam)  # proportional PSDs: 0
+    torch.testing.assert_close(zero, torch.zeros(2, dtype=torch.float64), rtol=0, atol=1e-12)
+
+
+def test_distillation_loss_matches_speakers_by_the_best_permutation():
+    lam = _positive(3, 4, 6, 8)  # B = 3, N = 3 speakers + noise
+    target = _positive(3, 4, 6, 8, seed=2).log()
+    losses = []
+    for perm in itertools.permutations(range(3)):
+        order = [*perm, 3]
+        losses.append(float(distillation_loss(lam, target[:, order])))
+    assert max(losses) - min(losses) < 1e-12  # invariant to the teacher's speaker order
+    per_item = []
+    for b in range(3):  # best permutation per item, noise fixed, summed over slots
+        costs = [
+            sum(float(scale_invariant_is(target[b, p[i]], lam[b, i])) for i in range(3))
+            for p in itertools.permutations(range(3))
+        ]
+        per_item.append(min(costs) + float(scale_invariant_is(target[b, 3], lam[b, 3])))
+    assert losses[0] == pytest.approx(sum(per_item) / 3, rel=1e-10)
+    swapped = distillation_loss(lam, target[:, [0, 1, 3, 2]])  # noise is not permuted
+    assert float(swapped) != pytest.approx(losses[0])
+
+
+def _fake_set(root, n=3, seconds=0.5, stft=None):
+    """A hand-made teacher set: log-PSDs = log of the mic-averaged mixture periodogram."""
+    cfg = StftConfig(sample_rate=16000, n_fft=64, hop_length=16) if stft is None else stft
+    root.mkdir()
+    g = torch.Generator().manual_seed(0)
+    mix = torch.randn(n, 2, int(seconds * 16000), generator=g) * 0.1
+    X = STFT(cfg)(mix)  # [n, M, F, T]
+    log_psd = (X.abs().square().mean(1, keepdim=True).expand(-1, 3, -1, -1) + 1e-6).log()
+    torch.save({"mix": mix.half(), "log_psd": log_psd.half()}, root / "shard_00000.pt")
+    record = {"stft": cfg.to_dict(), "n": n}
+    (root / f"{SETTINGS_NAME}.json").write_text(json.dumps(record), encoding="utf-8")
+    return cfg
+
+
+def test_crops_start_on_frame_boundaries_so_their_stft_is_the_stored_frames(tmp_path):
+    cfg = _fake_set(tmp_path / "set")
+    data = TeacherDataset(tmp_path / "set", segment_seconds=0.2)
+    torch.manual_seed(3)
+    for i in range(len(data)):
+        item = data[i]
+        X = STFT(cfg)(item["mix"][None])  # [1, M, F, T']
+        assert X.shape[-1] == item["teacher_log_psd"].shape[-1] == 201
+        got = (X.abs().square().mean(1) + 1e-6).log()[0]
+        # interior frames (the crop's edge frames see zero padding instead of signal)
+        stored = item["teacher_log_psd"][0]
+        torch.testing.assert_close(got[:, 2:-2], stored[:, 2:-2], rtol=0, atol=0.05)  # float16
+        assert float((got[:, 3:-2] - stored[:, 2:-3]).abs().mean()) > 0.5  # one hop off: far
+
+
+def test_a_folder_without_a_teacher_record_is_refused(tmp_path):
+    with pytest.raises(VaeAudioError, match="not a teacher set.*vae-audio teacher-set"):
+        TeacherDataset(tmp_path, 1.0)
+
+
+def _teacher_config(root, **loss) -> dict:
+    from .conftest import tiny_config
+
+    config = tiny_config(n_mics=2, spatial="jd")
+    config["data"] = {"teacher_set": str(root), "segment_seconds": 0.1, "batch_size": 2}
+    config["loss"] = {"beta": 0.0, **loss}
+    config["trainer"] = {"seed": 0}
+    return config
+
+
+def test_recipe_serves_the_teacher_set_and_the_warm_start_fits_the_teacher(tmp_path):
+    from vae_audio.core.optim import OPTIM_DEFAULTS, build_optimizer
+    from vae_audio.neural_fca.recipe import build_datasets
+    from vae_audio.neural_fca.task import NeuralFCATask
+
+    _fake_set(tmp_path / "set", stft=StftConfig(sample_rate=16000, n_fft=16, hop_length=4))
+    config = _teacher_config(tmp_path / "set", teacher=1.0)
+    train_set, _, _, bank, n_mics = build_datasets(config)
+    assert isinstance(train_set, TeacherDataset) and bank is None and n_mics == 2
+    task = NeuralFCATask(config)
+    batch = torch.utils.data.default_collate([train_set[0], train_set[1]])
+    params = [p for p in task.parameters() if p.requires_grad]
+    optim = build_optimizer(params, {**OPTIM_DEFAULTS, "lr": 3e-3})
+    first = task.compute_loss(batch, "train")
+    for _ in range(30):
+        optim.zero_grad()
+        task.compute_loss(batch, "train").loss.backward()
+        optim.step()
+    last = task.compute_loss(batch, "train")
+    assert float(last.logs["distil"]) < 0.8 * float(first.logs["distil"])
+    # the total is the FCA loss plus the weighted distillation term
+    expect = float(last.logs["nll"].detach()) + float(last.logs["distil"])
+    assert float(last.loss.detach()) == pytest.approx(expect, rel=1e-5)
+
+
+def test_teacher_weight_without_targets_and_stft_mismatch_are_refused(tmp_path):
+    from vae_audio.neural_fca.recipe import build_datasets
+    from vae_audio.neural_fca.task import NeuralFCATask
+
+    _fake_set(tmp_path / "set")  # labelled with n_fft 64
+    config = _teacher_config(tmp_path / "set", teacher=1.0)
+    with pytest.raises(VaeAudioError, match="teacher set .* labelled with STFT"):
+        build_datasets(config)
+    task = NeuralFCATask(config)
+    with pytest.raises(VaeAudioError, match="loss.teacher > 0 needs teacher targets"):
+        task.compute_loss({"mix": torch.randn(2, 2, 800)}, "train")
+
+
+def test_teacher_set_command_labels_dynamic_mixtures_and_resumes(tmp_path, capsys):
+    from vae_audio import cli
+    from vae_audio.data.dynamic import DynamicMixingDataset
+    from vae_audio.neural_fca.teacher import teacher_log_psd
+
+    from .conftest import FIXTURES
+    from .test_recipe import _tiny_bank
+
+    corpus = FIXTURES / "corpus" / "train.jsonl"
+    bank = _tiny_bank(tmp_path / "bank.pt")
+    out = tmp_path / "teacher"
+    args = ["teacher-set", str(out), "--corpus", str(corpus), "--rir-bank", str(bank)]
+    args += ["--n", "3", "--seconds", "0.25", "--iters", "2", "--split", "train"]
+    assert cli.main(args) == 0
+    assert "3 teacher-labelled mixtures" in capsys.readouterr().out
+    shard = torch.load(out / "shard_00000.pt", weights_only=True)
+    assert sorted(shard) == ["log_psd", "mix"]  # mixtures and teacher PSDs, no references
+    assert shard["mix"].shape == (3, 3, 4000) and shard["log_psd"].shape == (3, 3, 257, 32)
+    data = DynamicMixingDataset(
+        corpus, bank, segment_seconds=0.25, n_speakers=2, epoch_size=3, split="train",
+        render=True, seed=0,
+    )  # fmt: skip
+    mix = torch.stack([data[i]["mix"] for i in range(3)])
+    torch.testing.assert_close(shard["mix"].float(), mix, rtol=1e-3, atol=1e-4)
+    expect = teacher_log_psd(STFT(StftConfig())(mix), 2, n_iter=2)
+    torch.testing.assert_close(shard["log_psd"].float(), expect, rtol=0, atol=0.02)
+    stamp = (out / "shard_00000.pt").stat().st_mtime_ns
+    assert cli.main(args) == 0  # finished shards are kept
+    assert (out / "shard_00000.pt").stat().st_mtime_ns == stamp
+    assert cli.main([*args[:-6], "--n", "3", "--seconds", "0.25", "--iters", "3"]) == 2
+    assert "different settings (n_iter differ" in capsys.readouterr().err

@@ -1,0 +1,228 @@
+"""Teacher targets for Neural FCA: an unsupervised separator's source PSDs on unlabelled mixtures.
+
+Trained from scratch on the FCA likelihood alone, the encoder must discover on its own which
+time-frequency bins belong together; on a small compute budget it settles in poor optima (the
+speaker slots split the spectrum into frequency bands). A **teacher** gives it a start:
+FastMNMF2 with its stationary noise slot (``init="noise"``) separates each training mixture,
+and the encoder is first trained to make its PSDs explain the teacher's separated sources
+(:func:`distillation_loss`), then the weight of that term decays and the usual FCA NLL +
+β·KL takes over. This is the spatial-clustering-teacher scheme of Drude et al. (ICASSP 2019)
+and Tzinis et al. (ICASSP 2019) applied to Neural FCA. Nothing but the mixtures is used:
+the teacher is blind, and the set stores no references.
+
+:func:`build_teacher_set` (``vae-audio teacher-set``) renders mixtures by dynamic mixing
+(corpus x RIR bank, as in training), runs the teacher and writes shards
+``OUT/shard_<k>.pt`` = ``{"mix": [n, M, S] float16, "log_psd": [n, N, F, T] float16}`` with
+``log_psd = log(mean_m |ĉ_nmft|² + floor)`` of the teacher's Wiener images, noise slot last.
+:class:`TeacherDataset` serves random hop-aligned crops of them to the training recipe.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from vae_audio.errors import VaeAudioError
+from vae_audio.fileio import atomic_write
+
+SETTINGS_NAME = "teacher"
+PSD_FLOOR = 1e-3  # teacher PSD floor, relative to the slot's mean power (30 dB range)
+
+
+def teacher_log_psd(
+    x: Tensor, n_speakers: int, n_iter: int = 50, n_basis: int = 8, seed: int = 0
+) -> Tensor:
+    """FastMNMF2 (stationary noise slot last) on ``x [B, M, F, T]`` complex ->
+    ``log_psd [B, N, F, T]`` of its Wiener images averaged over microphones (module docstring)."""
+    from vae_audio.separation.fastmnmf import fit_fastmnmf
+
+    fit = fit_fastmnmf(x, n_speakers + 1, n_basis=n_basis, n_iter=n_iter, init="noise", seed=seed)
+    images = fit.images(x)  # [B, N, M, F, T]
+    power = (images.real.square() + images.imag.square()).mean(2)  # [B, N, F, T]
+    floor = PSD_FLOOR * power.mean((2, 3), keepdim=True).clamp_min(1e-12)
+    return (power + floor).log()
+
+
+def scale_invariant_is(target_log: Tensor, lam: Tensor) -> Tensor:
+    """Itakura-Saito divergence from ``exp(target_log)`` to ``c · lam`` at the best scale ``c``.
+
+    With ``r = p / λ`` the minimum over ``c`` of ``mean_ft [r/c − log(r/c) − 1]`` is
+    ``log mean_ft r − mean_ft log r`` (≥ 0, zero iff ``p ∝ λ``). ``target_log [..., F, T]``,
+    ``lam [..., F, T]`` -> ``[...]`` nats per bin.
+    """
+    log_r = (target_log - lam.clamp_min(1e-12).log()).flatten(-2)  # [..., F T]
+    return torch.logsumexp(log_r, -1) - math.log(log_r.shape[-1]) - log_r.mean(-1)
+
+
+def distillation_loss(lam: Tensor, target_log: Tensor) -> Tensor:
+    """Mean over the batch of the scale-invariant IS divergence between the teacher's and the
+    model's PSDs, summed over slots; speaker slots matched by the best permutation per item,
+    the noise slot (last) fixed. ``lam [B, N, F, T]``, ``target_log [B, N, F, T]``."""
+    n_spk = lam.shape[1] - 1
+    pair = scale_invariant_is(target_log[:, None, :n_spk], lam[:, :n_spk, None])  # [B, n, n]
+    perms = torch.tensor(list(itertools.permutations(range(n_spk))), device=lam.device)
+    rows = torch.arange(n_spk, device=lam.device)
+    cost = pair[:, rows, perms].sum(-1)  # [B, P]: model slot i <-> teacher slot perm[i]
+    noise = scale_invariant_is(target_log[:, -1], lam[:, -1])  # [B]
+    return (cost.min(1).values + noise).mean()
+
+
+def _shard_path(out: Path, k: int) -> Path:
+    return out / f"shard_{k:05d}.pt"
+
+
+_DATASETS: dict[str, Dataset] = {}  # per worker process: the RIR bank is loaded once
+
+
+def _mixtures(settings: dict) -> Dataset:
+    """The seeded dynamic-mixing dataset of a teacher set (cached per process)."""
+    from vae_audio.data.dynamic import DynamicMixingDataset
+
+    key = repr(sorted((k, v) for k, v in settings.items() if k != "n"))
+    if key not in _DATASETS:
+        _DATASETS.clear()
+        _DATASETS[key] = DynamicMixingDataset(
+            settings["corpus"],
+            settings["rir_bank"],
+            segment_seconds=settings["segment_seconds"],
+            n_speakers=settings["n_speakers"],
+            epoch_size=2**31 - 1,  # item i depends on the seed and i only
+            split=settings["split"],
+            render=True,
+            seed=settings["seed"],
+        )
+    return _DATASETS[key]
+
+
+def _build_shard(job: tuple) -> int:
+    """Worker: render ``count`` mixtures from item ``start`` and run the teacher."""
+    out, k, start, count, settings = job
+    path = _shard_path(Path(out), k)
+    if path.exists():
+        return count
+    from vae_audio.audio.stft import STFT, StftConfig
+
+    data = _mixtures(settings)
+    mix = torch.stack([data[i]["mix"] for i in range(start, start + count)])  # [n, M, S]
+    stft = STFT(StftConfig.from_dict(settings["stft"]))
+    x = stft(mix)  # [n, M, F, T] complex64
+    log_psd = teacher_log_psd(x, settings["n_speakers"], settings["n_iter"], seed=settings["seed"])
+    with atomic_write(path) as tmp:
+        torch.save({"mix": mix.half(), "log_psd": log_psd.half()}, tmp)
+    return count
+
+
+def build_teacher_set(
+    out: str | Path,
+    corpus: str | Path,
+    rir_bank: str | Path,
+    n: int,
+    *,
+    segment_seconds: float = 4.0,
+    n_speakers: int = 2,
+    split: str | None = "train",
+    n_iter: int = 50,
+    stft: dict | None = None,
+    seed: int = 0,
+    shard_size: int = 16,
+    jobs: int = 1,
+    progress: bool = True,
+) -> int:
+    """Write ``n`` teacher-labelled mixtures into ``out`` (module docstring); resumable and
+    growable like the other builders (:mod:`vae_audio.data.build_state`). Returns ``n``."""
+    from vae_audio.audio.stft import StftConfig
+    from vae_audio.data.build_state import claim_output_folder, worker_map
+
+    if n < 1 or shard_size < 1 or jobs < 1:
+        raise VaeAudioError(
+            f"--n, --shard-size and --jobs must be >= 1 (got {n}, {shard_size}, {jobs})"
+        )
+    out = Path(out)
+    settings = {
+        "corpus": str(Path(corpus).resolve()),
+        "rir_bank": str(Path(rir_bank).resolve()),
+        "n": int(n),
+        "segment_seconds": float(segment_seconds),
+        "n_speakers": int(n_speakers),
+        "split": split,
+        "n_iter": int(n_iter),
+        "teacher": "fastmnmf2-noise",
+        "stft": StftConfig.from_dict(dict(stft or {})).to_dict(),
+        "seed": int(seed),
+        "shard_size": int(shard_size),
+    }
+    for key in ("corpus", "rir_bank"):
+        if not Path(settings[key]).is_file():
+            raise VaeAudioError(f"{key.replace('_', ' ')} '{settings[key]}' does not exist")
+    # the mixtures depend on n only through the item index; n may grow
+    claim_output_folder(out, SETTINGS_NAME, settings, grow_keys=("n",))
+    jobs_list = [
+        (str(out), k, start, min(shard_size, n - start), settings)
+        for k, start in enumerate(range(0, n, shard_size))
+    ]
+    last = _shard_path(out, len(jobs_list) - 1)
+    if last.exists():  # a last shard from a smaller --n is short: redo it
+        held = torch.load(last, map_location="cpu", weights_only=True)["mix"].shape[0]
+        if held != jobs_list[-1][3]:
+            last.unlink()
+    from tqdm import tqdm
+
+    with worker_map(jobs) as pmap:
+        bar = tqdm(total=n, unit="mix", desc="teacher", disable=not progress)
+        for count in pmap(_build_shard, jobs_list):
+            bar.update(count)
+        bar.close()
+    return n
+
+
+class TeacherDataset(Dataset):
+    """Items ``{"mix": [M, S'] float32, "teacher_log_psd": [N, F, T'] float32}`` from a
+    teacher set: random crops of ``segment_seconds`` starting on a frame boundary, so the
+    crop's STFT frames are the stored frames ``t0 .. t0 + T' − 1`` (``center=True``).
+    ``random_crop=False`` takes the first ``segment_seconds``."""
+
+    def __init__(self, root: str | Path, segment_seconds: float, random_crop: bool = True) -> None:
+        import json
+
+        root = Path(root)
+        record = root / f"{SETTINGS_NAME}.json"
+        if not record.is_file():
+            raise VaeAudioError(
+                f"'{root}' is not a teacher set (no {record.name}); build one with "
+                "`vae-audio teacher-set`"
+            )
+        self.settings = json.loads(record.read_text(encoding="utf-8"))
+        shards = sorted(root.glob("shard_*.pt"))
+        if not shards:
+            raise VaeAudioError(
+                f"teacher set '{root}' has no shards; run `vae-audio teacher-set` to completion"
+            )
+        parts = [torch.load(p, map_location="cpu", weights_only=True) for p in shards]
+        self.mix = torch.cat([p["mix"] for p in parts])  # [n, M, S] float16
+        self.log_psd = torch.cat([p["log_psd"] for p in parts])  # [n, N, F, T] float16
+        self.hop = int(self.settings["stft"]["hop_length"])
+        sr = int(self.settings["stft"]["sample_rate"])
+        total = self.log_psd.shape[-1]
+        self.frames = min(total, int(round(segment_seconds * sr)) // self.hop + 1)
+        self.random_crop = random_crop
+
+    @property
+    def n_mics(self) -> int:
+        return int(self.mix.shape[1])
+
+    def __len__(self) -> int:
+        return int(self.mix.shape[0])
+
+    def __getitem__(self, index: int) -> dict:
+        total = self.log_psd.shape[-1]
+        t0 = int(torch.randint(total - self.frames + 1, ())) if self.random_crop else 0
+        s0, length = t0 * self.hop, (self.frames - 1) * self.hop
+        return {
+            "mix": self.mix[index, :, s0 : s0 + length].float(),
+            "teacher_log_psd": self.log_psd[index, :, :, t0 : t0 + self.frames].float(),
+        }
