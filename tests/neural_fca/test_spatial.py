@@ -10,6 +10,7 @@ from vae_audio.neural_fca.iss import (
     decorrelated_power,
     iss_objective,
     iss_sweep,
+    iss_update,
     weighted_covariance,
 )
 from vae_audio.neural_fca.objective import full_nll, jd_nll
@@ -104,6 +105,35 @@ def test_iss_with_a_shared_covariance_whitens_it():
     torch.testing.assert_close(
         Q @ V1 @ Q.mH, torch.eye(3, dtype=V.dtype).expand(1, 2, 3, 3), atol=1e-8, rtol=0
     )
+
+
+def test_iss_update_is_monotone_on_single_precision_data_with_a_wide_power_range():
+    """Nearly coherent mics (a 5-cm array at low frequencies) and weights ``1/ŷ`` over 8
+    decades, complex64 data: a single-precision ``V`` makes the sweep diverge, the
+    double-precision update lowers the auxiliary function at every sweep, like float64."""
+    g = torch.Generator().manual_seed(3)
+    B, F, M, T = 1, 4, 4, 200
+    y = 10 ** (torch.rand(B, F, M, T, generator=g, dtype=torch.float64) * 8 - 5)  # ŷ
+    noise = torch.view_as_complex(torch.randn(B, F, M, T, 2, generator=g, dtype=torch.float64))
+    A = torch.view_as_complex(torch.randn(B, F, M, M, 2, generator=g, dtype=torch.float64))
+    A = 1 + 1e-3 * A  # condition number ~1e4
+    x = A @ (y.sqrt() * noise / 2**0.5)  # [B, F, M, T]
+    V64 = weighted_covariance(x, 1 / y)
+    Q0 = torch.eye(M, dtype=torch.complex64).expand(B, F, M, M)
+
+    def J(Q):
+        return float(iss_objective(Q.to(torch.complex128), V64).sum())
+
+    V32 = weighted_covariance(x.to(Q0.dtype), (1 / y).float())
+    naive = iss_sweep(iss_sweep(Q0, V32), V32)
+    assert not J(naive) < J(Q0)  # the single-precision V is not positive definite enough
+    Q, values = Q0, [J(Q0)]
+    for _ in range(6):
+        Q = iss_update(x.to(torch.complex64), (1 / y).float(), Q)
+        values.append(J(Q))
+    assert Q.dtype == torch.complex64
+    assert all(b <= a + 1e-3 * abs(a) for a, b in zip(values, values[1:], strict=False))
+    assert values[-1] < values[0] - 50.0
 
 
 def test_weighted_covariance_is_the_weighted_outer_product_sum():

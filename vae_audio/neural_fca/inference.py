@@ -35,7 +35,7 @@ import torch
 
 from vae_audio.errors import VaeAudioError
 from vae_audio.neural_fca.em import estimate_scm
-from vae_audio.neural_fca.iss import decorrelated_power, iss_sweep, weighted_covariance
+from vae_audio.neural_fca.iss import decorrelated_power, iss_update
 from vae_audio.neural_fca.model import NeuralFCA
 from vae_audio.neural_fca.modelfile import check_spectrogram, load_neural_fca
 from vae_audio.neural_fca.objective import full_nll, jd_nll
@@ -142,7 +142,7 @@ def fit_neural_fca(
                     H = em_update_scm(xn, lam, H, eps)
                 else:
                     y = jd_model_power(lam, g, torch.full_like(scale[:, None], eps).expand(-1, F))
-                    Q = iss_sweep(Q, weighted_covariance(xf, y.reciprocal()))
+                    Q = iss_update(xf, y.reciprocal(), Q)
             with torch.enable_grad():  # gradients for z and the gains only, not the weights
                 loss = nll(model.psd(z * model.latent_mask[:, None], log_gain)).sum()
                 for p, grad in zip(params, torch.autograd.grad(loss, params), strict=True):

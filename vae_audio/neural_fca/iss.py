@@ -63,6 +63,24 @@ def iss_sweep(Q: torch.Tensor, V: torch.Tensor, floor: float = 1e-6) -> torch.Te
     return Q
 
 
+def iss_update(
+    x: torch.Tensor, r: torch.Tensor, Q: torch.Tensor, sweeps: int = 1, load: float = 0.0
+) -> torch.Tensor:
+    """``sweeps`` ISS sweeps of ``Q [B, F, M, M]`` with weights ``r [B, F, M, T]`` on
+    ``x [B, F, M, T]``, computed in double precision and returned in ``Q``'s dtype.
+
+    With ``r = 1/ŷ`` the weights span many orders of magnitude (silent bins against loud
+    ones); a single-precision ``V`` then loses its positive definiteness (``q V qᴴ`` rounds
+    to ≤ 0) and the sweep blows up. ``V`` is ``[B, F, M, M, M]``, so the promotion is cheap.
+    """
+    wide = torch.complex128
+    V = weighted_covariance(x.to(wide), r.to(torch.float64), load)
+    Q64 = Q.to(wide)
+    for _ in range(sweeps):
+        Q64 = iss_sweep(Q64, V)
+    return Q64.to(Q.dtype)
+
+
 def iss_objective(Q: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
     """``J(Q_f) = Σ_m q_fm V_fm q_fmᴴ − 2 log|det Q_f|`` -> ``[B, F]`` (for tests and
     diagnostics). ``Q [B, F, M, M]``, ``V [B, F, M, M, M]``."""
