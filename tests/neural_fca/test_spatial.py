@@ -157,3 +157,24 @@ def test_jd_likelihood_equals_full_rank_likelihood_of_its_scms():
     got = jd_nll(xt, lam, gains, Q, 1e-12)
     expect = full_nll(x, lam, jd_scm(Q, gains), 0.0)
     torch.testing.assert_close(got, expect, rtol=1e-8, atol=1e-8)
+
+
+def test_jd_spatial_updates_never_raise_the_nll_and_carry_gradients():
+    from vae_audio.neural_fca.iss import jd_spatial_updates
+
+    model = tiny_model(3, "jd", jd_iterations=3).double()
+    x, _ = model.normalise(random_stft(2, 3, dtype=torch.complex128))
+    xf = x.transpose(1, 2)
+    enc = model.encoder(x)
+    lam = model.psd(enc.posterior.mean, enc.log_gain).detach()
+    Q, g = enc.Q.detach(), enc.g.detach()
+    values = [float(jd_nll(decorrelated_power(xf, Q), lam, g, Q, 1e-6).sum())]
+    for _ in range(5):
+        Q, g = jd_spatial_updates(xf, lam, Q, g, 1e-6, 1)
+        values.append(float(jd_nll(decorrelated_power(xf, Q), lam, g, Q, 1e-6).sum()))
+    assert all(b <= a + 1e-9 * abs(a) for a, b in zip(values, values[1:], strict=False))
+    assert values[-1] < values[0] - 1e-3
+    out = model(x)  # inside the forward pass: gradients reach the encoder's weights
+    assert torch.isfinite(jd_nll(out.xt, out.lam, out.g, out.Q, 1e-6)).all()
+    jd_nll(out.xt, out.lam, out.g, out.Q, 1e-6).sum().backward()
+    assert float(model.encoder.head.z.weight.grad.abs().sum()) > 0

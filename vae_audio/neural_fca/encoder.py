@@ -6,7 +6,9 @@ frequency) and the inter-channel phase differences to mic 0 as unit phasors (cos
 ``n_blocks`` stacks of ``n_layers`` residual dilated depthwise-separable 1-D convolutions
 (dilation ``2^l``, Conv-TasNet style, as the published training code) and a 1×1 head give,
 for every slot ``n`` and frame ``t``, the mean and standard deviation (softplus) of
-``q(z_nt) = N(μ, diag σ²)`` and optionally a log-gain ``log a_nt`` (zero-initialised).
+``q(z_nt) = N(μ, diag σ²)`` and optionally a log-gain ``log a_nt`` (zero-initialised) and a
+per-slot frequency response ``log u_nf`` read from the time-averaged features
+(zero-initialised; the ``u_nf`` of VAE-FastFCA's ``u_nf v_nt g_f(z_nt)``).
 
 Receptive field: ``1 + 2 (k − 1)/2 · Σ_l 2^l`` frames per stack, summed over stacks
 (published: ``k = 3``, 4 stacks of 8 layers: ±1020 frames).
@@ -64,10 +66,12 @@ class EncoderConfig:
 
 @dataclass
 class EncoderOutput:
-    """``posterior`` over ``z [B, N, T, D]``; ``log_gain [B, N, T]`` or None."""
+    """``posterior`` over ``z [B, N, T, D]``; ``log_gain [B, N, T]`` or None;
+    ``log_freq_gain [B, N, F]`` or None."""
 
     posterior: DiagonalGaussian
     log_gain: Tensor | None
+    log_freq_gain: Tensor | None = None
 
 
 class InputFeatures(nn.Module):
@@ -117,14 +121,18 @@ def dilated_stack(cfg: EncoderConfig) -> nn.Sequential:
 class LatentHead(nn.Module):
     """``h [B, C, T]`` -> :class:`EncoderOutput` for ``n_src`` slots of ``latent_dim``."""
 
-    def __init__(self, channels: int, n_src: int, latent_dim: int, gain: bool) -> None:
+    def __init__(
+        self, channels: int, n_src: int, latent_dim: int, gain: bool, freq_gain_bins: int = 0
+    ) -> None:
         super().__init__()
-        self.n_src, self.latent_dim = n_src, latent_dim
+        self.n_src, self.latent_dim, self.n_freq = n_src, latent_dim, freq_gain_bins
         self.z = nn.Conv1d(channels, 2 * n_src * latent_dim, 1)
         self.gain = nn.Conv1d(channels, n_src, 1) if gain else None
-        if self.gain is not None:  # start from unit gains
-            nn.init.zeros_(self.gain.weight)
-            nn.init.zeros_(self.gain.bias)
+        self.freq_gain = nn.Linear(channels, n_src * freq_gain_bins) if freq_gain_bins else None
+        for layer in (self.gain, self.freq_gain):  # start from unit gains
+            if layer is not None:
+                nn.init.zeros_(layer.weight)
+                nn.init.zeros_(layer.bias)
 
     def forward(self, h: Tensor) -> EncoderOutput:
         B, _, T = h.shape
@@ -132,7 +140,10 @@ class LatentHead(nn.Module):
         mean, s = out.permute(2, 0, 1, 4, 3)  # 2 x [B, N, T, D]
         logvar = 2 * torch.log(fn.softplus(s) + 1e-6)
         log_gain = None if self.gain is None else self.gain(h)  # [B, N, T]
-        return EncoderOutput(DiagonalGaussian(mean, logvar), log_gain)
+        log_u = None
+        if self.freq_gain is not None:
+            log_u = self.freq_gain(h.mean(-1)).reshape(B, self.n_src, self.n_freq)  # [B, N, F]
+        return EncoderOutput(DiagonalGaussian(mean, logvar), log_gain, log_u)
 
 
 class NeuralFCAEncoder(nn.Module):
@@ -145,16 +156,24 @@ class NeuralFCAEncoder(nn.Module):
         n_src: ``N`` slots.
         latent_dim: ``D``.
         gain: also predict a per-slot, per-frame log-gain.
+        freq_gain: also predict a per-slot frequency response ``log u_nf``.
     """
 
     def __init__(
-        self, cfg: EncoderConfig, n_mics: int, n_freq: int, n_src: int, latent_dim: int, gain: bool
+        self,
+        cfg: EncoderConfig,
+        n_mics: int,
+        n_freq: int,
+        n_src: int,
+        latent_dim: int,
+        gain: bool,
+        freq_gain: bool = False,
     ) -> None:
         super().__init__()
         self.features = InputFeatures(n_freq)
         self.inp = nn.Conv1d((2 * n_mics - 1) * n_freq, cfg.io_channels, 1)
         self.blocks = nn.Sequential(*[dilated_stack(cfg) for _ in range(cfg.n_blocks)])
-        self.head = LatentHead(cfg.io_channels, n_src, latent_dim, gain)
+        self.head = LatentHead(cfg.io_channels, n_src, latent_dim, gain, n_freq * freq_gain)
 
     def forward(self, x: Tensor) -> EncoderOutput:
         """``x [B, M, F, T]`` complex (power-normalised) -> :class:`EncoderOutput`."""

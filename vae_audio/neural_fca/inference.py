@@ -6,10 +6,11 @@ Pipeline (Bando et al., IEEE SPL 2021, Sec. 3.4; the published ``separate.py``):
 2. spatial model: full — ``em_iterations`` EM updates of ``H`` from the identity (0 keeps
    ``H = I``); JD — the encoder's ``Q`` and ``g``;
 3. optional refinement, ``n_iter`` iterations of: one EM update of ``H`` (full) or one ISS
-   sweep of ``Q`` with weights ``1/ŷ`` (JD; an exact MM step on the likelihood), then one
-   Adam step (``lr``, published 0.2 for 200 iterations) on ``z`` and the log-gains that
-   lowers the FCA negative log-likelihood with the spatial model fixed (no KL term, as
-   published). ``n_iter = 0`` is purely amortised;
+   sweep of ``Q`` with weights ``1/ŷ`` and one MU update of ``g`` (JD; MM steps on the
+   likelihood), then one Adam step (``lr``, published 0.2 for 200 iterations) on ``z`` and
+   the log-gains (per frame, and per frequency with ``freq_gain``) that lowers the FCA
+   negative log-likelihood with the spatial model fixed (no KL term, as published).
+   ``n_iter = 0`` is purely amortised;
 4. multichannel Wiener filter ``ĉ_nft = λ_nft H_nf Y_ft⁻¹ x_ft`` (or its JD form) on the
    raw mixture. The noise image is the model's dedicated last slot.
 
@@ -35,11 +36,11 @@ import torch
 
 from vae_audio.errors import VaeAudioError
 from vae_audio.neural_fca.em import estimate_scm
-from vae_audio.neural_fca.iss import decorrelated_power, iss_update
+from vae_audio.neural_fca.iss import decorrelated_power, jd_spatial_updates
 from vae_audio.neural_fca.model import NeuralFCA
 from vae_audio.neural_fca.modelfile import check_spectrogram, load_neural_fca
 from vae_audio.neural_fca.objective import full_nll, jd_nll
-from vae_audio.separation.fastmnmf import jd_model_power, jd_scm
+from vae_audio.separation.fastmnmf import jd_scm
 from vae_audio.separation.fca import em_update_scm
 from vae_audio.separation.wiener import wiener_full_rank, wiener_jd
 
@@ -106,7 +107,7 @@ def fit_neural_fca(
     K = model.config.em_iterations if em_iterations is None else em_iterations
     with torch.no_grad():
         out = model(xn, sample=False, em_iterations=K)
-    z, log_gain, H, Q, g = out.z, out.log_gain, out.H, out.Q, out.g
+    z, log_gain, log_u, H, Q, g = out.z, out.log_gain, out.log_freq_gain, out.H, out.Q, out.g
     if spatial not in (None, "full", "jd"):
         raise VaeAudioError(f"spatial={spatial!r}; use 'full', 'jd' or None (the model's)")
     if spatial == "jd" and H is not None:
@@ -135,21 +136,23 @@ def fit_neural_fca(
         if log_gain is not None:
             log_gain = log_gain.detach().clone().requires_grad_(True)
             params.append(log_gain)
+        if log_u is not None:
+            log_u = log_u.detach().clone().requires_grad_(True)
+            params.append(log_u)
         optim = torch.optim.Adam(params, lr=lr)
         for it in range(n_iter):
             with torch.no_grad():
                 if H is not None:
                     H = em_update_scm(xn, lam, H, eps)
                 else:
-                    y = jd_model_power(lam, g, torch.full_like(scale[:, None], eps).expand(-1, F))
-                    Q = iss_update(xf, y.reciprocal(), Q)
+                    Q, g = jd_spatial_updates(xf, lam, Q, g, eps, 1)
             with torch.enable_grad():  # gradients for z and the gains only, not the weights
-                loss = nll(model.psd(z * model.latent_mask[:, None], log_gain)).sum()
+                loss = nll(model.psd(z * model.latent_mask[:, None], log_gain, log_u)).sum()
                 for p, grad in zip(params, torch.autograd.grad(loss, params), strict=True):
                     p.grad = grad
                 optim.step()
             with torch.no_grad():
-                lam = model.psd(z * model.latent_mask[:, None], log_gain)
+                lam = model.psd(z * model.latent_mask[:, None], log_gain, log_u)
                 history.append(-(nll(lam) + offset) * F * T)
             if callback is not None:
                 callback(it, history[-1])

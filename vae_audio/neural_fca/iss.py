@@ -100,3 +100,40 @@ def normalise_scale(x: torch.Tensor, Q: torch.Tensor) -> tuple[torch.Tensor, tor
     xt = decorrelated_power(x, Q)  # [B, F, M, T]
     scale = xt.mean((1, 2, 3), keepdim=True).clamp_min(1e-12)  # [B, 1, 1, 1]
     return Q / scale.sqrt().to(Q.dtype), xt / scale
+
+
+def jd_spatial_updates(
+    x: torch.Tensor,
+    lam: torch.Tensor,
+    Q: torch.Tensor,
+    g: torch.Tensor,
+    eps: float,
+    n_iter: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n_iter`` MM updates of the JD spatial model for fixed PSDs (differentiable).
+
+    Each iteration: one ISS sweep of ``Q`` with weights ``1/ŷ`` (:func:`iss_update`), then
+    the multiplicative update of the gains ``g`` (Sekiguchi et al. 2020; shared with
+    FastMNMF, :func:`~vae_audio.separation.fastmnmf.update_jd_gains`). Both never raise the
+    negative log-likelihood, so this is the jointly diagonalisable counterpart of the EM
+    updates of ``H`` in Neural FCA.
+
+    Args:
+        x: mixture ``[B, F, M, T]`` complex (mic axis before time).
+        lam: PSDs ``[B, N, F, T]``.
+        Q: diagonalisers ``[B, F, M, M]``.
+        g: gains ``[B, N, F, M]``.
+        eps: floor of ``ŷ`` (power units of ``x``).
+        n_iter: number of iterations (0 returns the inputs).
+
+    Returns:
+        ``(Q, g)``.
+    """
+    from vae_audio.separation.fastmnmf import jd_model_power, update_jd_gains
+
+    B, F = x.shape[:2]
+    floor = torch.full((B, F), eps, dtype=lam.dtype, device=lam.device)
+    for _ in range(n_iter):
+        Q = iss_update(x, jd_model_power(lam, g, floor).reciprocal(), Q)
+        g = update_jd_gains(decorrelated_power(x, Q), lam, g, floor)
+    return Q, g

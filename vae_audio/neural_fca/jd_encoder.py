@@ -29,7 +29,8 @@ from vae_audio.neural_fca.iss import iss_sweep, normalise_scale, weighted_covari
 
 @dataclass
 class JDEncoderOutput:
-    """``posterior`` over ``z [B, N, T, D]``, ``log_gain [B, N, T]`` or None, diagonalisers
+    """``posterior`` over ``z [B, N, T, D]``, ``log_gain [B, N, T]`` and
+    ``log_freq_gain [B, N, F]`` or None (:class:`~.encoder.EncoderOutput`), diagonalisers
     ``Q [B, F, M, M]``, decorrelated powers ``xt [B, F, M, T]`` (``|Q x|²``, mean 1) and
     spatial gains ``g [B, N, F, M]`` (mean 1 over M)."""
 
@@ -38,6 +39,7 @@ class JDEncoderOutput:
     Q: Tensor
     xt: Tensor
     g: Tensor
+    log_freq_gain: Tensor | None = None
 
 
 class NeuralFastFCAEncoder(nn.Module):
@@ -54,6 +56,7 @@ class NeuralFastFCAEncoder(nn.Module):
         gain: bool,
         iss_sweeps: int = 1,
         iss_load: float = 1e-4,
+        freq_gain: bool = False,
     ) -> None:
         super().__init__()
         self.n_src, self.iss_sweeps, self.iss_load = n_src, iss_sweeps, iss_load
@@ -63,7 +66,7 @@ class NeuralFastFCAEncoder(nn.Module):
         self.blocks = nn.ModuleList([dilated_stack(cfg) for _ in range(cfg.n_blocks)])
         self.weights = nn.ModuleList([nn.Conv1d(io, fm, 1) for _ in range(cfg.n_blocks - 1)])
         self.xt_in = nn.Conv1d(fm, io, 1, bias=False)
-        self.head = LatentHead(io, n_src, latent_dim, gain)
+        self.head = LatentHead(io, n_src, latent_dim, gain, n_freq * freq_gain)
         self.g_head = nn.Conv1d(io, fm * n_src, 1)
 
     def forward(self, x: Tensor) -> JDEncoderOutput:
@@ -85,4 +88,5 @@ class NeuralFastFCAEncoder(nn.Module):
         w = torch.sigmoid(self.g_head(h)).reshape(B, F, M, self.n_src, T)  # [B, F, M, N, T]
         g = (w * xt[:, :, :, None]).mean(-1)  # [B, F, M, N]
         g = g / g.mean(2, keepdim=True).clamp_min(1e-6)
-        return JDEncoderOutput(enc.posterior, enc.log_gain, Q, xt, g.permute(0, 3, 1, 2))
+        g = g.permute(0, 3, 1, 2)  # [B, N, F, M]
+        return JDEncoderOutput(enc.posterior, enc.log_gain, Q, xt, g, enc.log_freq_gain)

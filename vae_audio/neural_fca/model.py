@@ -10,7 +10,9 @@ decoder reading only the first ``noise_latent_dim`` latent dimensions (``noise_m
 decoder``, as the ``dim_latent_noi`` option of the published code) or the speech decoder
 (``noise_model: prior``: exchangeable slots). ``a_nt`` is an optional per-slot, per-frame
 gain predicted by the encoder (``gain: true``): the decoder of a speech prior trained on
-loudness-normalised speech cannot reach every level by itself.
+loudness-normalised speech cannot reach every level by itself. ``freq_gain: true`` adds a
+per-slot frequency response ``u_nf`` (``λ_nft = u_nf a_nt g_f(z_nt)``, the source model of
+VAE-FastFCA), which absorbs the colouring of the room, the array and the voice.
 
 Spatial models (``spatial``):
 
@@ -18,7 +20,8 @@ Spatial models (``spatial``):
   inside every forward (:mod:`vae_audio.neural_fca.em`), gradients flowing through them.
 * ``"jd"`` — Neural FastFCA (Bando et al., EUSIPCO 2023): ``Y_ft = Q_f⁻¹ diag(ŷ_ft) Q_f⁻ᴴ``,
   ``ŷ_fmt = Σ_n g_nfm λ_nft + ε``, with ``Q_f`` and ``g`` estimated by the encoder through
-  ISS updates (:mod:`vae_audio.neural_fca.jd_encoder`).
+  ISS updates (:mod:`vae_audio.neural_fca.jd_encoder`), then optionally refined by
+  ``jd_iterations`` MM updates (ISS + MU) driven by the decoder's PSDs.
 
 Inputs are mixtures normalised to unit mean power (:meth:`NeuralFCA.normalise`), as in the
 published code, so ``ε`` is relative to the mixture power. ``M`` is fixed per model.
@@ -36,6 +39,7 @@ from vae_audio.core.distributions import DiagonalGaussian
 from vae_audio.errors import VaeAudioError
 from vae_audio.neural_fca.em import estimate_scm
 from vae_audio.neural_fca.encoder import EncoderConfig, NeuralFCAEncoder
+from vae_audio.neural_fca.iss import decorrelated_power, jd_spatial_updates
 from vae_audio.neural_fca.jd_encoder import NeuralFastFCAEncoder
 from vae_audio.speech.model import SpeechVAE, SpeechVAEConfig
 
@@ -53,9 +57,13 @@ class NeuralFCAConfig:
         spatial: ``"full"`` (Neural FCA, EM) or ``"jd"`` (Neural FastFCA, ISS).
         em_iterations: ``K`` EM updates of ``H`` per forward (``full``).
         iss_sweeps: ISS sweeps per ISS step of the encoder (``jd``).
+        jd_iterations: MM updates of ``Q`` (ISS) and ``g`` (MU) with the decoder's PSDs
+            after the encoder, inside every forward (``jd``;
+            :func:`~vae_audio.neural_fca.iss.jd_spatial_updates`).
         iss_load: diagonal loading of the ISS covariances (``jd``).
         eps: isotropic floor ``ε`` of ``Y`` (or ``ŷ``), relative to the mixture power.
         gain: predict a per-slot, per-frame gain ``a_nt``.
+        freq_gain: predict a per-slot frequency response ``u_nf``.
         noise_model: ``"decoder"`` (dedicated noise decoder) or ``"prior"``.
         noise_latent_dim: latent dimensions the noise decoder reads (the rest are unused).
         noise_hidden: hidden width of the noise decoder.
@@ -69,9 +77,11 @@ class NeuralFCAConfig:
     spatial: str = "full"
     em_iterations: int = 5
     iss_sweeps: int = 1
+    jd_iterations: int = 0
     iss_load: float = 1e-4
     eps: float = 1e-6
     gain: bool = True
+    freq_gain: bool = False
     noise_model: str = "decoder"
     noise_latent_dim: int = 8
     noise_hidden: int = 128
@@ -93,10 +103,10 @@ class NeuralFCAConfig:
             raise VaeAudioError(
                 f"model.noise_model={self.noise_model!r}; use one of {', '.join(NOISE_MODELS)}"
             )
-        if self.em_iterations < 0 or self.iss_sweeps < 1:
+        if self.em_iterations < 0 or self.jd_iterations < 0 or self.iss_sweeps < 1:
             raise VaeAudioError(
-                f"model.em_iterations={self.em_iterations} must be >= 0 and "
-                f"model.iss_sweeps={self.iss_sweeps} >= 1"
+                f"model.em_iterations={self.em_iterations} and model.jd_iterations="
+                f"{self.jd_iterations} must be >= 0 and model.iss_sweeps={self.iss_sweeps} >= 1"
             )
         if self.noise_model == "decoder" and not 1 <= self.noise_latent_dim <= self.latent_dim:
             raise VaeAudioError(
@@ -145,6 +155,7 @@ class NeuralFCAOutput:
     lam: Tensor
     kl: Tensor
     log_gain: Tensor | None = None
+    log_freq_gain: Tensor | None = None
     H: Tensor | None = None
     Q: Tensor | None = None
     g: Tensor | None = None
@@ -189,9 +200,11 @@ class NeuralFCA(nn.Module):
         n_freq, c = stft.n_freq, config
         args = (c.encoder, c.n_mics, n_freq, c.n_src, c.latent_dim, c.gain)
         if c.spatial == "full":
-            self.encoder = NeuralFCAEncoder(*args)
+            self.encoder = NeuralFCAEncoder(*args, freq_gain=c.freq_gain)
         else:
-            self.encoder = NeuralFastFCAEncoder(*args, c.iss_sweeps, c.iss_load)
+            self.encoder = NeuralFastFCAEncoder(
+                *args, c.iss_sweeps, c.iss_load, freq_gain=c.freq_gain
+            )
         self.noise_decoder = None
         mask = torch.ones(c.n_src, c.latent_dim)
         if c.noise_model == "decoder":
@@ -226,8 +239,11 @@ class NeuralFCA(nn.Module):
             )
         return self.encoder(x)
 
-    def psd(self, z: Tensor, log_gain: Tensor | None = None) -> Tensor:
-        """PSDs ``λ [B, N, F, T]`` of latents ``z [B, N, T, D]`` and log-gains ``[B, N, T]``."""
+    def psd(
+        self, z: Tensor, log_gain: Tensor | None = None, log_freq_gain: Tensor | None = None
+    ) -> Tensor:
+        """PSDs ``λ [B, N, F, T]`` of latents ``z [B, N, T, D]``, log-gains ``[B, N, T]`` and
+        log frequency responses ``[B, N, F]``."""
         if self.noise_decoder is None:
             lam = self.prior.decode(z)  # [B, N, F, T]
         else:
@@ -236,6 +252,8 @@ class NeuralFCA(nn.Module):
             lam = torch.cat([speech, noise], dim=1)
         if log_gain is not None:
             lam = lam * torch.exp(log_gain.clamp(-30.0, 30.0))[:, :, None, :]
+        if log_freq_gain is not None:
+            lam = lam * torch.exp(log_freq_gain.clamp(-30.0, 30.0))[..., None]
         return lam
 
     def kl(self, posterior: DiagonalGaussian) -> Tensor:
@@ -256,11 +274,20 @@ class NeuralFCA(nn.Module):
         enc = self.encode(x)
         z = enc.posterior.rsample() if sample else enc.posterior.mean  # [B, N, T, D]
         z = z * self.latent_mask[:, None]
-        lam = self.psd(z, enc.log_gain)  # [B, N, F, T]
-        out = NeuralFCAOutput(enc.posterior, z, lam, self.kl(enc.posterior), enc.log_gain)
+        lam = self.psd(z, enc.log_gain, enc.log_freq_gain)  # [B, N, F, T]
+        kl = self.kl(enc.posterior)
+        out = NeuralFCAOutput(enc.posterior, z, lam, kl, enc.log_gain, enc.log_freq_gain)
         if self.config.spatial == "full":
             n_iter = self.config.em_iterations if em_iterations is None else em_iterations
             out.H = estimate_scm(x, lam, n_iter, self.config.eps)
         else:
-            out.Q, out.g, out.xt = enc.Q, enc.g, enc.xt
+            Q, g = enc.Q, enc.g
+            if self.config.jd_iterations:
+                xf = x.transpose(1, 2)  # [B, F, M, T]
+                n_iter = self.config.jd_iterations
+                Q, g = jd_spatial_updates(xf, lam, Q, g, self.config.eps, n_iter)
+                out.xt = decorrelated_power(xf, Q)
+            else:
+                out.xt = enc.xt
+            out.Q, out.g = Q, g
         return out

@@ -140,7 +140,7 @@ def _stats_fn(xt: torch.Tensor, g: torch.Tensor, eps: torch.Tensor):
     return stats
 
 
-def _update_g(xt, lam, g, eps):
+def update_jd_gains(xt, lam, g, eps):
     """MU for g (Sekiguchi et al. 2020, the update of g); sums over T (and F for FastMNMF2)."""
     y = jd_model_power(lam, g, eps)  # [B, F, M, T]
     lam_f = lam.transpose(1, 2)  # [B, F, N, T]
@@ -347,7 +347,7 @@ def jd_iterations(
             before_step(xt, g, eps)
         source.mm_update(_stats_fn(xt, g, eps))
         lam = source.psd()
-        g = _update_g(xt, lam, g, eps)
+        g = update_jd_gains(xt, lam, g, eps)
         Q = _update_q_ip(xx, Q, jd_model_power(lam, g, eps), delta)
         Q, g, eps = _normalize(Q, g, source, eps)
         xt = _transform(xf, Q, delta)
