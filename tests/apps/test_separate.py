@@ -219,6 +219,24 @@ def test_neural_model_file_and_its_microphone_count(tiny_model_file, cuts, tmp_p
     assert code == 2 and "separates 2 speakers" in err
 
 
+def test_neural_fca_runs_full_rank_em_on_a_jd_model(tiny_model_file, cuts, tmp_path, capsys):
+    labels = {}
+    for method in ("neural-fca", "neural-fastfca"):
+        out = tmp_path / method
+        args = ["--method", method, "--model", tiny_model_file, "-q"]
+        code, text, _ = _run(capsys, cuts[0], "-o", out, *args)
+        assert code == 0, text
+        labels[method] = json.loads((out / "m0" / "separation.json").read_text())["label"]
+        assert read(out / "m0" / "src1.wav")[0].shape == (8000, 4)
+    assert labels == {
+        "neural-fca": "neural-fca (model.pt)",
+        "neural-fastfca": "neural-fastfca (model.pt)",
+    }
+    a, _ = read(tmp_path / "neural-fca" / "m0" / "src1.wav")
+    b, _ = read(tmp_path / "neural-fastfca" / "m0" / "src1.wav")
+    assert not np.allclose(a, b)  # a different spatial model, not a renamed run
+
+
 def test_auto_uses_the_shipped_model_for_its_channel_count(
     tiny_model_file, cuts, tmp_path, monkeypatch
 ):

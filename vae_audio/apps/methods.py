@@ -6,9 +6,10 @@ channel count of the Neural FCA model (``--model``, else the shipped ``"neural-f
 when this installation has one) -> that model; anything else -> ``fastmnmf2``.
 
 ``neural-fca`` / ``neural-fastfca`` run a trained model (``--model``, default the shipped
-one). Both names mean "the Neural FCA model": the model file says whether its spatial model is
-full-rank (run as ``neural-fca``) or jointly diagonalised (``neural-fastfca``), and a request
-for the other variant is run as the model's own with a note. The model fixes ``M``, the
+one). ``auto`` runs it with its own spatial model (full-rank: ``neural-fca``, jointly
+diagonalised: ``neural-fastfca``); ``neural-fca`` on a jointly diagonalised model keeps its
+latents and estimates full-rank SCMs by EM, and ``neural-fastfca`` on a full-rank model (which
+has no diagonaliser) runs as ``neural-fca`` with a note. The model fixes ``M``, the
 speaker count and the STFT; inputs at another sample rate are resampled to the model's.
 
 Methods with a VAE speech prior (``vae-fca``, ``vae-nmf``, ...; ``--model`` is then the
@@ -142,7 +143,9 @@ class MethodResolver:
                 f"--n-src (or pass {n_spk}), or use a method without a fixed speaker count"
             )
         method = "neural-fastfca" if net.config.spatial == "jd" else "neural-fca"
-        if self.method in NEURAL and self.method != method:
+        if self.method == "neural-fca":
+            method = "neural-fca"  # full-rank SCMs by EM, also on a JD model's latents
+        elif self.method == "neural-fastfca" and method != self.method:
             self._note(f"{what} has the {net.config.spatial!r} spatial model: run as {method}")
         if item.sample_rate != net.stft_config.sample_rate:
             self._note(
