@@ -109,8 +109,8 @@ def test_iss_with_a_shared_covariance_whitens_it():
 
 def test_iss_update_is_monotone_on_single_precision_data_with_a_wide_power_range():
     """Nearly coherent mics (a 5-cm array at low frequencies) and weights ``1/ŷ`` over 8
-    decades, complex64 data: a single-precision ``V`` makes the sweep diverge, the
-    double-precision update lowers the auxiliary function at every sweep, like float64."""
+    decades, complex64 data (where a single-precision ``V`` can lose positive definiteness):
+    the double-precision update lowers the auxiliary function at every sweep."""
     g = torch.Generator().manual_seed(3)
     B, F, M, T = 1, 4, 4, 200
     y = 10 ** (torch.rand(B, F, M, T, generator=g, dtype=torch.float64) * 8 - 5)  # ŷ
@@ -124,9 +124,6 @@ def test_iss_update_is_monotone_on_single_precision_data_with_a_wide_power_range
     def J(Q):
         return float(iss_objective(Q.to(torch.complex128), V64).sum())
 
-    V32 = weighted_covariance(x.to(Q0.dtype), (1 / y).float())
-    naive = iss_sweep(iss_sweep(Q0, V32), V32)
-    assert not J(naive) < J(Q0)  # the single-precision V is not positive definite enough
     Q, values = Q0, [J(Q0)]
     for _ in range(6):
         Q = iss_update(x.to(torch.complex64), (1 / y).float(), Q)

@@ -21,21 +21,26 @@ from __future__ import annotations
 
 import torch
 
+from vae_audio.separation.linalg import outer_real, weighted_covariances
 
-def weighted_covariance(x: torch.Tensor, r: torch.Tensor, load: float = 0.0) -> torch.Tensor:
+
+def weighted_covariance(
+    x: torch.Tensor, r: torch.Tensor, load: float = 0.0, xx: torch.Tensor | None = None
+) -> torch.Tensor:
     """``V_fm = (1/T) Σ_t r_fmt x_ft x_ftᴴ + load · I``.
 
     Args:
         x: mixture ``[B, F, M, T]`` complex (mic axis before time).
         r: non-negative weights ``[B, F, M, T]`` real, one row per decorrelated channel ``m``.
         load: absolute diagonal loading (power units of ``x``), keeps ``V`` positive definite.
+        xx: ``outer_real(x)`` if already computed (:func:`~vae_audio.separation.linalg.outer_real`).
 
     Returns:
         ``V [B, F, M(m), M, M]`` Hermitian.
     """
-    B, F, M, T = x.shape
-    xw = x[:, :, None] * r[:, :, :, None].to(x.dtype)  # [B, F, M(m), M, T]
-    V = (xw.reshape(B, F, M * M, T) @ x.mH).reshape(B, F, M, M, M) / T  # [B, F, m, M, M]
+    M = x.shape[2]
+    xx = outer_real(x) if xx is None else xx  # [B, F, 2M², T]
+    V = weighted_covariances(xx, r)  # [B, F, M(m), M, M]
     return V + load * torch.eye(M, dtype=V.dtype, device=V.device)
 
 
@@ -64,7 +69,12 @@ def iss_sweep(Q: torch.Tensor, V: torch.Tensor, floor: float = 1e-6) -> torch.Te
 
 
 def iss_update(
-    x: torch.Tensor, r: torch.Tensor, Q: torch.Tensor, sweeps: int = 1, load: float = 0.0
+    x: torch.Tensor,
+    r: torch.Tensor,
+    Q: torch.Tensor,
+    sweeps: int = 1,
+    load: float = 0.0,
+    xx: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``sweeps`` ISS sweeps of ``Q [B, F, M, M]`` with weights ``r [B, F, M, T]`` on
     ``x [B, F, M, T]``, computed in double precision and returned in ``Q``'s dtype.
@@ -72,9 +82,10 @@ def iss_update(
     With ``r = 1/ŷ`` the weights span many orders of magnitude (silent bins against loud
     ones); a single-precision ``V`` then loses its positive definiteness (``q V qᴴ`` rounds
     to ≤ 0) and the sweep blows up. ``V`` is ``[B, F, M, M, M]``, so the promotion is cheap.
+    ``xx``: ``outer_real(x)`` in double precision, if already computed.
     """
     wide = torch.complex128
-    V = weighted_covariance(x.to(wide), r.to(torch.float64), load)
+    V = weighted_covariance(x.to(wide), r.to(torch.float64), load, xx)
     Q64 = Q.to(wide)
     for _ in range(sweeps):
         Q64 = iss_sweep(Q64, V)
@@ -133,7 +144,8 @@ def jd_spatial_updates(
 
     B, F = x.shape[:2]
     floor = torch.full((B, F), eps, dtype=lam.dtype, device=lam.device)
+    xx = outer_real(x.to(torch.complex128)) if n_iter else None  # shared by the iterations
     for _ in range(n_iter):
-        Q = iss_update(x, jd_model_power(lam, g, floor).reciprocal(), Q)
+        Q = iss_update(x, jd_model_power(lam, g, floor).reciprocal(), Q, xx=xx)
         g = update_jd_gains(decorrelated_power(x, Q), lam, g, floor)
     return Q, g

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 import torch
 
 from vae_audio.errors import VaeAudioError
-from vae_audio.separation.linalg import mean_power
+from vae_audio.separation.linalg import mean_power, outer_real, weighted_covariances
 from vae_audio.separation.source_model import (
     ConcatPsd,
     FlatPsd,
@@ -151,28 +151,19 @@ def update_jd_gains(xt, lam, g, eps):
     return g * (num / den).sqrt().transpose(1, 2)  # [B, N, F|1, M]
 
 
-def _outer_real(xf: torch.Tensor) -> torch.Tensor:
-    """Real coordinates of ``x xᴴ``: ``xf [B, F, M, T]`` -> ``[B, F, 2M², T]`` (index
-    ``(i·M + j)·2 + re/im``), computed once per fit for the IP updates."""
-    B, F, M, T = xf.shape
-    xx = xf[:, :, :, None, :] * xf.conj()[:, :, None, :, :]  # [B, F, M, M, T]
-    return torch.view_as_real(xx).transpose(-1, -2).reshape(B, F, 2 * M * M, T)
-
-
 def _update_q_ip(
     xx: torch.Tensor, Q: torch.Tensor, y: torch.Tensor, delta: torch.Tensor
 ) -> torch.Tensor:
     """Iterative projection for every row of ``Q_f`` (Sekiguchi et al. 2020; Ono 2011, AuxIVA).
 
     ``V_fm = (1/T) Σ_t (x xᴴ + δ_f I) / ŷ_ftm``; ``q_fm ← (Q_f V_fm)⁻¹ e_m``;
-    ``q ← q / sqrt(qᴴ V_fm q)``. ``xx [B, F, 2M², T]`` from :func:`_outer_real`,
+    ``q ← q / sqrt(qᴴ V_fm q)``. ``xx [B, F, 2M², T]`` from
+    :func:`~vae_audio.separation.linalg.outer_real`,
     ``Q [B, F, M, M]``, ``y [B, F, M, T]``, ``delta [B, F]``.
     """
     B, F, M, _ = Q.shape
-    T = y.shape[-1]
     w = y.reciprocal()  # [B, F, M, T]
-    V = (w @ xx.mT) / T  # [B, F, M, T] @ [B, F, T, 2M²] -> [B, F, M, 2M²]
-    V = torch.view_as_complex(V.reshape(B, F, M, M, M, 2))  # [B, F, M, M, M]: V[b, f, m] = V_fm
+    V = weighted_covariances(xx, w)  # [B, F, M, M, M]: V[b, f, m] = V_fm
     load = delta[..., None] * w.mean(-1)  # [B, F, M]: δ_f (1/T) Σ_t 1/ŷ_ftm
     # The small M x M solves run in double precision: V can be ill-conditioned at low
     # frequencies, and this costs nothing next to the [F, M, T] work.
@@ -340,7 +331,7 @@ def jd_iterations(
     """
     Q, g, eps = _normalize(Q, g, source, eps)
     xt = _transform(xf, Q, delta)  # [B, F, M, T]
-    xx = _outer_real(xf)  # [B, F, 2M², T]
+    xx = outer_real(xf)  # [B, F, 2M², T]
     history = [jd_log_likelihood(xt, jd_model_power(source.psd(), g, eps), Q)]
     for it in range(n_iter):
         if before_step is not None:

@@ -12,6 +12,8 @@ costs one device-to-host read of a boolean per call.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 # Jitter added, relative to tr(A)/M, to the matrices whose Cholesky factorisation fails.
@@ -200,3 +202,25 @@ def riccati_psd(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     S = torch.linalg.solve_triangular(L.mH, S, upper=True)  # L⁻ᴴ S
     S = torch.linalg.solve_triangular(L.mH, S.mH, upper=True)  # L⁻ᴴ (L⁻ᴴ S)ᴴ = L⁻ᴴ S L⁻¹
     return hermitian(S)
+
+
+def outer_real(x: torch.Tensor) -> torch.Tensor:
+    """Real coordinates of ``x xᴴ``: ``x [..., M, T]`` -> ``[..., 2M², T]`` (index
+    ``(i·M + j)·2 + re/im``); computed once per fit, then reused by
+    :func:`weighted_covariances`."""
+    M, T = x.shape[-2:]
+    xx = x[..., :, None, :] * x.conj()[..., None, :, :]  # [..., M, M, T]
+    return torch.view_as_real(xx).transpose(-1, -2).reshape(*x.shape[:-2], 2 * M * M, T)
+
+
+def weighted_covariances(xx: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``V_k = (1/T) Σ_t w_kt x_t x_tᴴ`` for every row ``k`` of the weights.
+
+    ``xx [..., 2M², T]`` from :func:`outer_real`, ``w [..., K, T]`` real -> ``[..., K, M, M]``
+    complex. One real contraction over ``T`` (a complex batched product of small matrices is
+    several times slower on CPUs).
+    """
+    T = xx.shape[-1]
+    M = math.isqrt(xx.shape[-2] // 2)
+    V = torch.einsum("...kt,...ct->...kc", w.to(xx.dtype), xx) / T  # [..., K, 2M²]
+    return torch.view_as_complex(V.reshape(*V.shape[:-1], M, M, 2).contiguous())
