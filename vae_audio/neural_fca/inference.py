@@ -42,6 +42,7 @@ from vae_audio.neural_fca.modelfile import check_spectrogram, load_neural_fca
 from vae_audio.neural_fca.objective import full_nll, jd_nll
 from vae_audio.separation.fastmnmf import jd_scm
 from vae_audio.separation.fca import em_update_scm
+from vae_audio.separation.linalg import outer_real
 from vae_audio.separation.wiener import wiener_full_rank, wiener_jd
 
 
@@ -140,12 +141,13 @@ def fit_neural_fca(
             log_u = log_u.detach().clone().requires_grad_(True)
             params.append(log_u)
         optim = torch.optim.Adam(params, lr=lr)
+        xx = outer_real(xf.to(torch.complex128)) if Q is not None else None  # for the JD steps
         for it in range(n_iter):
             with torch.no_grad():
                 if H is not None:
                     H = em_update_scm(xn, lam, H, eps)
                 else:
-                    Q, g = jd_spatial_updates(xf, lam, Q, g, eps, 1)
+                    Q, g = jd_spatial_updates(xf, lam, Q, g, eps, 1, xx)
             with torch.enable_grad():  # gradients for z and the gains only, not the weights
                 loss = nll(model.psd(z * model.latent_mask[:, None], log_gain, log_u)).sum()
                 for p, grad in zip(params, torch.autograd.grad(loss, params), strict=True):

@@ -120,6 +120,7 @@ def jd_spatial_updates(
     g: torch.Tensor,
     eps: float,
     n_iter: int,
+    xx: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``n_iter`` MM updates of the JD spatial model for fixed PSDs (differentiable).
 
@@ -136,6 +137,8 @@ def jd_spatial_updates(
         g: gains ``[B, N, F, M]``.
         eps: floor of ``ŷ`` (power units of ``x``).
         n_iter: number of iterations (0 returns the inputs).
+        xx: ``outer_real(x)`` in double precision, if already computed (callers that
+            update repeatedly on the same mixture compute it once).
 
     Returns:
         ``(Q, g)``.
@@ -144,7 +147,8 @@ def jd_spatial_updates(
 
     B, F = x.shape[:2]
     floor = torch.full((B, F), eps, dtype=lam.dtype, device=lam.device)
-    xx = outer_real(x.to(torch.complex128)) if n_iter else None  # shared by the iterations
+    if xx is None and n_iter:
+        xx = outer_real(x.to(torch.complex128))  # shared by the iterations
     for _ in range(n_iter):
         Q = iss_update(x, jd_model_power(lam, g, floor).reciprocal(), Q, xx=xx)
         g = update_jd_gains(decorrelated_power(x, Q), lam, g, floor)
