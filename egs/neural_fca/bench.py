@@ -1,14 +1,16 @@
 """Neural FCA vs Neural FastFCA: training-step cost, and separation quality of a trained model.
 
     .venv/bin/python egs/neural_fca/bench.py step [--preset cpu|paper] [--batch 4]
-        [--seconds 2] [--mics 4] [--em-iterations 5] [--repeats 5] [--threads 1]
+        [--seconds 2] [--mics 4] [--em-iterations 5] [--jd-iterations 0] [--repeats 5]
+        [--threads 1]
     .venv/bin/python egs/neural_fca/bench.py separate --model exp/neural_fca/cpu/model.pt \
         --manifest data/sim/test/manifest.jsonl [--n-mix 10] [--n-iter 200] [--lr 0.2]
 
 ``step``: the same random batch ``[B, M, S]`` (16 kHz, n_fft 512, hop 128, N = 3 slots,
 random speech decoder with D = 16) goes through one full training step (STFT, forward,
 loss, backward, Adam step) of Neural FCA (``spatial: full``, K EM iterations) and of Neural
-FastFCA (``spatial: jd``, one ISS sweep after each stack but the last), taking turns so that
+FastFCA (``spatial: jd``, one ISS sweep after each stack but the last, then
+``--jd-iterations`` MM updates of ``Q`` and ``g``), taking turns so that
 load from other processes hits both; the table gives the median wall-clock seconds per step
 over ``--repeats`` steps after one warm-up step, and the ratio FastFCA / FCA. ``--preset``
 picks the encoder: ``cpu`` (64/128 channels, 2 x 4 layers) or ``paper`` (256/512, 4 x 8).
@@ -47,6 +49,7 @@ def _step_config(spatial: str, args) -> dict:
             "n_speakers": 2,
             "spatial": spatial,
             "em_iterations": args.em_iterations,
+            "jd_iterations": args.jd_iterations if spatial == "jd" else 0,
             "encoder": ENCODERS[args.preset],
             "decoder": {"arch": "mlp", "latent_dim": 16, "hidden": 128},
         },
@@ -89,6 +92,7 @@ def bench_step(args) -> None:
     print(
         f"Training step, batch {args.batch} x {args.mics} mics x {args.seconds} s, encoder "
         f"'{args.preset}', N = 3, K = {args.em_iterations} EM iterations, "
+        f"{args.jd_iterations} JD updates after the FastFCA encoder, "
         f"{torch.get_num_threads()} thread(s), median of {args.repeats}:\n"
     )
     print("| model | encoder params | s / step | relative |")
@@ -142,6 +146,7 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=2.0)
     p.add_argument("--mics", type=int, default=4)
     p.add_argument("--em-iterations", type=int, default=5)
+    p.add_argument("--jd-iterations", type=int, default=0, help="MM updates after the JD encoder")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=1)
     s = sub.add_parser("separate", help="amortised vs refined separation of a trained model")
