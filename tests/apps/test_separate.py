@@ -226,7 +226,9 @@ def test_neural_fca_runs_full_rank_em_on_a_jd_model(tiny_model_file, cuts, tmp_p
         args = ["--method", method, "--model", tiny_model_file, "-q"]
         code, text, _ = _run(capsys, cuts[0], "-o", out, *args)
         assert code == 0, text
-        labels[method] = json.loads((out / "m0" / "separation.json").read_text())["label"]
+        record = json.loads((out / "m0" / "separation.json").read_text())
+        labels[method] = record["label"]
+        assert record["settings"]["n_iter"] == record["job"]["iters"] == 200  # as published
         assert read(out / "m0" / "src1.wav")[0].shape == (8000, 4)
     assert labels == {
         "neural-fca": "neural-fca (model.pt)",

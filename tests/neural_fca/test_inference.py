@@ -142,3 +142,19 @@ def test_spatial_model_choice_through_the_registry(model_file):
     if spatial == "full":
         with pytest.raises(VaeAudioError, match="no diagonaliser.*neural-fca"):
             separate(mix, method="neural-fastfca", model=model_file, stft=TINY_STFT, n_src=2)
+
+
+def test_shipped_model_is_the_default_4_mic_neural_fastfca():
+    import vae_audio
+    from vae_audio._pretrained import pretrained_path
+
+    path = pretrained_path("neural-fca")
+    assert path.stat().st_size <= 20 * 2**20
+    model = vae_audio.pretrained("neural-fca")
+    assert model.n_mics == 4 and model.config.spatial == "jd" and model.config.n_speakers == 2
+    assert model.stft_config == StftConfig()  # the default preset's 16 kHz, n_fft 512, hop 128
+    with pytest.raises(VaeAudioError, match=r"M = 4 .*M = 6.*fastmnmf2"):
+        load_neural_fca(path, n_mics=6)
+    x = random_stft(1, 4, F=257, T=40)
+    fit = fit_neural_fca(x, model)
+    assert bool(torch.isfinite(fit.images(x)).all())

@@ -16,11 +16,13 @@ _HERE = Path(__file__).resolve().parent
 # name -> file next to this module
 SHIPPED: dict[str, str] = {
     "speech-vae": "speech_vae.pt",
+    "neural-fca": "neural_fca.pt",
 }
 
 # name -> command that regenerates the file (run from the repository root)
 RECIPES: dict[str, str] = {
     "speech-vae": "bash recipes/speech_vae/make_pretrained.sh",
+    "neural-fca": "bash recipes/neural_fca/make_pretrained.sh",
 }
 
 
@@ -51,4 +53,9 @@ def pretrained(name: str = "speech-vae", device=None):
         from vae_audio.speech.prior import load_speech_prior
 
         return load_speech_prior(path, device=device)
+    if name == "neural-fca":
+        from vae_audio.neural_fca import load_neural_fca
+
+        model = load_neural_fca(path)
+        return model if device is None else model.to(device)
     raise VaeAudioError(f"no loader for shipped model {name!r}")

@@ -91,7 +91,7 @@ def _job_key(plan, iters: int | None, chunk: float | None, seed: int) -> dict:
         "method": plan.method,
         "n_src": plan.n_src,
         "sample_rate": plan.sample_rate,
-        "iters": iters,
+        "iters": plan.n_iter if iters is None else iters,
         "chunk_s": chunk,
         "seed": seed,
         "opts": opts,
@@ -265,7 +265,8 @@ class _BatchRunner:
         sr = plan.sample_rate or batch[0].sample_rate
         stft = plan.stft_for(sr)
         res = separate(
-            x, method=plan.method, n_src=plan.n_src, sr=sr, stft=stft, n_iter=self.iters,
+            x, method=plan.method, n_src=plan.n_src, sr=sr, stft=stft,
+            n_iter=plan.n_iter if self.iters is None else self.iters,
             chunk_seconds=self.chunk, device=self.device, seed=self.seed, **dict(plan.opts),
         )  # fmt: skip
         sources = res.sources.cpu()  # [B, N, M, S]
@@ -350,7 +351,8 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--iters", type=int, metavar="K",
-        help="iterations (default: the method's; Neural FCA: refinement steps, default 0)",
+        help="iterations (default: the method's; Neural FCA: refinement steps, default 200 "
+        "as published, 0 = amortised only)",
     )  # fmt: skip
     p.add_argument(
         "--chunk", type=float, metavar="SEC",
