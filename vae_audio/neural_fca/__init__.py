@@ -8,7 +8,9 @@ model updated by iterative source steering (``spatial: jd``).
 Importing this package registers the separation methods ``"neural-fca"`` and
 ``"neural-fastfca"`` (:func:`vae_audio.separation.separate` with ``model=PATH``). Training
 (``vae-audio train neural-fca``) lives in :mod:`vae_audio.neural_fca.recipe`, loaded on use
-because it imports Lightning.
+because it imports Lightning; the blind-teacher warm start (``vae-audio teacher-set``,
+``loss.teacher``) in :mod:`vae_audio.neural_fca.teacher`. The shipped default model is
+``vae_audio.pretrained("neural-fca")``.
 """
 
 from vae_audio.neural_fca.em import estimate_scm, identity_scm
