@@ -20,12 +20,14 @@ the teacher is blind, and the set stores no references.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from pathlib import Path
 
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
+from tqdm import tqdm
 
 from vae_audio.errors import VaeAudioError
 from vae_audio.fileio import atomic_write
@@ -139,9 +141,7 @@ def build_teacher_set(
     from vae_audio.data.build_state import claim_output_folder, worker_map
 
     if n < 1 or shard_size < 1 or jobs < 1:
-        raise VaeAudioError(
-            f"--n, --shard-size and --jobs must be >= 1 (got {n}, {shard_size}, {jobs})"
-        )
+        raise VaeAudioError(f"n, shard_size and jobs must be >= 1 (got {n}, {shard_size}, {jobs})")
     out = Path(out)
     settings = {
         "corpus": str(Path(corpus).resolve()),
@@ -170,8 +170,6 @@ def build_teacher_set(
         held = torch.load(last, map_location="cpu", weights_only=True)["mix"].shape[0]
         if held != jobs_list[-1][3]:
             last.unlink()
-    from tqdm import tqdm
-
     with worker_map(jobs) as pmap:
         bar = tqdm(total=n, unit="mix", desc="teacher", disable=not progress)
         for count in pmap(_build_shard, jobs_list):
@@ -187,8 +185,6 @@ class TeacherDataset(Dataset):
     ``random_crop=False`` takes the first ``segment_seconds``."""
 
     def __init__(self, root: str | Path, segment_seconds: float, random_crop: bool = True) -> None:
-        import json
-
         root = Path(root)
         record = root / f"{SETTINGS_NAME}.json"
         if not record.is_file():
