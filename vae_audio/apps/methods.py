@@ -66,6 +66,10 @@ class Plan:
     label: str = ""
     n_iter: int | None = None  # iterations when --iters is not given (None: the method's)
 
+    def iterations(self, iters: int | None) -> int | None:
+        """Iterations to run: ``--iters`` when given, else the plan's default."""
+        return self.n_iter if iters is None else iters
+
     def stft_for(self, sr: int):
         from vae_audio.audio.stft import StftConfig
 

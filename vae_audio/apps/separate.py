@@ -91,7 +91,7 @@ def _job_key(plan, iters: int | None, chunk: float | None, seed: int) -> dict:
         "method": plan.method,
         "n_src": plan.n_src,
         "sample_rate": plan.sample_rate,
-        "iters": plan.n_iter if iters is None else iters,
+        "iters": plan.iterations(iters),
         "chunk_s": chunk,
         "seed": seed,
         "opts": opts,
@@ -266,7 +266,7 @@ class _BatchRunner:
         stft = plan.stft_for(sr)
         res = separate(
             x, method=plan.method, n_src=plan.n_src, sr=sr, stft=stft,
-            n_iter=plan.n_iter if self.iters is None else self.iters,
+            n_iter=plan.iterations(self.iters),
             chunk_seconds=self.chunk, device=self.device, seed=self.seed, **dict(plan.opts),
         )  # fmt: skip
         sources = res.sources.cpu()  # [B, N, M, S]

@@ -101,6 +101,13 @@ def fit_neural_fca(
             EM updates from the identity (and refines with EM), to compare the two spatial
             models on the same source estimates.
     """
+    if spatial not in (None, "full", "jd"):
+        raise VaeAudioError(f"spatial={spatial!r}; use 'full', 'jd' or None (the model's)")
+    if spatial == "jd" and model.config.spatial == "full":
+        raise VaeAudioError(
+            "a Neural FCA model trained with spatial: full has no diagonaliser Q; use "
+            "spatial='full' (method 'neural-fca')"
+        )
     model.eval()
     M, F, T = x.shape[1:]
     xn, scale = model.normalise(x)
@@ -109,13 +116,6 @@ def fit_neural_fca(
     with torch.no_grad():
         out = model(xn, sample=False, em_iterations=K)
     z, log_gain, log_u, H, Q, g = out.z, out.log_gain, out.log_freq_gain, out.H, out.Q, out.g
-    if spatial not in (None, "full", "jd"):
-        raise VaeAudioError(f"spatial={spatial!r}; use 'full', 'jd' or None (the model's)")
-    if spatial == "jd" and H is not None:
-        raise VaeAudioError(
-            "a Neural FCA model trained with spatial: full has no diagonaliser Q; use "
-            "spatial='full' (method 'neural-fca')"
-        )
     if spatial == "full" and H is None:  # full-rank SCMs by EM on the JD model's latents
         with torch.no_grad():
             H = estimate_scm(xn, out.lam, K, eps)

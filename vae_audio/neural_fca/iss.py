@@ -85,7 +85,9 @@ def iss_update(
     ``xx``: ``outer_real(x)`` in double precision, if already computed.
     """
     wide = torch.complex128
-    V = weighted_covariance(x.to(wide), r.to(torch.float64), load, xx)
+    if xx is None:
+        xx = outer_real(x.to(wide))
+    V = weighted_covariance(x, r.to(torch.float64), load, xx)
     Q64 = Q.to(wide)
     for _ in range(sweeps):
         Q64 = iss_sweep(Q64, V)
