@@ -1,9 +1,11 @@
 """Which separation method, speaker count, rate and STFT each input of ``vae-audio separate``
 gets (``--method``, ``--n-src``, ``--model``).
 
-``auto``, per input: one channel -> ``vae-nmf`` when registered (else an error); the
-channel count of the Neural FCA model (``--model``, else the shipped ``"neural-fca"`` model
-when this installation has one) -> that model; anything else -> ``fastmnmf2``.
+``auto``, per input (:func:`choose_auto`, which also says why): one channel and one talker
+-> ``vae-nmf``; the channel and talker counts of the Neural FCA model (``--model``, else the
+shipped ``"neural-fca"`` model when this installation has one) -> that model; any other
+``M >= 2`` and any talker count -> :data:`AUTO_FALLBACK`, the first of them registered
+(FCA-type methods separate ``N >= M`` talkers too). The choice is logged as a note.
 
 ``neural-fca`` / ``neural-fastfca`` run a trained model (``--model``, default the shipped
 one) with 200 refinement iterations unless ``--iters`` says otherwise (0: amortised only).
@@ -45,6 +47,9 @@ METHOD_CHOICES = (
 NEURAL = ("neural-fca", "neural-fastfca")
 SINGLE_CHANNEL = "vae-nmf"
 FALLBACK = "fastmnmf2"
+# What auto runs where no Neural FCA model fits the input (any M >= 2, any talker count),
+# in order of preference: the speech prior with JD spatial covariances, then FastMNMF2.
+AUTO_FALLBACK = ("vae-fastfca", FALLBACK)
 SHIPPED_NAME = "neural-fca"
 # Refinement iterations of a Neural FCA model when --iters is not given: the published
 # inference (200 Adam steps on the latents, lr 0.2). The shipped model's amortised estimates
@@ -77,6 +82,68 @@ class Plan:
             return self.stft
         n_fft = 2 ** round(math.log2(0.032 * sr))
         return StftConfig(sample_rate=sr, n_fft=n_fft, hop_length=n_fft // 4)
+
+
+@dataclass(frozen=True)
+class AutoChoice:
+    """What ``auto`` runs on an input: ``method`` ("neural" for the Neural FCA model),
+    ``n_src`` talkers, and ``reason``, one line for the user."""
+
+    method: str
+    n_src: int
+    reason: str
+
+
+def choose_auto(
+    n_mics: int,
+    n_src: int | None,
+    neural: tuple[int, int] | None,
+    registered: tuple[str, ...] | None = None,
+) -> AutoChoice:
+    """``auto``'s method for a mixture of ``n_mics`` channels and ``n_src`` talkers (None:
+    the model's count, else 2; 1 for one channel). ``neural`` is ``(M, N)`` of the Neural FCA
+    model at hand (None: none); ``registered`` the available method names (default: the
+    registry).
+
+    Raises:
+        VaeAudioError: no method separates this input (several talkers from one channel).
+    """
+    if registered is None:
+        from vae_audio.separation import METHODS
+
+        registered = tuple(METHODS)
+    if n_mics == 1:
+        if n_src not in (None, 1):
+            raise VaeAudioError(
+                f"{n_src} talkers cannot be separated from 1 channel: every method needs "
+                "M >= 2 microphones for several talkers; give a multichannel recording, or "
+                "--n-src 1 to enhance the one talker"
+            )
+        if SINGLE_CHANNEL not in registered:
+            raise VaeAudioError(
+                f"1 channel and no single-channel method ({SINGLE_CHANNEL}) is available in "
+                "this installation; separate a multichannel recording (M >= 2)"
+            )
+        return AutoChoice(SINGLE_CHANNEL, 1, "1 channel: speech prior + NMF noise (vae-nmf)")
+    if neural is not None and n_mics == neural[0] and n_src in (None, neural[1]):
+        return AutoChoice(
+            "neural",
+            neural[1],
+            f"{n_mics} channels, {neural[1]} talkers: the Neural FCA model made for them",
+        )
+    n = 2 if n_src is None else n_src
+    method = next((m for m in AUTO_FALLBACK if m in registered), None)
+    if method is None:
+        raise VaeAudioError(
+            f"none of {', '.join(AUTO_FALLBACK)} is available in this installation; "
+            "name a method with --method"
+        )
+    why = (
+        "no Neural FCA model is at hand"
+        if neural is None
+        else (f"the Neural FCA model is made for {neural[0]} channels and {neural[1]} talkers")
+    )
+    return AutoChoice(method, n, f"{n_mics} channels, {n} talkers: {why}; {method} takes any")
 
 
 def shipped_model_path() -> Path | None:
@@ -174,6 +241,16 @@ class MethodResolver:
             n_iter=NEURAL_REFINE_ITERATIONS,
         )
 
+    def _neural_shape(self, n_mics: int) -> tuple[int, int] | None:
+        """``(M, N)`` of the Neural FCA model ``auto`` may use; None when there is none. A
+        model named with ``--model`` is always used (its checks then explain a mismatch)."""
+        if self._net_path is None:
+            return None
+        net = self._network()
+        if self.model is not None:
+            return (n_mics, self.n_src or net.config.n_speakers)
+        return (net.n_mics, net.config.n_speakers)
+
     def _note(self, text: str) -> None:
         if text not in self.notes:
             self.notes.append(text)
@@ -184,20 +261,14 @@ class MethodResolver:
 
         method, M = self.method, item.channels
         if method == "auto":
-            if M == 1:
-                if SINGLE_CHANNEL not in METHODS:
-                    raise VaeAudioError(
-                        f"'{item.path}' has 1 channel and no single-channel method ("
-                        f"{SINGLE_CHANNEL}) is available in this installation; separate a "
-                        "multichannel recording (M >= 2)"
-                    )
-                method = SINGLE_CHANNEL
-            elif self._net_path is not None and (
-                self.model is not None or M == self._network().n_mics
-            ):
+            try:
+                choice = choose_auto(M, self.n_src, self._neural_shape(M))
+            except VaeAudioError as err:
+                raise VaeAudioError(f"cannot separate '{item.path}': {err}") from None
+            self._note(f"auto: {choice.reason}")
+            if choice.method == "neural":
                 return self._neural_plan(item)
-            else:
-                method = FALLBACK
+            method = choice.method
         if method in NEURAL:
             return self._neural_plan(item)
         spec = METHODS[method]

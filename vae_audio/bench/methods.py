@@ -35,8 +35,10 @@ from __future__ import annotations
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
+import yaml
 
 from vae_audio.audio.io import load_audio
 from vae_audio.audio.stft import StftConfig, istft, stft
@@ -50,7 +52,9 @@ ORACLES = {
     "oracle-irm": "ideal ratio (power) mask on each mic (ceiling)",
 }
 FLOOR = {"mixture": "the unprocessed mixture (floor)"}
+AUTO = {"auto": "what `vae-audio separate --method auto` runs on the mixture"}
 SELECTIONS = ("best", "blind")
+STFT_OPTIONS = ("n_fft", "hop")  # NAME:n_fft=1024:hop=256 (hop default n_fft / 4)
 PEER_ITERATIONS = 100  # default for the pyroomacoustics peers (their own defaults are 20-30)
 
 
@@ -62,24 +66,45 @@ def available_methods() -> dict[str, str]:
         name: spec.description or "registered separation method" for name, spec in METHODS.items()
     }
     peers = {name: spec.description for name, spec in PEERS.items()}
-    return {**dict(sorted(ours.items())), **peers, **ORACLES, **FLOOR}
+    return {**AUTO, **dict(sorted(ours.items())), **peers, **ORACLES, **FLOOR}
 
 
-def split_method(name: str) -> tuple[str, int | None]:
-    """``"NAME@N"`` -> ``(NAME, N)``; a bare name -> ``(name, None)``.
+def parse_method(name: str) -> tuple[str, int | None, dict[str, Any]]:
+    """``"NAME[@N][:key=value]..."`` -> ``(NAME, N or None, {key: value})``. Values are read
+    as YAML scalars (``1024`` an int, ``twostep`` a string); ``n_fft`` and ``hop`` set the
+    STFT, the other keys go to the method as options.
 
     Raises:
-        VaeAudioError: ``N`` is not a non-negative integer.
+        VaeAudioError: ``N`` is not a non-negative integer, or an option is not ``key=value``.
     """
-    base, at, count = name.partition("@")
-    if not at:
-        return name, None
-    if not count.isdigit():
+    head, *parts = name.split(":")
+    base, at, count = head.partition("@")
+    if at and not count.isdigit():
         raise VaeAudioError(
             f"method {name!r}: the part after '@' is the iteration count, a non-negative "
             f"integer (e.g. {base}@100)"
         )
-    return base, int(count)
+    options = {}
+    for part in parts:
+        key, eq, value = part.partition("=")
+        if not eq or not key.strip() or not value.strip():
+            raise VaeAudioError(
+                f"method {name!r}: options follow the name as ':key=value' (e.g. "
+                f"{base}:n_fft=1024:init=twostep), got {part!r}"
+            )
+        options[key.strip()] = yaml.safe_load(value.strip())
+    return base, int(count) if at else None, options
+
+
+def split_method(name: str) -> tuple[str, int | None]:
+    """``"NAME@N"`` -> ``(NAME, N)``; a bare name -> ``(name, None)``; options are dropped
+    (:func:`parse_method`).
+
+    Raises:
+        VaeAudioError: ``N`` is not a non-negative integer.
+    """
+    base, n_iter, _ = parse_method(name)
+    return base, n_iter
 
 
 def resolve_methods(names: str | Sequence[str]) -> tuple[str, ...]:
@@ -93,13 +118,36 @@ def resolve_methods(names: str | Sequence[str]) -> tuple[str, ...]:
         what = f"unknown method(s) {', '.join(map(repr, unknown))}" if unknown else "no method"
         raise VaeAudioError(f"{what}; valid names: {', '.join(valid)}")
     fixed = [n for n in chosen if split_method(n)[1] is not None]
-    not_iterative = [n for n in fixed if method_iterations(split_method(n)[0], None) is None]
+    not_iterative = [
+        n
+        for n in fixed
+        if split_method(n)[0] not in AUTO and method_iterations(split_method(n)[0], None) is None
+    ]
     if not_iterative:
         raise VaeAudioError(
             f"{', '.join(map(repr, not_iterative))}: '@N' sets iterations, and these methods "
             "have none; drop the '@N'"
         )
+    for name in chosen:
+        _check_options(name)
     return chosen
+
+
+def _check_options(name: str) -> None:
+    """Options of ``name`` must be the STFT ones (our methods, peers) or the method's own."""
+    from vae_audio.separation import METHODS
+
+    base, _, options = parse_method(name)
+    takes_stft = base in METHODS or base in PEERS
+    bad = [
+        k for k in options if not (k in STFT_OPTIONS and takes_stft) and not accepts_option(base, k)
+    ]
+    if bad:
+        own = "the method's own options" if base in METHODS else "none of its own"
+        raise VaeAudioError(
+            f"method {name!r}: {base} takes no option {', '.join(map(repr, bad))}; it takes "
+            f"{'n_fft and hop, and ' if takes_stft else ''}{own}"
+        )
 
 
 def method_iterations(method: str, n_iter: int | None) -> int | None:
@@ -110,6 +158,8 @@ def method_iterations(method: str, n_iter: int | None) -> int | None:
     method, own = split_method(method)
     if own is not None:
         return own
+    if method in AUTO:
+        return n_iter  # None: what auto's choice runs by default
     if method in METHODS:
         return METHODS[method].default_n_iter if n_iter is None else n_iter
     if method in PEERS:
@@ -170,6 +220,47 @@ def _empirical_scm(C: torch.Tensor) -> torch.Tensor:
     return H[None]
 
 
+def _stft_config(sr: int, options: dict[str, Any]) -> StftConfig:
+    """The default STFT at ``sr``, or the one ``n_fft``/``hop`` ask for (hop: n_fft / 4)."""
+    if "n_fft" not in options and "hop" not in options:
+        return StftConfig(sample_rate=sr)
+    n_fft = int(options.get("n_fft", StftConfig(sample_rate=sr).n_fft))
+    return StftConfig(sample_rate=sr, n_fft=n_fft, hop_length=int(options.get("hop", n_fft // 4)))
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """What :class:`~vae_audio.apps.methods.MethodResolver` reads of an input."""
+
+    path: str
+    channels: int
+    sample_rate: int
+
+
+def _auto_candidates(
+    data: Mixture, n_src: int, n_iter: int | None, seed: int, model: str | None, device: str
+) -> tuple[torch.Tensor, list[int]]:
+    """What ``vae-audio separate --method auto --n-src n_src`` writes for ``data``: the
+    talkers, then the noise image (when the chosen method has one)."""
+    from vae_audio.apps.methods import MethodResolver
+    from vae_audio.audio.io import resample
+    from vae_audio.separation import separate
+
+    M, S = data.mix.shape  # one channel: vae-nmf, images [N, 1, S]
+    plan = MethodResolver("auto", n_src, model).plan(_Probe("mixture", M, data.sr))
+    sr = plan.sample_rate or data.sr
+    mix = data.mix if sr == data.sr else resample(data.mix, data.sr, sr)
+    res = separate(
+        mix, plan.method, n_src=plan.n_src, sr=sr, stft=plan.stft_for(sr),
+        n_iter=plan.iterations(n_iter), seed=seed, device=device, **dict(plan.opts),
+    )  # fmt: skip
+    est = res.sources if res.noise is None else torch.cat([res.sources, res.noise[None]])
+    est = est.cpu()  # [N, M', S']
+    if sr != data.sr:
+        est = resample(est, sr, data.sr)[..., :S]
+    return est, list(range(res.sources.shape[0]))
+
+
 def candidates(
     method: str,
     data: Mixture,
@@ -186,12 +277,16 @@ def candidates(
     from vae_audio.separation import METHODS, separate
     from vae_audio.separation.api import diffuseness_rank
 
-    cfg = StftConfig(sample_rate=data.sr)
     S = data.mix.shape[-1]
     n_iter = method_iterations(method, n_iter)
-    method = split_method(method)[0]
+    method, _, options = parse_method(method)
+    cfg = _stft_config(data.sr, options)
+    options = {k: v for k, v in options.items() if k not in STFT_OPTIONS}
+    if method in AUTO:
+        return _auto_candidates(data, n_src, n_iter, seed, model, device)
     if method in METHODS:
         opts = {"model": model} if model and accepts_option(method, "model") else {}
+        opts.update(options)
         # single-channel methods (vae-nmf) get the reference mic: images [N, 1, S]
         mix = data.mix if METHODS[method].multichannel else data.mix[:1]
         res = separate(

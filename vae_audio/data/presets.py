@@ -52,6 +52,7 @@ class SpeakerPreset:
     height: Range
     wall_margin: float
     level_db: Range
+    min_speech_s: float
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,7 @@ def _build(d: dict, src: str) -> SimulationPreset:
         height=c.range(s["height"], "speakers.height", 0.1, 30.0),
         wall_margin=c.number(s["wall_margin"], "speakers.wall_margin", 0.05, 50.0),
         level_db=c.range(s["level_db"], "speakers.level_db", -40.0, 40.0),
+        min_speech_s=c.number(s["min_speech_s"], "speakers.min_speech_s", 0.0, 600.0),
     )
     if n["kind"] not in NOISE_KINDS:
         raise c.fail("noise.kind", f"must be one of {NOISE_KINDS}, got {n['kind']!r}")

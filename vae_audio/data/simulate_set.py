@@ -2,7 +2,9 @@
 
 Mixture ``i`` uses ``numpy.random.default_rng([seed, i])`` for everything (talker count,
 utterances of distinct speakers, babble utterances of other speakers, room, levels), so
-the set is identical for any ``jobs`` and a larger ``n`` extends it.
+the set is identical for any ``jobs`` and a larger ``n`` extends it. With
+``speakers.min_speech_s`` > 0 in the preset, further utterances of each talker are drawn and
+joined (0.2 s apart) until its signal lasts that long: short prompts then fill the mixture.
 
 Per mixture ``OUT/<id>/``: ``mix.wav``, ``src1.wav`` ... (reverberant talker images),
 ``noise.wav`` (noise image), all ``[S, M]`` float32 WAV with ``mix == sum(src) + noise``
@@ -31,6 +33,7 @@ from vae_audio.errors import VaeAudioError
 from vae_audio.fileio import atomic_write_text
 
 _BABBLE_POOL = 12  # distinct utterances loaded per mixture for its babble sources
+_GAP_S = 0.2  # silence between utterances joined for one talker (speakers.min_speech_s)
 _STATE: dict = {}
 
 
@@ -86,6 +89,23 @@ def _manifest_entry(folder: Path, meta: dict) -> dict:
     }
 
 
+def _joined(parts: list[np.ndarray], sr: int) -> np.ndarray:
+    """Utterances of one talker ``[S_i]`` -> one signal, ``_GAP_S`` of silence between them."""
+    if len(parts) == 1:
+        return parts[0]
+    gap = np.zeros(round(_GAP_S * sr))
+    return np.concatenate([x for part in parts for x in (gap, part)][1:])
+
+
+def _utterance_meta(talker: list[dict]) -> dict:
+    """Meta of one talker: its (first) utterance, and every path when several were joined."""
+    first = talker[0]
+    meta = {"path": first["path"], "speaker": first["speaker"], "text": first.get("text", "")}
+    if len(talker) > 1:
+        meta["paths"] = [e["path"] for e in talker]
+    return meta
+
+
 def _simulate_one(index: int) -> tuple[dict, bool]:
     """Simulate and save mixture ``index`` (or reuse it); return (manifest entry, reused)."""
     st, preset = _STATE, _STATE["preset"]
@@ -97,11 +117,18 @@ def _simulate_one(index: int) -> tuple[dict, bool]:
     rng = np.random.default_rng([st["seed"], index])
     n_spk = int(rng.integers(preset.speakers.count[0], preset.speakers.count[1] + 1))
     speakers = rng.choice(len(st["speakers"]), n_spk, replace=False)
-    chosen = []
+    chosen = []  # per talker: its utterances, concatenated in order
     for k in speakers:
         utts = st["by_speaker"][st["speakers"][k]]
-        chosen.append(utts[int(rng.integers(len(utts)))])
+        chosen.append([utts[int(rng.integers(len(utts)))]])
     sr = preset.sample_rate
+    dry = [[load_mono(talker[0]["path"], sr)] for talker in chosen]
+    if preset.speakers.min_speech_s > 0:  # further utterances of the same talker
+        for k, talker, parts in zip(speakers, chosen, dry, strict=True):
+            utts = st["by_speaker"][st["speakers"][k]]
+            while _joined(parts, sr).size < preset.speakers.min_speech_s * sr:
+                talker.append(utts[int(rng.integers(len(utts)))])
+                parts.append(load_mono(talker[-1]["path"], sr))
     babble_pool = []
     if preset.noise.kind in ("babble", "mixed"):
         others = [s for i, s in enumerate(st["speakers"]) if i not in set(speakers.tolist())]
@@ -113,7 +140,7 @@ def _simulate_one(index: int) -> tuple[dict, bool]:
         for _ in range(_BABBLE_POOL):
             utts = st["by_speaker"][others[int(rng.integers(len(others)))]]
             babble_pool.append(load_mono(utts[int(rng.integers(len(utts)))]["path"], sr))
-    sim = simulate_mixture([load_mono(e["path"], sr) for e in chosen], preset, rng, babble_pool)
+    sim = simulate_mixture([_joined(parts, sr) for parts in dry], preset, rng, babble_pool)
     for k, image in enumerate(sim.images):
         save_audio(folder / f"src{k + 1}.wav", image, sr)
     save_audio(folder / "noise.wav", sim.noise, sr)
@@ -124,9 +151,7 @@ def _simulate_one(index: int) -> tuple[dict, bool]:
         "preset": preset.name,
         "split": st["split"],
         "n_speakers": n_spk,
-        "utterances": [
-            {"path": e["path"], "speaker": e["speaker"], "text": e.get("text", "")} for e in chosen
-        ],
+        "utterances": [_utterance_meta(talker) for talker in chosen],
         **sim.meta,
     }
     atomic_write_text(folder / "meta.json", _json_lines(meta))

@@ -1,0 +1,60 @@
+"""What `auto` picks for every channel and talker count, and that it says why."""
+
+import pytest
+
+from tests.apps.conftest import write_cut
+from vae_audio.apps import methods
+from vae_audio.apps.methods import AUTO_FALLBACK, SINGLE_CHANNEL, choose_auto
+from vae_audio.apps.separate import separate_files
+from vae_audio.errors import VaeAudioError
+
+ALL = (SINGLE_CHANNEL, *AUTO_FALLBACK)
+
+
+@pytest.mark.parametrize("neural", [None, (4, 2)])
+@pytest.mark.parametrize("n_mics", range(1, 9))
+@pytest.mark.parametrize("n_src", [None, 1, 2, 3, 4, 6])
+def test_auto_choice_for_every_mic_and_talker_count(n_mics, n_src, neural):
+    if n_mics == 1 and n_src not in (None, 1):
+        with pytest.raises(VaeAudioError, match=f"{n_src} talkers cannot be separated from 1"):
+            choose_auto(n_mics, n_src, neural, ALL)
+        return
+    choice = choose_auto(n_mics, n_src, neural, ALL)
+    assert f"{n_mics} channel" in choice.reason
+    if n_mics == 1:
+        assert (choice.method, choice.n_src) == (SINGLE_CHANNEL, 1)
+    elif neural is not None and n_mics == neural[0] and n_src in (None, neural[1]):
+        assert (choice.method, choice.n_src) == ("neural", neural[1])
+    else:  # any M >= 2 and any talker count, N >= M included
+        assert choice.method == AUTO_FALLBACK[0]
+        assert choice.n_src == (2 if n_src is None else n_src)
+        assert "takes any" in choice.reason
+
+
+def test_auto_falls_back_in_order_of_preference():
+    assert choose_auto(2, 3, None, AUTO_FALLBACK[1:]).method == AUTO_FALLBACK[1]
+    with pytest.raises(VaeAudioError, match="available in this installation"):
+        choose_auto(2, 3, None, ())
+    with pytest.raises(VaeAudioError, match="no single-channel method"):
+        choose_auto(1, None, None, AUTO_FALLBACK)
+
+
+def test_auto_with_more_talkers_than_the_shipped_model_runs_the_fallback(
+    tiny_model_file, cuts, tmp_path, monkeypatch
+):
+    """The shipped model is for 4 mics and 2 talkers; --n-src 3 on 4 mics used to stop."""
+    monkeypatch.setattr(methods, "shipped_model_path", lambda: tiny_model_file)
+    monkeypatch.setattr(methods, "AUTO_FALLBACK", ("fastmnmf2",))
+    notes = []
+    summary = separate_files(
+        [cuts[0]], tmp_path / "out", n_src=3, iters=1, progress=False, env={}, log=notes.append
+    )
+    assert summary.n_separated == 1 and summary.n_failed == 0
+    assert any("auto: 4 channels, 3 talkers" in n and "fastmnmf2" in n for n in notes)
+    assert len(list((tmp_path / "out" / "m0").glob("src*.wav"))) == 3
+
+
+def test_auto_on_one_channel_with_several_talkers_is_one_line(tmp_path):
+    mono = write_cut(tmp_path / "mono.wav", channels=1)
+    with pytest.raises(VaeAudioError, match="mono.wav.*2 talkers cannot be separated"):
+        separate_files([mono], tmp_path / "out", n_src=2, progress=False, env={})
