@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from vae_audio.bench.matrix import AXES, Cell, MatrixSets, load_matrix, simulate_cells
-from vae_audio.bench.matrix_report import cell_table, means, matrix_markdown, target_check
+from vae_audio.bench.matrix_report import cell_table, matrix_markdown, means, target_check
 from vae_audio.bench.runner import BenchResult
 from vae_audio.data.presets import load_preset
 from vae_audio.errors import VaeAudioError
@@ -138,8 +138,9 @@ def _result(values: dict[tuple[str, str], list[float]]) -> tuple[BenchResult, Ma
         )  # fmt: skip
         cell_of[mix_id] = cell
         for k, v in enumerate(sdrs):
-            rows.append({"id": mix_id, "method": method, "source": f"src{k}", "sdr": v,
-                         "si_sdr": v - 1, "sdr_i": v + 1, "seconds": 2.0, "audio_seconds": 4.0})  # fmt: skip
+            scores = {"sdr": v, "si_sdr": v - 1, "sdr_i": v + 1}
+            cost = {"seconds": 2.0, "audio_seconds": 4.0}
+            rows.append({"id": mix_id, "method": method, "source": f"src{k}", **scores, **cost})
     methods = tuple(dict.fromkeys(m for _, m in values))
     result = BenchResult(rows, [], methods, len(cell_of), {})
     return result, MatrixSets(Path("m.jsonl"), list(cells.values()), cell_of, {})
