@@ -130,3 +130,39 @@ def test_festival_voice(tmp_path):
     )
     _check_corpus(tmp_path / "f", "festival", 1)
     assert result.n_speakers >= 1
+
+
+@pytest.mark.tts
+@_needs("flite")
+def test_test_split_is_voice_disjoint_and_leaves_train_unchanged(tmp_path):
+    sentences = [
+        "Turn left here.",
+        "The red cup is full.",
+        "Bring me the map.",
+        "It rains at noon.",
+        "Open the door.",
+        "We sang all day.",
+        "Five birds flew by.",
+    ]
+    out = tmp_path / "c"
+    kwargs = dict(max_utterances=7, seed=0, engines=("flite",), sentences=sentences)
+    result = build_tts_corpus(out, progress=False, **kwargs)
+    assert result.heldout_speakers == ("flite_slt",)
+    train = read_manifest(out / "train.jsonl", split="train")
+    valid = read_manifest(out / "valid.jsonl", split="valid")
+    test = read_manifest(out / "test.jsonl", split="test")
+    assert {e["speaker"] for e in test} == {"flite_slt"}
+    assert not {e["speaker"] for e in test} & {e["speaker"] for e in train}
+    # test = valid's lines of the held-out voices, relabelled; valid keeps them
+    assert test == [{**e, "split": "test"} for e in valid if e["speaker"] == "flite_slt"]
+    assert (result.n_train, result.n_valid, result.n_test) == (5, 2, 1)
+    # train as written by the builder before test.jsonl existed (same seed and settings)
+    assert [(e["speaker"], e["text"]) for e in train] == [
+        ("flite_awb", "The red cup is full."),
+        ("flite_kal16", "It rains at noon."),
+        ("flite_rms", "Bring me the map."),
+        ("flite_awb", "We sang all day."),
+        ("flite_rms", "Open the door."),
+    ]
+    with pytest.raises(VaeAudioError, match="no entries with split 'train'"):
+        read_manifest(out / "test.jsonl", split="train")

@@ -41,6 +41,8 @@ _EXPORTS = {
     "simulate_mixture": "vae_audio.data.simulate",
     "SimulateResult": "vae_audio.data.simulate_set",
     "simulate_dataset": "vae_audio.data.simulate_set",
+    "PromptsCorpusResult": "vae_audio.data.prompts_corpus",
+    "build_prompts_corpus": "vae_audio.data.prompts_corpus",
     "TtsCorpusResult": "vae_audio.data.tts_corpus",
     "build_tts_corpus": "vae_audio.data.tts_corpus",
     "Voice": "vae_audio.data.tts_engines",

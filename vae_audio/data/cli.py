@@ -1,4 +1,4 @@
-"""`vae-audio corpus tts|scan`, `vae-audio simulate` and `vae-audio rir-bank`."""
+"""`vae-audio corpus tts|prompts|scan`, `vae-audio simulate` and `vae-audio rir-bank`."""
 
 from __future__ import annotations
 
@@ -28,9 +28,32 @@ def _run_tts(args: argparse.Namespace) -> int:
         print(f"vae-audio: warning: {message}; continuing without it", file=sys.stderr)
     print(
         f"wrote {result.n_train + result.n_valid} utterances ({result.hours:.3f} h; train "
-        f"{result.n_train}, valid {result.n_valid}; {result.n_speakers} speakers, "
-        f"{len(result.heldout_speakers)} held out) to '{result.out}'; "
+        f"{result.n_train}, valid {result.n_valid}, test {result.n_test}: the valid utterances "
+        f"of the {len(result.heldout_speakers)}/{result.n_speakers} speakers held out of train) "
+        f"to '{result.out}'; "
         f"{result.n_failed} failed syntheses skipped"
+    )
+    return 0
+
+
+def _run_prompts(args: argparse.Namespace) -> int:
+    from vae_audio.data.prompts_corpus import build_prompts_corpus
+
+    result = build_prompts_corpus(
+        args.out,
+        sounds_dir=args.sounds,
+        seed=args.seed,
+        valid_fraction=args.valid_fraction,
+        level_dbfs=args.level_dbfs,
+    )
+    per_voice = ", ".join(
+        f"{speaker} {language} {seconds / 60:.1f} min"
+        for (speaker, language), seconds in sorted(result.seconds.items())
+    )
+    print(
+        f"wrote {result.n_train + result.n_valid + result.n_test} prompts (train "
+        f"{result.n_train}, valid {result.n_valid}, test {result.n_test}; {per_voice}) to "
+        f"'{result.out}'; {result.n_skipped} shorter than 0.5 s skipped"
     )
     return 0
 
@@ -100,7 +123,8 @@ def _run_teacher_set(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     corpus = subparsers.add_parser(
-        "corpus", help="build a TTS speech corpus or index a folder of recordings"
+        "corpus",
+        help="build a TTS or recorded-prompt speech corpus, or index a folder of recordings",
     )
     sub = corpus.add_subparsers(dest="corpus_command", metavar="ACTION", required=True)
 
@@ -108,7 +132,8 @@ def register(subparsers) -> None:
         "tts",
         help="synthesise an English speech corpus with flite, espeak-ng and festival",
         description="Synthesise 16-kHz utterances (every engine voice variant is a speaker), "
-        "trim silence, normalise the RMS level and write OUT/train.jsonl, OUT/valid.jsonl and "
+        "trim silence, normalise the RMS level and write OUT/train.jsonl, OUT/valid.jsonl, "
+        "OUT/test.jsonl (the held-out speakers' utterances only: voices never in train) and "
         "OUT/wav/. Re-running with the same settings resumes; a larger --hours extends.",
     )
     p.add_argument("out", metavar="OUT", help="output folder")
@@ -121,6 +146,28 @@ def register(subparsers) -> None:
     p.add_argument("--jobs", type=int, default=1, metavar="J", help="parallel processes")
     p.add_argument("--level-dbfs", type=float, default=-25.0, help="RMS level of every file")
     p.set_defaults(func=_run_tts)
+
+    p = sub.add_parser(
+        "prompts",
+        help="decode Debian's recorded Asterisk prompts (2 voices, en/es/fr) into a corpus",
+        description="Decode the G.722 prompts of asterisk-core-sounds-{en,es,fr}-g722 "
+        "(Allison: en_US, es_MX; June: fr_CA; CC BY-SA 3.0), trim silence, normalise the RMS "
+        "level and write OUT/train.jsonl and OUT/valid.jsonl (Allison's en_US prompts), "
+        "OUT/test.jsonl (June's fr_CA and Allison's es_MX prompts), OUT/CREDITS.txt and "
+        "OUT/wav/. Re-running with the same settings resumes.",
+    )
+    p.add_argument("out", metavar="OUT", help="output folder")
+    p.add_argument(
+        "--sounds", default="/usr/share/asterisk/sounds", metavar="DIR",
+        help="folder holding en_US_f_Allison/, es_MX_f_Allison/ and fr_CA_f_June/",
+    )  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="draws the valid prompts")
+    p.add_argument(
+        "--valid-fraction", type=float, default=0.05,
+        help="share of the en_US prompts put in valid instead of train (default 0.05)",
+    )  # fmt: skip
+    p.add_argument("--level-dbfs", type=float, default=-25.0, help="RMS level of every file")
+    p.set_defaults(func=_run_prompts)
 
     p = sub.add_parser(
         "scan",

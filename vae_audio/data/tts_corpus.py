@@ -17,10 +17,17 @@ Split: ``valid`` holds (a) every utterance of held-out speakers, ``valid_speaker
 the speakers of every engine with at least 4 voices (at least one each), so a speech prior
 can be reported on unseen voices; and (b) ``valid_utterances`` (5 %) of the utterances of
 every other speaker, to monitor fitting on seen voices. Everything else is ``train``.
+``test`` holds part (a) alone: the held-out speakers' utterances, voice-disjoint from
+``train``, for separation tests on unseen voices (``vae-audio simulate --corpus
+OUT/test.jsonl --split test``). Its lines are valid's lines of those speakers with
+``"split": "test"`` (the same files). Valid is kept whole, so speech-prior reports on it do
+not change; when test is the final report, select models on valid's seen-voice lines only.
+The test split leaves train untouched: a corpus built before it existed has the same train
+for the same seed, and re-running its command adds ``test.jsonl``.
 
-Output: ``OUT/wav/<speaker>/<speaker>_<i>.wav``, ``OUT/train.jsonl``, ``OUT/valid.jsonl``
-(lines ``{"path", "duration", "speaker", "engine", "text", "split", ...}``) and
-``OUT/corpus.json`` (settings; rebuilding with the same settings resumes or grows).
+Output: ``OUT/wav/<speaker>/<speaker>_<i>.wav``, ``OUT/train.jsonl``, ``OUT/valid.jsonl``,
+``OUT/test.jsonl`` (lines ``{"path", "duration", "speaker", "engine", "text", "split", ...}``)
+and ``OUT/corpus.json`` (settings; rebuilding with the same settings resumes or grows).
 """
 
 from __future__ import annotations
@@ -52,6 +59,7 @@ class TtsCorpusResult:
     out: Path
     n_train: int
     n_valid: int
+    n_test: int  # the held-out speakers' utterances, also counted in n_valid
     hours: float
     n_speakers: int
     heldout_speakers: tuple[str, ...]
@@ -210,7 +218,7 @@ def build_tts_corpus(
             if failures and len(failures) > max(len(done), 8):
                 raise VaeAudioError(f"TTS synthesis keeps failing; first error: {failures[0]}")
     bar.close()
-    lines = {"train": [], "valid": []}
+    lines = {"train": [], "valid": [], "test": []}
     for item in done:
         entry = {
             "path": str(out / item["relpath"]),
@@ -225,12 +233,15 @@ def build_tts_corpus(
             "rate": item["rate"],
         }
         lines[item["split"]].append(entry)
+        if item["speaker"] in held:
+            lines["test"].append({**entry, "split": "test"})
     for split, entries in lines.items():
         write_manifest(out / f"{split}.jsonl", entries)
     return TtsCorpusResult(
         out=out,
         n_train=len(lines["train"]),
         n_valid=len(lines["valid"]),
+        n_test=len(lines["test"]),
         hours=total / 3600.0,
         n_speakers=len(voices),
         heldout_speakers=tuple(sorted(held)),
