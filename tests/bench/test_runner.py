@@ -1,5 +1,7 @@
 """run_bench: identical scores for any number of worker processes, talker selection."""
 
+import math
+
 import pytest
 
 from vae_audio.bench import BenchSettings, resolve_methods, run_bench
@@ -70,3 +72,15 @@ def test_iteration_suffix_runs_one_method_at_several_settings(fixture_set):
     assert sdr(rows, "fastmnmf2@4") == sdr(rows, "fastmnmf2") == sdr(four, "fastmnmf2")
     assert sdr(rows, "fastmnmf2@2") == sdr(two, "fastmnmf2") != sdr(four, "fastmnmf2")
     assert result.settings["methods"]["fastmnmf2@2"]["n_iter"] == 2
+
+
+def test_keep_going_records_a_failed_run_and_goes_on(fixture_set):
+    settings = BenchSettings(n_src=5, n_iter=2, keep_going=True)  # 5 talkers > M = 4 mics
+    result = run_bench(fixture_set, "pra-auxiva,mixture", settings, progress=False)
+    failed = [r for r in result.rows if r["method"] == "pra-auxiva"]
+    assert failed and all(math.isnan(r["sdr"]) and "at most M = 4" in r["error"] for r in failed)
+    assert all(math.isfinite(r["sdr"]) and r["error"] == "" for r in result.rows
+               if r["method"] == "mixture")  # fmt: skip
+    assert any("pra-auxiva failed on 1 mixture(s)" in n for n in result.notes)
+    with pytest.raises(VaeAudioError, match="pra-auxiva on mixture"):
+        run_bench(fixture_set, "pra-auxiva", BenchSettings(n_src=5, n_iter=2), progress=False)

@@ -88,7 +88,12 @@ def _run_matrix(args: argparse.Namespace) -> int:
     )
     sim_s = time.perf_counter() - start
     settings = BenchSettings(
-        n_iter=args.iters, seed=seed, select="blind", model=args.model, device=args.device
+        n_iter=args.iters,
+        seed=seed,
+        select="blind",
+        model=args.model,
+        device=args.device,
+        keep_going=True,
     )
     result = run_bench(
         sets.manifest, methods, settings, jobs=args.jobs, limit=args.limit,

@@ -64,7 +64,8 @@ def cell_table(result: BenchResult, sets: MatrixSets, spec: MatrixSpec) -> Matri
         for method in result.methods:
             rs = by_key.get((cell.name, method), [])
             runs = {r["id"]: r for r in rs}
-            audio = sum(r["audio_seconds"] for r in runs.values())
+            ran = [r for r in runs.values() if math.isfinite(r["seconds"])]  # failed: NaN
+            audio = sum(r["audio_seconds"] for r in ran)
             entry = {
                 "cell": cell.name,
                 **dict(cell.levels),
@@ -73,7 +74,7 @@ def cell_table(result: BenchResult, sets: MatrixSets, spec: MatrixSpec) -> Matri
                 "n_mixtures": len(runs),
             }
             entry.update({c: _cell_mean(rs, c) for c in CELL_METRICS})
-            entry["rtf"] = sum(r["seconds"] for r in runs.values()) / audio if audio else math.nan
+            entry["rtf"] = sum(r["seconds"] for r in ran) / audio if audio else math.nan
             cell_rows.append(entry)
         peer_sdr = [r["sdr"] for r in cell_rows if r["method"] in spec.peers]
         best = max((v for v in peer_sdr if math.isfinite(v)), default=math.nan)

@@ -86,8 +86,9 @@ def summarise(result: BenchResult) -> list[dict]:
                     per_mix.append(v[np.isfinite(v)].mean())
             entry[f"{col}_mean"], entry[f"{col}_ci95"] = _mean_ci(np.asarray(per_mix))
         entry["undefined"] = undefined
-        seconds = sum(r["seconds"] for r in runs.values())
-        audio = sum(r["audio_seconds"] for r in runs.values())
+        ran = [r for r in runs.values() if math.isfinite(r["seconds"])]  # failed runs: NaN
+        seconds = sum(r["seconds"] for r in ran)
+        audio = sum(r["audio_seconds"] for r in ran)
         entry["rtf"] = seconds / audio if audio else math.nan
         for col in ("rss_mb", "cuda_mb"):
             v = np.array([r[col] for r in runs.values()], dtype=np.float64)

@@ -53,7 +53,7 @@ PathLike = str | os.PathLike
 
 METRICS = ("sdr", "si-sdr")
 SCORE_COLUMNS = tuple(metric_columns(METRICS, images=False))
-ID_COLUMNS = ("id", "method", "source", "est", "n_out", "n_est", "dropped")
+ID_COLUMNS = ("id", "method", "source", "est", "n_out", "n_est", "dropped", "error")
 COST_COLUMNS = ("seconds", "audio_seconds", "rtf", "rss_mb", "rss_measure", "cuda_mb")
 
 
@@ -61,7 +61,10 @@ COST_COLUMNS = ("seconds", "audio_seconds", "rtf", "rss_mb", "rss_measure", "cud
 class BenchSettings:
     """What every run shares: ``n_src`` (None: each mixture's talker count), ``n_iter`` (None:
     each method's default), ``seed``, ``select`` (:data:`SELECTIONS`), ``model`` (passed to
-    the methods that take one), ``device`` for our methods (peers and oracles run on CPU)."""
+    the methods that take one), ``device`` for our methods (peers and oracles run on CPU).
+    ``keep_going``: a run that fails with an expected error (e.g. a determined peer asked
+    for more talkers than mics) gives rows with NaN scores and its ``error`` instead of
+    stopping the benchmark."""
 
     n_src: int | None = None
     n_iter: int | None = None
@@ -69,6 +72,7 @@ class BenchSettings:
     select: str = "best"
     model: str | None = None
     device: str = "cpu"
+    keep_going: bool = False
 
 
 @dataclass(frozen=True)
@@ -110,7 +114,9 @@ def _run(run: _Run) -> list[dict]:
         chosen = blind if settings.select == "blind" else list(range(est.shape[0]))
         scores = score_mixture(data.images, est[chosen], data.mix, data.sr, metrics=METRICS)
     except VaeAudioError as err:
-        raise VaeAudioError(f"{method} on mixture '{ref.id}': {err}") from None
+        if not settings.keep_going:
+            raise VaeAudioError(f"{method} on mixture '{ref.id}': {err}") from None
+        return _failed_rows(ref, method, K, data, str(err))
     used = {chosen[int(j)] for j in scores.perm}
     audio_seconds = data.mix.shape[-1] / data.sr
     rows = []
@@ -123,6 +129,7 @@ def _run(run: _Run) -> list[dict]:
             "n_out": est.shape[0],
             "n_est": len(chosen),
             "dropped": ";".join(str(n) for n in range(est.shape[0]) if n not in used),
+            "error": "",
         }
         row.update({col: float(scores.values[col][k]) for col in SCORE_COLUMNS})
         row.update(
@@ -135,6 +142,19 @@ def _run(run: _Run) -> list[dict]:
         )
         rows.append(row)
     return rows
+
+
+def _failed_rows(ref: Reference, method: str, K: int, data, error: str) -> list[dict]:
+    """Rows of a run that failed with ``error``: NaN scores and costs."""
+    nan = float("nan")
+    audio_seconds = data.mix.shape[-1] / data.sr
+    return [
+        {"id": ref.id, "method": method, "source": ref.sources[k].stem, "est": -1, "n_out": 0,
+         "n_est": 0, "dropped": "", "error": error, **dict.fromkeys(SCORE_COLUMNS, nan),
+         "seconds": nan, "audio_seconds": audio_seconds, "rtf": nan, "rss_mb": nan,
+         "rss_measure": "", "cuda_mb": nan}
+        for k in range(K)
+    ]  # fmt: skip
 
 
 def _preload() -> None:
@@ -231,6 +251,10 @@ def run_bench(
         notes.append(
             "peak RSS fell back to ru_maxrss growth (no /proc/self/clear_refs): a lower bound"
         )
+    failed = {(r["method"], r["error"]) for r in rows if r["error"]}
+    for method, error in sorted(failed):
+        n = len({r["id"] for r in rows if r["method"] == method and r["error"] == error})
+        notes.append(f"{method} failed on {n} mixture(s) (NaN scores): {error}")
     if settings.model and not any(accepts_option(m, "model") for m in methods):
         notes.append(f"no method asked for takes a model; '{settings.model}' was not used")
     info = available_methods()
