@@ -19,6 +19,8 @@ seeds 0-2 (``egs/bench/noise_slot_start.py``, command and table in its docstring
 SI-SDR of the two returned talkers: ``twostep`` + diffuseness 5.73 / 2.71 dB (8.11 dB SDR
 when the references pick the best 2 of 3 outputs; 12 of 60 talkers dropped as noise),
 ``init="noise"`` 9.71 / 8.70 dB (no talker dropped).
+``init="auto"`` picks a start per mixture (:mod:`vae_audio.separation.starts`); the
+chosen fit's ``noise_index`` is used when its start names one.
 Speaker images are ordered by energy (sum over mics and samples), loudest first.
 
 **Registry.** ``METHODS`` maps a name to a :class:`MethodSpec`; other modules add theirs
@@ -46,6 +48,7 @@ from vae_audio.separation.chunking import ChunkOutput, separate_in_chunks
 from vae_audio.separation.fastmnmf import fit_fastmnmf
 from vae_audio.separation.fca import fit_free_fca
 from vae_audio.separation.mnmf import fit_mnmf
+from vae_audio.separation.starts import START_OPTIONS, SelectedFit, selecting_fit
 from vae_audio.separation.vae_fca import fit_vae_fca, fit_vae_nmf
 
 
@@ -87,29 +90,48 @@ def _builtin(fn: Callable[..., Any], description: str, **fixed: Any) -> MethodSp
     return MethodSpec(fit, description=description, options=options)
 
 
+def _with_starts(spec: MethodSpec, family: str) -> MethodSpec:
+    """``spec`` whose fit also takes ``init="auto"`` (and MNMF/FCA ``init="noise"``):
+    :func:`vae_audio.separation.starts.selecting_fit`."""
+    options = (*spec.options, *START_OPTIONS)
+    return dataclasses.replace(spec, fit=selecting_fit(spec.fit, family), options=options)
+
+
 register_method(
     "fastmnmf2",
     dataclasses.replace(
-        _builtin(
-            fit_fastmnmf,
-            "FastMNMF2, frequency-independent JD SCMs (Sekiguchi et al. 2020)",
-            frequency_dependent=False,
+        _with_starts(
+            _builtin(
+                fit_fastmnmf,
+                "FastMNMF2, frequency-independent JD SCMs (Sekiguchi et al. 2020)",
+                frequency_dependent=False,
+            ),
+            "jd",
         ),
         noise_defaults={"init": "noise"},
     ),
 )
 register_method(
     "fastmnmf",
-    _builtin(
-        fit_fastmnmf,
-        "FastMNMF, frequency-dependent JD SCMs (Sekiguchi et al. 2019)",
-        frequency_dependent=True,
+    _with_starts(
+        _builtin(
+            fit_fastmnmf,
+            "FastMNMF, frequency-dependent JD SCMs (Sekiguchi et al. 2019)",
+            frequency_dependent=True,
+        ),
+        "jd",
     ),
 )
 register_method(
-    "mnmf", _builtin(fit_mnmf, "MNMF: full-rank SCMs and NMF PSDs (Sawada et al. 2013)")
+    "mnmf",
+    _with_starts(
+        _builtin(fit_mnmf, "MNMF: full-rank SCMs and NMF PSDs (Sawada et al. 2013)"), "mnmf"
+    ),
 )
-register_method("fca", _builtin(fit_free_fca, "FCA with free PSDs, EM or MU (Duong et al. 2010)"))
+register_method(
+    "fca",
+    _with_starts(_builtin(fit_free_fca, "FCA with free PSDs, EM or MU (Duong et al. 2010)"), "fca"),
+)
 # VAE speech prior + NMF noise; `stft` is fixed to None: a fit sees only the spectrogram, so
 # the prior is checked against its number of bins (vae_audio.separation.vae_fca).
 register_method(
@@ -195,6 +217,11 @@ def separate(
     ``g_eps``, ``eps_rel``, ``x_floor``; ``mnmf``: ``n_basis`` (8), ``algorithm`` ("mu"),
     ``init`` ("fastmnmf2"), ``n_iter_init``, ``eps_rel``; ``fca``: ``algorithm`` ("em"),
     ``init`` ("fastmnmf2"), ``n_iter_init``, ``eps_rel`` (see the ``fit_*`` functions).
+    All four also take ``init="auto"`` with ``start_rule`` ("likelihood": fit the
+    ``noise`` and the exchangeable start, keep the higher likelihood; "snr": one start by a
+    blind SNR estimate, ``snr_threshold_db``) and MNMF/FCA ``init="noise"``
+    (:mod:`vae_audio.separation.starts`); ``settings["chosen_start"]`` then lists the start
+    kept per chunk and batch item.
     """
     t_start = time.perf_counter()
     spec = _check_method(method)
@@ -219,6 +246,7 @@ def separate(
     if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 0:
         raise VaeAudioError(f"n_iter must be a non-negative integer, got {n_iter!r}")
     timings = dict.fromkeys(("stft", "fit", "wiener", "istft"), 0.0)
+    chosen_starts: list[list[str]] = []  # init="auto": per chunk, per batch item
 
     def run_chunk(chunk: torch.Tensor) -> ChunkOutput:
         tick = _Clock(chunk.device)
@@ -226,6 +254,8 @@ def separate(
         timings["stft"] += tick()
         model = spec.fit(X, n_src + noise_slot, n_iter, seed, callback, **opts)
         timings["fit"] += tick()
+        if isinstance(model, SelectedFit):
+            chosen_starts.append(list(model.record.chosen))
         images = model.images(X)  # [B, N, M, F, T]
         timings["wiener"] += tick()
         wav = istft(images, stft_config, length=chunk.shape[-1])  # [B, N, M, S_c]
@@ -259,6 +289,8 @@ def separate(
         "device": str(x.device),
         **opts,
     }
+    if chosen_starts:
+        settings["chosen_start"] = chosen_starts
     if unbatched:
         speakers, objective = speakers[0], objective[0]
         noise = None if noise is None else noise[0]
