@@ -1,12 +1,15 @@
-"""Oracle separators: closed forms on synthetic rank-1 sources, margins on the fixture."""
+"""Oracle separators: closed forms on synthetic rank-1 sources, margins on the fixture; the
+half-oracles' fits against closed forms, data drawn from the FCA model and scipy's optimum."""
 
 import math
 
 import numpy as np
 import pytest
 import torch
+from scipy.optimize import minimize
 
 from vae_audio.bench import BenchSettings, oracle_irm, oracle_mwf, oracle_parameters, run_bench
+from vae_audio.bench.oracles import fit_psd_given_scm, fit_scm_given_psd
 
 
 def _rank1_sources(M: int, N: int, F: int = 5, T: int = 40, seed: int = 0):
@@ -77,3 +80,117 @@ def test_one_noise_free_talker_is_recovered_almost_perfectly(one_talker_set, met
     assert row["sdr"] > floor_db
     assert row["si_sdr"] > floor_db or math.isinf(row["si_sdr"])
     assert np.isfinite(row["sar"]) and row["sar"] > floor_db
+
+
+# --- half-oracles: oracle-psd (blind SCMs by EM) and oracle-scm (blind free PSDs by MU) ---
+
+
+def _fca_draw(M: int, J: int, F: int, T: int, diffuse: float = 0.1, seed: int = 0):
+    """Images drawn from the FCA model: ``H_jf = a aᴴ + diffuse·I`` scaled to trace M,
+    log-normal PSDs ``lam [J, F, T]`` (±2 nepers), ``c_jft ~ N_C(0, λ_jft H_jf)``.
+    Returns ``C [J, M, F, T]``, ``lam``, ``H [J, F, M, M]``."""
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(J, F, M, 1, dtype=torch.complex128, generator=g)
+    H = a @ a.mH + diffuse * torch.eye(M, dtype=torch.complex128)  # [J, F, M, M]
+    H = M * H / torch.diagonal(H, dim1=-2, dim2=-1).sum(-1).real[..., None, None]
+    lam = torch.exp(2 * torch.randn(J, F, T, dtype=torch.float64, generator=g))  # [J, F, T]
+    z = torch.randn(J, F, T, M, 1, dtype=torch.complex128, generator=g)
+    c = (torch.linalg.cholesky(H)[:, :, None] @ z)[..., 0] * lam[..., None].sqrt()  # [J,F,T,M]
+    return c.permute(0, 3, 1, 2), lam, H
+
+
+def _rel_err(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+    """Mean over slots and frequencies of ``‖A − B‖_F / ‖B‖_F``."""
+    return (torch.linalg.matrix_norm(A - B) / torch.linalg.matrix_norm(B)).mean()
+
+
+def test_scm_em_with_one_source_is_the_sample_scm():
+    # N = 1, ε = 0: Y = λH, so E[c cᴴ | x] = x xᴴ and one EM step gives (1/T) Σ_t x xᴴ / λ.
+    C, lam, _ = _fca_draw(M=3, J=1, F=3, T=50)
+    x = C[0]  # [M, F, T]
+    fit = fit_scm_given_psd(x, lam, n_iter=1)
+    xt = x.permute(1, 2, 0)  # [F, T, M]
+    expected = torch.einsum("ftm,ftk->fmk", xt / lam[0][..., None], xt.conj()) / 50
+    torch.testing.assert_close(fit.H[0], expected, rtol=1e-8, atol=0)
+
+
+@pytest.mark.parametrize("M, J", [(4, 3), (3, 2)])
+def test_scm_em_recovers_the_model_scms_and_never_lowers_the_likelihood(M, J):
+    C, lam, H = _fca_draw(M, J, F=4, T=400)
+    x = C.sum(0)  # [M, F, T]
+    errors = [_rel_err(fit_scm_given_psd(x, lam, n).H, H) for n in (0, 5, 50)]
+    # From H = I (error ~0.8) to the T = 400 sampling error of the ML SCMs (~0.08).
+    assert errors[0] > 0.5 and errors[0] > errors[1] > errors[2], errors
+    assert errors[2] < 0.15, errors
+    ll = fit_scm_given_psd(x, lam, 50, track=True).log_likelihood  # [51]
+    assert (ll.diff() >= -1e-9 * ll.abs().max()).all()
+    assert ll[-1] - ll[0] > 1e3  # it moved (nats, sum over F and T)
+
+
+def test_psd_mu_with_determined_point_sources_reaches_the_closed_form():
+    # c_j = a_j s_j, H_j = b_j b_jᴴ with b_j = a_j √(M / ‖a_j‖²), M = J: x = B (s ⊙ ‖a‖/√M),
+    # so per bin the ML PSDs are λ_j = |s_j|² ‖a_j‖² / M = ‖c_j‖² / M (the oracle PSDs), and
+    # there λ ← sqrt(λ · λ_ML), the MU step, halves the log error at every iteration.
+    M = J = 3
+    a, s, C = _rank1_sources(M, J, F=4, T=30, seed=3)
+    x = C.sum(0)  # [M, F, T]
+    scale = a.abs().square().sum(-1) / M  # [J, F]: ‖a‖² / M
+    H = a[..., :, None] * a[..., None, :].conj() / scale[..., None, None]  # [J, F, M, M]
+    expected = s.abs().square() * scale[..., None]  # [J, F, T]: the images' power ‖c‖² / M
+    torch.testing.assert_close(expected, oracle_parameters(C)[0])
+    errors = [
+        (fit_psd_given_scm(x, H, n).lam / expected).log().abs().max().item() for n in (5, 20, 60)
+    ]
+    assert errors[0] > errors[1] > errors[2] and errors[2] < 1e-8, errors
+    fit = fit_psd_given_scm(x, H, 60)
+    assert (fit.log_likelihood.diff() >= -1e-9 * fit.log_likelihood.abs().max()).all()
+
+
+def _neg_log_lik_bin(lam: np.ndarray, H: np.ndarray, x: np.ndarray) -> float:
+    """``log det Y + xᴴ Y⁻¹ x`` of one bin: ``lam [J]``, ``H [J, M, M]``, ``x [M]`` (numpy)."""
+    Y = np.einsum("j,jmk->mk", lam, H)
+    return float(np.linalg.slogdet(Y)[1] + (x.conj() @ np.linalg.solve(Y, x)).real)
+
+
+def _neg_log_lik_log_psd(log_lam: np.ndarray, H: np.ndarray, x: np.ndarray) -> float:
+    return _neg_log_lik_bin(np.exp(log_lam), H, x)
+
+
+def test_psd_mu_with_full_rank_scms_climbs_to_the_per_bin_ml():
+    # Full-rank SCMs, M = 4 > J = 3: no closed form; each bin is its own ML problem in λ,
+    # solved independently by L-BFGS on log λ (scipy) from several starts.
+    C, _, H = _fca_draw(M=4, J=3, F=2, T=8, seed=5)
+    x = C.sum(0)  # [M, F, T]
+    fits = {n: fit_psd_given_scm(x, H, n) for n in (50, 300)}
+    ll = fits[300].log_likelihood  # [301]
+    assert (ll.diff() >= -1e-9 * ll.abs().max()).all() and ll[-1] - ll[0] > 1.0
+    rng = np.random.default_rng(0)
+    gaps = {n: [] for n in fits}
+    for f, t in [(0, 0), (0, 5), (1, 2), (1, 7)]:
+        Hf, xf = H[:, f].numpy(), x[:, f, t].numpy()
+        starts = rng.normal(np.log(np.mean(np.abs(xf) ** 2) / 3), 1.0, (5, 3))  # log λ
+        best = min(
+            minimize(_neg_log_lik_log_psd, v0, args=(Hf, xf), method="L-BFGS-B").fun
+            for v0 in starts
+        )
+        for n, fit in fits.items():
+            gaps[n].append(_neg_log_lik_bin(fit.lam[:, f, t].numpy(), Hf, xf) - best)  # nats
+    # MU reaches scipy's optimum (measured gaps < 3e-6 nats at 300 iterations); at the
+    # benchmark's 50 it is within 1e-3 nats per bin (slow where a λ heads for 0).
+    assert max(gaps[300]) < 1e-4 and max(gaps[50]) < 1e-2, gaps
+
+
+def test_half_oracles_sit_between_the_mixture_and_around_oracle_mwf(fixture_set):
+    methods = "mixture,oracle-psd,oracle-scm,oracle-mwf"
+    result = run_bench(fixture_set, methods, BenchSettings(select="blind"), progress=False)
+    rows = _by_method(result.rows)
+    for src, mwf in rows["oracle-mwf"].items():
+        psd, scm = rows["oracle-psd"][src]["sdr"], rows["oracle-scm"][src]["sdr"]
+        floor = rows["mixture"][src]["sdr"]
+        # Measured: mixture 5.0 / -4.7 dB, oracle-psd 17.7 / 13.2, oracle-scm 9.3 / 6.2,
+        # oracle-mwf 15.9 / 11.0. Both halves clearly separate ...
+        assert psd > floor + 9.0 and scm > floor + 3.0, (src, psd, scm, floor)
+        # ... oracle-scm stays below the ceiling, but oracle-psd's ML SCMs beat oracle-mwf's
+        # frame-averaged ones (oracles.py docstring): mwf >= psd does not hold on this set.
+        assert scm < mwf["sdr"] + 1.0, (src, scm, mwf["sdr"])
+        assert psd > mwf["sdr"] - 1.0, (src, psd, mwf["sdr"])

@@ -42,7 +42,7 @@ import yaml
 
 from vae_audio.audio.io import load_audio
 from vae_audio.audio.stft import StftConfig, istft, stft
-from vae_audio.bench.oracles import oracle_irm, oracle_mwf
+from vae_audio.bench.oracles import HALF_ORACLE_ITERATIONS, ORACLE_FILTERS
 from vae_audio.bench.peers import PEERS, run_peer
 from vae_audio.errors import VaeAudioError
 from vae_audio.eval.matching import Reference
@@ -50,6 +50,14 @@ from vae_audio.eval.matching import Reference
 ORACLES = {
     "oracle-mwf": "multichannel Wiener filter, oracle PSDs and full-rank SCMs (ceiling)",
     "oracle-irm": "ideal ratio (power) mask on each mic (ceiling)",
+    "oracle-psd": (
+        f"multichannel Wiener filter, oracle PSDs, SCMs blind by {HALF_ORACLE_ITERATIONS} "
+        "FCA EM iterations from I (half-oracle)"
+    ),
+    "oracle-scm": (
+        f"multichannel Wiener filter, oracle full-rank SCMs, free PSDs blind by "
+        f"{HALF_ORACLE_ITERATIONS} FCA MU iterations from flat (half-oracle)"
+    ),
 }
 FLOOR = {"mixture": "the unprocessed mixture (floor)"}
 AUTO = {"auto": "what `vae-audio separate --method auto` runs on the mixture"}
@@ -308,7 +316,7 @@ def candidates(
     if method in ORACLES:
         x = stft(data.mix.double(), cfg)  # [M, F, T]
         C = stft(torch.cat([data.images, data.noise[None]]).double(), cfg)  # [K + 1, M, F, T]
-        C_hat = (oracle_mwf if method == "oracle-mwf" else oracle_irm)(x, C)  # [K + 1, M, F, T]
+        C_hat = ORACLE_FILTERS[method](x, C)  # [K + 1, M, F, T]
         est = istft(C_hat[:-1], cfg, length=S)  # [K, M, S]: the talkers, noise discarded
         return est, list(range(est.shape[0]))
     if method in FLOOR:
