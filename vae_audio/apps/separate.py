@@ -335,12 +335,14 @@ def register(subparsers) -> None:
     p.add_argument(
         "--method", default="auto", metavar="METHOD",
         help=f"auto or a registered method: {', '.join(METHOD_CHOICES[1:])}, ... (default "
-        "auto: the shipped Neural FCA model for inputs with its channel count, vae-nmf for 1 "
-        "channel, else fastmnmf2)",
+        "auto: the shipped Neural FCA model for inputs with its channel and talker count, "
+        "vae-nmf for 1 channel, else vae-fastfca, which takes any M >= 2 and any --n-src; a "
+        "note says which ran and why)",
     )  # fmt: skip
     p.add_argument(
         "--n-src", type=int, metavar="N",
-        help="speakers to separate (default 2, vae-nmf 1; a Neural FCA model fixes its own)",
+        help="speakers to separate (default 2, vae-nmf 1; a Neural FCA model fixes its own; "
+        "under auto another count runs vae-fastfca)",
     )  # fmt: skip
     p.add_argument(
         "--model", metavar="CKPT",
