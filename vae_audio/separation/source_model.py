@@ -121,6 +121,7 @@ class NmfPsd:
     ) -> None:
         self.W, self.H, self.joint = W, H, joint
         self.floor = torch.as_tensor(floor, dtype=W.dtype, device=W.device)
+        self._has_floor = bool((self.floor != 0).any())  # skip adding a zero floor
         self._lam = None  # cached W @ H + floor
 
     @classmethod
@@ -149,7 +150,9 @@ class NmfPsd:
 
     def psd(self) -> torch.Tensor:
         if self._lam is None:
-            self._lam = self.W @ self.H + self.floor  # [B, N, F, T]
+            self._lam = self.W @ self.H  # [B, N, F, T]
+            if self._has_floor:
+                self._lam.add_(self.floor)
         return self._lam
 
     def mm_update(self, stats: StatsFn) -> None:
@@ -167,8 +170,11 @@ class NmfPsd:
         self.mm_update(_is_stats(power))
 
     def rescale(self, c: torch.Tensor) -> None:
+        lam = self._lam
         self.W = self.W * c[..., None]  # [B, N, F, K]
         self.normalize()
+        if lam is not None and not self._has_floor:  # λ = W H scales with W: no new product
+            self._lam = lam * c[..., None]  # [B, N, F, T]
 
     def normalize(self) -> None:
         """Make every basis sum to one over F (``Σ_f W_nfk = 1``), moving the scale to H."""
