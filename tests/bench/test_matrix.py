@@ -181,3 +181,22 @@ def test_cell_table_means_and_deltas_against_hand_computed_values():
     text = matrix_markdown(table)
     assert "2-talker mean: +2.50 (target ≥ +3.0): NOT met" in text
     assert "5.50 (+2.5)" in text
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--set", "x", "--matrix", str(RECIPE)], "exactly one of --set DIR and --matrix FILE"),
+        ([], "exactly one of --set DIR and --matrix FILE"),
+        (["--matrix", str(RECIPE), "--n-src", "2"], "drop --select and --n-src"),
+        (["--matrix", str(RECIPE), "--methods", "auto,mixture"], "must keep the matrix's peers"),
+        (["--matrix", "nope.yaml"], "cannot read matrix 'nope.yaml'"),
+        (["--set", "x", "--methods", "mixture", "--full"], "--full selects the full grid"),
+    ],
+)
+def test_bench_cli_errors_are_one_line(argv, message, capsys):
+    from vae_audio import cli
+
+    assert cli.main(["bench", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
