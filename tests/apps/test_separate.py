@@ -273,3 +273,10 @@ def test_single_channel_input_under_auto(tmp_path, capsys):
         assert code == 0
     else:
         assert code == 2 and "mono.wav" in err and "1 channel" in err
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "0", "1.5"])
+def test_chunk_values_that_cannot_work_are_one_line(value, tmp_path, capsys):
+    code, _, err = _run(capsys, MIXTURE, "-o", tmp_path / "out", "--chunk", value)
+    assert code == 2 and "--chunk must be a finite number of seconds, at least 2" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "out").exists()

@@ -21,6 +21,7 @@ memory is retried one input at a time.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -33,6 +34,7 @@ from vae_audio.apps.methods import METHOD_CHOICES
 from vae_audio.errors import VaeAudioError
 
 _KEEP_BYTES = 256 * 2**20
+_OVERLAP_S = 1.0  # overlap of neighbouring chunks under --chunk, seconds
 
 
 @dataclass
@@ -146,8 +148,11 @@ def separate_files(
         raise VaeAudioError(f"output '{out}' is a file; give a folder with -o")
     if iters is not None and iters < 0:
         raise VaeAudioError(f"--iters must be a non-negative integer, got {iters}")
-    if chunk is not None and chunk <= 0:
-        raise VaeAudioError(f"--chunk must be a positive number of seconds, got {chunk}")
+    if chunk is not None and not (math.isfinite(chunk) and chunk >= 2 * _OVERLAP_S):
+        raise VaeAudioError(
+            f"--chunk must be a finite number of seconds, at least {2 * _OVERLAP_S:g} (twice "
+            f"the {_OVERLAP_S:g}-s overlap of neighbouring chunks), got {chunk}; e.g. --chunk 10"
+        )
     if batch_size is not None and batch_size < 1:
         raise VaeAudioError(f"--batch-size must be a positive integer, got {batch_size}")
     rank, world, local_rank = distributed_env(env)
@@ -267,7 +272,8 @@ class _BatchRunner:
         res = separate(
             x, method=plan.method, n_src=plan.n_src, sr=sr, stft=stft,
             n_iter=plan.iterations(self.iters),
-            chunk_seconds=self.chunk, device=self.device, seed=self.seed, **dict(plan.opts),
+            chunk_seconds=self.chunk, overlap_seconds=_OVERLAP_S, device=self.device,
+            seed=self.seed, **dict(plan.opts),
         )  # fmt: skip
         sources = res.sources.cpu()  # [B, N, M, S]
         noise = None if res.noise is None else res.noise.cpu()  # [B, M, S]
