@@ -13,10 +13,10 @@ from vae_audio.data.tts_engines import Voice, discover_voices
 from vae_audio.errors import VaeAudioError
 
 
-def _needs(binary):
+def _needs(binary, package=None, how="`make test` installs it"):
     return pytest.mark.skipif(
         shutil.which(binary) is None,
-        reason=f"{binary} is not installed (apt-get install {binary}; `make test` installs it)",
+        reason=f"{binary} is not installed (apt-get install {package or binary}; {how})",
     )
 
 
@@ -123,7 +123,11 @@ def test_missing_engine_is_skipped_when_another_works(monkeypatch, tmp_path):
 
 
 @pytest.mark.tts
-@_needs("text2wave")
+@_needs(
+    "text2wave",
+    "festival festvox-kallpc16k",
+    "optional: `make test` leaves festival out, its voices would change the default corpus",
+)
 def test_festival_voice(tmp_path):
     result = build_tts_corpus(
         tmp_path / "f", max_utterances=1, engines=("festival",), progress=False
