@@ -8,7 +8,11 @@ reference mic), the pyroomacoustics peers of
 ``mixture`` (the unprocessed mixture as every talker's estimate: the floor, SDRi = 0).
 ``NAME@N`` runs an iterative method with ``N`` iterations whatever ``--iters`` says, so one
 run can hold several settings of a method (e.g. ``neural-fastfca@0,neural-fastfca@200``:
-amortised and refined Neural FastFCA).
+amortised and refined Neural FastFCA); ``NAME:key=value`` sets an option (``n_fft``/``hop``
+of the STFT, or the method's own, e.g. ``fastmnmf2:init=twostep``,
+``neural-fastfca:model=PATH``). As in ``vae-audio separate``, the Neural FCA methods run the
+shipped model when none is named, with 200 refinement steps by default, and ``auto`` runs
+what ``separate --method auto`` would.
 
 **Which outputs are the talkers** (``select``). A method returns ``N >= n_src`` candidate
 images: our methods and the pyroomacoustics FastMNMFs ``n_src`` talkers + 1 noise slot,
@@ -40,6 +44,7 @@ from typing import Any
 import torch
 import yaml
 
+from vae_audio.apps.methods import NEURAL, NEURAL_REFINE_ITERATIONS
 from vae_audio.audio.io import load_audio
 from vae_audio.audio.stft import StftConfig, istft, stft
 from vae_audio.bench.oracles import HALF_ORACLE_ITERATIONS, ORACLE_FILTERS
@@ -168,6 +173,8 @@ def method_iterations(method: str, n_iter: int | None) -> int | None:
         return own
     if method in AUTO:
         return n_iter  # None: what auto's choice runs by default
+    if method in NEURAL and n_iter is None:
+        return NEURAL_REFINE_ITERATIONS  # as `vae-audio separate` runs a Neural FCA model
     if method in METHODS:
         return METHODS[method].default_n_iter if n_iter is None else n_iter
     if method in PEERS:
@@ -226,6 +233,19 @@ def _empirical_scm(C: torch.Tensor) -> torch.Tensor:
     """``Σ_t c cᴴ / T`` of images ``C [N, M, F, T]`` -> ``[1, N, F, M, M]``."""
     H = torch.einsum("nmft,nkft->nfmk", C, C.conj()) / C.shape[-1]  # [N, F, M, M]
     return H[None]
+
+
+def _shipped_model(method: str) -> str:
+    """The shipped Neural FCA model file, which ``method`` runs when no model is named."""
+    from vae_audio.apps.methods import shipped_model_path
+
+    path = shipped_model_path()
+    if path is None:
+        raise VaeAudioError(
+            f"{method} needs a Neural FCA model and none is shipped with this installation; "
+            f"pass --model PATH or name it per method ({method}:model=PATH)"
+        )
+    return str(path)
 
 
 def _stft_config(sr: int, options: dict[str, Any]) -> StftConfig:
@@ -293,6 +313,8 @@ def candidates(
     if method in AUTO:
         return _auto_candidates(data, n_src, n_iter, seed, model, device)
     if method in METHODS:
+        if model is None and "model" not in options and method in NEURAL:
+            model = _shipped_model(method)  # as `vae-audio separate` does
         opts = {"model": model} if model and accepts_option(method, "model") else {}
         opts.update(options)
         # single-channel methods (vae-nmf) get the reference mic: images [N, 1, S]
