@@ -121,3 +121,36 @@ def test_one_optimiser_step_lowers_the_loss_on_a_fixture_batch(spatial):
     with torch.no_grad():
         after = loss()
     assert after.item() < before.detach().item() - 1e-4
+
+
+@pytest.mark.parametrize("spatial", ["full", "jd"])
+def test_training_loss_is_nll_plus_beta_times_the_closed_form_kl(spatial):
+    """The task's training loss = FCA NLL + β · KL, with the KL of the used latent dims from
+    torch.distributions, summed over slots, frames and dims and divided by B F T."""
+    from torch.distributions import Normal, kl_divergence
+
+    config = tiny_config(4, spatial)
+    config["stft"] = {"sample_rate": 16000, "n_fft": 512, "hop_length": 128}
+    config["model"]["decoder"] = {"latent_dim": 4, "hidden": 16}
+    config["augment"] = {"mic_permutation": False}
+    config["loss"] = {"beta": 0.7, "beta_unit": "step"}
+    task = NeuralFCATask(config)
+    mix = MixtureDataset(MIXTURE_MANIFEST, 1.0, random_crop=False)[0]["mix"][None]  # [1, 4, S]
+    captured = {}
+    forward = task.model.forward
+
+    def spy(*args, **kwargs):
+        captured["out"] = out = forward(*args, **kwargs)
+        return out
+
+    task.model.forward = spy
+    result = task.compute_loss({"mix": mix}, "train")
+    out = captured["out"]
+    q = out.posterior
+    kl = kl_divergence(Normal(q.mean, (0.5 * q.logvar).exp()), Normal(0.0, 1.0))  # [B, N, T, D]
+    used = task.model.latent_mask[:, None]  # [N, 1, D]: the noise slot reads fewer dims
+    F, T = out.lam.shape[-2:]
+    expected_kl = (kl * used).sum((1, 2, 3)).mean() / (F * T)
+    assert float(expected_kl.detach()) > 1e-3  # a KL that matters to the loss
+    torch.testing.assert_close(result.logs["kl"], expected_kl, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(result.loss, result.logs["nll"] + 0.7 * expected_kl)
