@@ -60,6 +60,28 @@ def test_em_update_matches_posterior_moments():
     assert torch.allclose(em_update_scm(x, lam, H0, eps), expected, rtol=1e-9, atol=1e-12)
 
 
+def test_em_step_updates_the_psds_to_the_posterior_power():
+    """GEM step of free-PSD FCA: after the SCMs, λ_nft = tr(H_nf⁻¹ E[c cᴴ | x]) / M, with
+    the posterior moments computed explicitly at the old parameters (Duong et al. 2010)."""
+    from vae_audio.separation.fca import _em_step, _Moments
+
+    x, _, lam, _ = sample_fca(B=2, M=3, N=2, F=5, T=7, seed=4)
+    H0 = random_psd((2, 2, 5), 3, load=0.5)
+    eps = 1e-3
+    Y = fca_covariance(lam, H0, eps)  # [B, F, T, M, M]
+    Yinv = torch.linalg.inv(Y)
+    Yn = lam[..., None, None] * H0[:, :, :, None]  # [B, N, F, T, M, M]
+    c = Yn @ Yinv[:, None] @ x.permute(0, 2, 3, 1)[:, None, ..., None]  # posterior means
+    R = Yn - Yn @ Yinv[:, None] @ Yn + c @ c.mH
+    H1 = (R / lam[..., None, None]).mean(3)  # [B, N, F, M, M]
+    expected = (torch.linalg.inv(H1)[:, :, :, None] @ R).diagonal(dim1=-2, dim2=-1).sum(-1)
+    source = FreePsd(lam.clone())
+    H_new = _em_step(_Moments.compute(x.permute(0, 2, 3, 1), Y), source, H0)
+    assert torch.allclose(H_new, H1, rtol=1e-9, atol=1e-12)
+    assert torch.allclose(source.psd(), expected.real / 3, rtol=1e-8, atol=1e-12)
+    assert not torch.allclose(source.psd(), lam, rtol=1e-3)  # the PSDs moved
+
+
 def test_em_update_is_differentiable():
     x, _, lam, H = sample_fca(B=1, M=2, N=2, F=3, T=6, seed=2)
     lam = lam.clone().requires_grad_(True)
