@@ -161,3 +161,17 @@ def test_digital_silence_gives_silence(mix, method):
     silent = separate(np.zeros_like(mix), method, sr=SR, stft=CFG, n_iter=3)
     assert torch.isfinite(silent.objective).all()
     assert silent.sources.abs().max() == 0 and silent.noise.abs().max() == 0
+
+
+@pytest.mark.parametrize("method", ["vae-fastfca", "vae-fca", "vae-nmf"])
+def test_prior_methods_refuse_a_rate_or_stft_the_prior_was_not_made_for(method):
+    """48 kHz with a 512-point STFT gives the prior's 257 bins too: without a check the 16-kHz
+    prior would silently model 48-kHz spectra."""
+    if method not in METHODS:
+        pytest.skip(f"{method} is not registered")
+    x = torch.randn(1 if method == "vae-nmf" else 2, 8000)
+    with pytest.raises(VaeAudioError, match="made for 16000 Hz but the mixture is at sr=48000"):
+        separate(x, method, n_src=1, sr=48000, n_iter=1)
+    stft = StftConfig(sample_rate=16000, n_fft=1024, hop_length=256)
+    with pytest.raises(VaeAudioError, match="made with n_fft=512, hop_length=128.*pass stft="):
+        separate(x, method, n_src=1, sr=16000, stft=stft, n_iter=1)
