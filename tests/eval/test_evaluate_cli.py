@@ -139,6 +139,22 @@ def test_silent_estimate_is_reported_as_undefined(make_fake_set):
     result = evaluate_dir(fs.est, fs.ref, metrics=("sdr", "si-sdr"))
     assert result.summary["sdr"].undefined == 1 and result.summary["sdr"].count == 1
     assert any("undefined (NaN)" in n for n in result.notes)
+    from vae_audio.eval.report import one_line_summary
+
+    assert "1 source(s) with undefined metrics, left out of these means" in one_line_summary(
+        result
+    ) and f"{fs.ids[0]}/src" in one_line_summary(result)  # the talker the silence was matched to
+
+
+def test_undefined_metrics_fail_the_command_unless_allowed(make_fake_set, capsys):
+    fs = make_fake_set(n_mix=2, extra=0)
+    _rewrite(fs.est / fs.ids[1] / "src2.wav", lambda x, sr: (0 * x, sr))
+    argv = ["evaluate", "--est", str(fs.est), "--ref", str(fs.ref), "--metrics", "sdr"]
+    assert cli.main(argv) == 2
+    out, err = capsys.readouterr()
+    assert "1 source(s) have undefined metrics" in err and len(err.strip().splitlines()) == 1
+    assert f"{fs.ids[1]}/src" in out and f"{fs.ids[0]}/src" not in out.split("undefined")[-1]
+    assert cli.main([*argv, "--allow-undefined"]) == 0
 
 
 def test_images_mode_adds_isr(make_fake_set):

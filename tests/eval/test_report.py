@@ -81,4 +81,7 @@ def test_write_reports_round_trip(tmp_path):
     assert table[2] == ["SDR", "dB", "9.00", "10.00", "3", "0"]
     assert "- PESQ not computed: no package" in md
     assert not list((tmp_path / "out").glob(".*tmp*"))  # atomic writes leave no temp files
-    assert one_line_summary(result) == "2 mixtures, 3 sources: SDR 9.00 dB, SI-SDR 5.50 dB"
+    assert one_line_summary(result) == (
+        "2 mixtures, 3 sources: SDR 9.00 dB, SI-SDR 5.50 dB; 1 source(s) with undefined "
+        "metrics, left out of these means (silent estimates?): a/src2"
+    )

@@ -19,7 +19,12 @@ def _parse_metrics(text: str) -> tuple[str, ...]:
 
 def _run(args: argparse.Namespace) -> int:
     from vae_audio.eval.evaluate import evaluate_dir
-    from vae_audio.eval.report import one_line_summary, summary_markdown, write_reports
+    from vae_audio.eval.report import (
+        one_line_summary,
+        summary_markdown,
+        undefined_sources,
+        write_reports,
+    )
 
     metrics = _parse_metrics(args.metrics) if args.metrics is not None else None
     if args.jobs < 1:
@@ -38,6 +43,12 @@ def _run(args: argparse.Namespace) -> int:
     paths = write_reports(result, args.out or args.est)
     print(summary_markdown(result))  # ends with the notes (resampling, missing packages...)
     print(f"{one_line_summary(result)} -> {paths.csv}")
+    bad = undefined_sources(result)
+    if bad and not args.allow_undefined:
+        raise VaeAudioError(
+            f"{len(bad)} source(s) have undefined metrics (listed in {paths.csv}); check those "
+            "estimates, or pass --allow-undefined to exit 0 with them left out of the means"
+        )
     return 0
 
 
@@ -77,6 +88,12 @@ def register(subparsers) -> None:
         "--allow-missing",
         action="store_true",
         help="evaluate the mixtures that have estimates instead of failing on missing ones",
+    )
+    p.add_argument(
+        "--allow-undefined",
+        action="store_true",
+        help="exit 0 even when some metrics are undefined (NaN, e.g. a silent estimate); "
+        "they are always named in the summary and left out of the means",
     )
     p.add_argument("--split", help="only the manifest lines of this split")
     p.add_argument(

@@ -140,7 +140,25 @@ def one_line_summary(result: EvalResult) -> str:
             label = label.replace(" improvement", "i").replace(" (wideband)", "")
             unit = f" {unit}" if unit == "dB" else ""
             parts.append(f"{label} {result.summary[col].mean:.2f}{unit}")
-    return f"{result.n_mixtures} mixtures, {len(result.rows)} sources: " + ", ".join(parts)
+    line = f"{result.n_mixtures} mixtures, {len(result.rows)} sources: " + ", ".join(parts)
+    bad = undefined_sources(result)
+    if bad:
+        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        line += (
+            f"; {len(bad)} source(s) with undefined metrics, left out of these means "
+            f"(silent estimates?): {shown}"
+        )
+    return line
+
+
+def undefined_sources(result: EvalResult) -> list[str]:
+    """``id/source`` of the rows with a non-finite headline metric (NaN: silent estimate)."""
+    cols = [c for c in _HEADLINE if c in result.summary]
+    return [
+        f"{r['id']}/{r['source']}"
+        for r in result.rows
+        if any(not math.isfinite(float(r[c])) for c in cols)
+    ]
 
 
 def json_safe(value):
