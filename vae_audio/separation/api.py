@@ -49,7 +49,7 @@ from vae_audio.separation.fastmnmf import fit_fastmnmf
 from vae_audio.separation.fca import fit_free_fca
 from vae_audio.separation.mnmf import fit_mnmf
 from vae_audio.separation.starts import START_OPTIONS, SelectedFit, selecting_fit
-from vae_audio.separation.vae_fca import fit_vae_fca, fit_vae_nmf
+from vae_audio.separation.vae_fca import check_prior_stft, fit_vae_fca, fit_vae_nmf
 
 
 @dataclass(frozen=True)
@@ -241,7 +241,7 @@ def separate(
             f"{', '.join(spec.options) or 'none'}"
         )
     if spec.options is not None and "prior" in spec.options:
-        _check_prior_rate(method, opts.get("prior"), stft_config)
+        check_prior_stft(method, opts.get("prior"), stft_config)
     if noise_slot:
         opts = {**spec.noise_defaults, **opts}
     n_iter = spec.default_n_iter if n_iter is None else n_iter
@@ -342,30 +342,6 @@ def _order_by_energy(speakers: torch.Tensor) -> torch.Tensor:
     """Sort ``[B, N, M, S]`` by energy (sum over M and S), loudest first."""
     order = speakers.square().sum((2, 3)).argsort(dim=1, descending=True)  # [B, N]
     return speakers[torch.arange(speakers.shape[0], device=speakers.device)[:, None], order]
-
-
-def _check_prior_rate(method: str, prior: Any, stft_config: StftConfig) -> None:
-    """A speech prior's spectra mean nothing at another rate or STFT: ``sr=48000`` with the
-    16-kHz prior gives 257 bins too, so the fit's bin check alone would not notice."""
-    from vae_audio.speech.prior import load_speech_prior
-
-    theirs = load_speech_prior(prior).stft_config
-    if theirs.sample_rate != stft_config.sample_rate:
-        raise VaeAudioError(
-            f"method {method!r} runs a speech prior made for {theirs.sample_rate} Hz but the "
-            f"mixture is at sr={stft_config.sample_rate}; resample it to {theirs.sample_rate} Hz "
-            f"(vae_audio.audio.resample) and pass sr={theirs.sample_rate}"
-        )
-    fields = ("n_fft", "hop_length", "win_len", "window", "center")
-    diff = [f for f in fields if getattr(theirs, f) != getattr(stft_config, f)]
-    if diff:
-        made = ", ".join(f"{f}={getattr(theirs, f)}" for f in diff)
-        here = ", ".join(f"{f}={getattr(stft_config, f)}" for f in diff)
-        raise VaeAudioError(
-            f"method {method!r} runs a speech prior made with {made} but stft= has {here}; "
-            f"pass stft=StftConfig(sample_rate={theirs.sample_rate}, n_fft={theirs.n_fft}, "
-            f"hop_length={theirs.hop_length}) (the prior's stft_config)"
-        )
 
 
 def _check_method(method: str) -> MethodSpec:

@@ -512,22 +512,50 @@ def check_bins(prior: SpeechVAE, n_freq: int, what: str = "the speech prior") ->
 _LOADED: dict[tuple, SpeechVAE] = {}
 
 
-def load_prior(source: Any, x: torch.Tensor) -> SpeechVAE:
-    """The speech prior ``source`` (None, name, path or :class:`SpeechVAE`) as a frozen copy on
-    ``x``'s device and real dtype, in eval mode (files are read once per process)."""
+def _cached_prior(source: Any) -> SpeechVAE:
+    """The speech prior ``source`` (None, name, path or :class:`SpeechVAE`), shared: files are
+    read once per process (until they change)."""
     from vae_audio.speech.prior import load_speech_prior
 
     if isinstance(source, SpeechVAE):
-        base = source
-    else:
-        path = Path(str(source)) if source is not None else None
-        stamp = path.stat().st_mtime_ns if path is not None and path.is_file() else None
-        key = (str(source), stamp)
-        if key not in _LOADED:
-            if len(_LOADED) >= 4:
-                _LOADED.clear()
-            _LOADED[key] = load_speech_prior(source)
-        base = _LOADED[key]
+        return source
+    path = Path(str(source)) if source is not None else None
+    stamp = path.stat().st_mtime_ns if path is not None and path.is_file() else None
+    key = (str(source), stamp)
+    if key not in _LOADED:
+        if len(_LOADED) >= 4:
+            _LOADED.clear()
+        _LOADED[key] = load_speech_prior(source)
+    return _LOADED[key]
+
+
+def check_prior_stft(method: str, source: Any, stft: StftConfig) -> None:
+    """Refuse a sample rate or STFT that the speech prior ``source`` was not made for: its
+    spectra mean nothing there, and ``sr=48000`` with a 512-point STFT has the 16-kHz prior's
+    257 bins too, so :func:`check_bins` alone would not notice."""
+    theirs = _cached_prior(source).stft_config
+    if theirs.sample_rate != stft.sample_rate:
+        raise VaeAudioError(
+            f"method {method!r} runs a speech prior made for {theirs.sample_rate} Hz but the "
+            f"mixture is at sr={stft.sample_rate}; resample it to {theirs.sample_rate} Hz "
+            f"(vae_audio.audio.resample) and pass sr={theirs.sample_rate}"
+        )
+    fields = ("n_fft", "hop_length", "win_len", "window", "center")
+    diff = [f for f in fields if getattr(theirs, f) != getattr(stft, f)]
+    if diff:
+        made = ", ".join(f"{f}={getattr(theirs, f)}" for f in diff)
+        here = ", ".join(f"{f}={getattr(stft, f)}" for f in diff)
+        raise VaeAudioError(
+            f"method {method!r} runs a speech prior made with {made} but stft= has {here}; "
+            f"pass stft=StftConfig(sample_rate={theirs.sample_rate}, n_fft={theirs.n_fft}, "
+            f"hop_length={theirs.hop_length}) (the prior's stft_config)"
+        )
+
+
+def load_prior(source: Any, x: torch.Tensor) -> SpeechVAE:
+    """The speech prior ``source`` (None, name, path or :class:`SpeechVAE`) as a frozen copy on
+    ``x``'s device and real dtype, in eval mode (files are read once per process)."""
+    base = _cached_prior(source)
     net = copy.deepcopy(base).to(device=x.device, dtype=x.real.dtype)  # 0.3 MB: cheap
     for p in net.parameters():
         p.requires_grad_(False)
