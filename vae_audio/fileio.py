@@ -3,7 +3,8 @@
 An output is first written to a temporary file in the destination folder and then moved onto
 the final name with ``os.replace`` (atomic on POSIX and Windows within one file system), so a
 reader never sees a half-written file and a crash leaves the previous version intact. Paths in
-``protect`` (typically the inputs of a command) are never written to.
+``protect`` (typically the inputs of a command) are never written to. Also here: reading a
+YAML file with one-line errors (:func:`read_yaml_file`).
 """
 
 from __future__ import annotations
@@ -107,3 +108,22 @@ def atomic_write_text(path: PathLike, text: str, *, protect: Iterable[PathLike] 
     """Write ``text`` (UTF-8) to ``path`` through :func:`atomic_write`."""
     with atomic_write(path, protect=protect) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def read_yaml_file(path: Path, what: str):
+    """The data of the YAML file ``path`` (``what`` names it in errors, e.g. ``"preset"``);
+    the caller checks its type.
+
+    Raises:
+        VaeAudioError: the file cannot be read or is not valid YAML.
+    """
+    import yaml
+
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise VaeAudioError(
+            f"cannot read {what} '{path}' ({exc.strerror}); check the path"
+        ) from exc
+    except yaml.YAMLError as exc:
+        raise VaeAudioError(f"{what} '{path}' is not valid YAML ({exc}); fix its syntax") from exc

@@ -36,9 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from vae_audio.errors import VaeAudioError
+from vae_audio.fileio import read_yaml_file
 
 AXES = ("talkers", "snr", "rt60", "array", "noise", "speech")
 DESIGNS = ("small", "full")
@@ -164,14 +163,7 @@ def load_matrix(path: str | Path, base_dir: str | Path | None = None) -> MatrixS
 
     path = Path(path).expanduser()
     src = str(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise VaeAudioError(
-            f"cannot read matrix '{path}' ({exc.strerror}); check the path"
-        ) from exc
-    except yaml.YAMLError as exc:
-        raise VaeAudioError(f"matrix '{path}' is not valid YAML ({exc}); fix its syntax") from exc
+    raw = read_yaml_file(path, "matrix")
     if not isinstance(raw, dict):
         raise VaeAudioError(
             f"matrix '{path}' must be a YAML mapping; see recipes/bench/matrix.yaml"

@@ -12,9 +12,8 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import yaml
-
 from vae_audio.errors import VaeAudioError
+from vae_audio.fileio import read_yaml_file
 
 PRESET_DIR = Path(__file__).parent / "presets"
 NOISE_KINDS = ("pink", "white", "babble", "mixed", "none")
@@ -221,14 +220,7 @@ def array_extent(array: ArrayPreset) -> float:
 
 
 def _read_yaml(path: Path) -> dict:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise VaeAudioError(
-            f"cannot read preset '{path}' ({exc.strerror}); check the path"
-        ) from exc
-    except yaml.YAMLError as exc:
-        raise VaeAudioError(f"preset '{path}' is not valid YAML ({exc}); fix its syntax") from exc
+    data = read_yaml_file(path, "preset")
     if data is None:
         return {}
     if not isinstance(data, dict):
