@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from vae_audio.bench.matrix import MatrixSets, MatrixSpec
+from vae_audio.bench.report import mixture_means, real_time_factor
 from vae_audio.bench.runner import BenchResult
 from vae_audio.eval.report import json_safe, markdown_table
 from vae_audio.fileio import atomic_write, atomic_write_text
@@ -45,12 +46,8 @@ class MatrixTable:
 
 
 def _cell_mean(rows: list[dict], col: str) -> float:
-    per_mix = []
-    for i in dict.fromkeys(r["id"] for r in rows):
-        v = np.array([r[col] for r in rows if r["id"] == i], dtype=np.float64)
-        if np.isfinite(v).any():
-            per_mix.append(v[np.isfinite(v)].mean())
-    return float(np.mean(per_mix)) if per_mix else math.nan
+    per_mix = mixture_means(rows, col)
+    return float(per_mix.mean()) if per_mix.size else math.nan
 
 
 def cell_table(result: BenchResult, sets: MatrixSets, spec: MatrixSpec) -> MatrixTable:
@@ -63,9 +60,7 @@ def cell_table(result: BenchResult, sets: MatrixSets, spec: MatrixSpec) -> Matri
         cell_rows = []
         for method in result.methods:
             rs = by_key.get((cell.name, method), [])
-            runs = {r["id"]: r for r in rs}
-            ran = [r for r in runs.values() if math.isfinite(r["seconds"])]  # failed: NaN
-            audio = sum(r["audio_seconds"] for r in ran)
+            runs = {r["id"]: r for r in rs}  # cost columns repeat on every talker of a run
             entry = {
                 "cell": cell.name,
                 **dict(cell.levels),
@@ -74,7 +69,7 @@ def cell_table(result: BenchResult, sets: MatrixSets, spec: MatrixSpec) -> Matri
                 "n_mixtures": len(runs),
             }
             entry.update({c: _cell_mean(rs, c) for c in CELL_METRICS})
-            entry["rtf"] = sum(r["seconds"] for r in ran) / audio if audio else math.nan
+            entry["rtf"] = real_time_factor(runs.values())
             cell_rows.append(entry)
         peer_sdr = [r["sdr"] for r in cell_rows if r["method"] in spec.peers]
         best = max((v for v in peer_sdr if math.isfinite(v)), default=math.nan)

@@ -66,6 +66,25 @@ def _mean_ci(values: np.ndarray) -> tuple[float, float]:
     return mean, float(t.ppf(0.975, n - 1) * values.std(ddof=1) / math.sqrt(n))
 
 
+def mixture_means(rows: list[dict], col: str) -> np.ndarray:
+    """Per mixture (order of first appearance), the mean of ``col`` over its talkers' rows,
+    finite values only; mixtures without a finite value are left out -> ``[n]``."""
+    per_mix = []
+    for i in dict.fromkeys(r["id"] for r in rows):
+        v = np.array([r[col] for r in rows if r["id"] == i], dtype=np.float64)
+        if np.isfinite(v).any():
+            per_mix.append(v[np.isfinite(v)].mean())
+    return np.asarray(per_mix, dtype=np.float64)
+
+
+def real_time_factor(runs: Iterable[dict]) -> float:
+    """Separation seconds over audio seconds of ``runs`` (one row per run); failed runs
+    (NaN seconds) are left out; NaN without any."""
+    ran = [r for r in runs if math.isfinite(r["seconds"])]
+    audio = sum(r["audio_seconds"] for r in ran)
+    return sum(r["seconds"] for r in ran) / audio if audio else math.nan
+
+
 def summarise(result: BenchResult) -> list[dict]:
     """One dict per method (in the order asked): ``method``, ``n_mixtures``, ``n_sources``,
     ``<metric>_mean`` / ``<metric>_ci95`` for :data:`SUMMARY_METRICS`, ``undefined``,
@@ -78,18 +97,11 @@ def summarise(result: BenchResult) -> list[dict]:
         entry = {"method": method, "n_mixtures": len(ids), "n_sources": len(rows)}
         undefined = 0
         for col in SUMMARY_METRICS:
-            per_mix = []
-            for i in ids:
-                v = np.array([r[col] for r in rows if r["id"] == i], dtype=np.float64)
-                undefined += int((~np.isfinite(v)).sum())
-                if np.isfinite(v).any():
-                    per_mix.append(v[np.isfinite(v)].mean())
-            entry[f"{col}_mean"], entry[f"{col}_ci95"] = _mean_ci(np.asarray(per_mix))
+            v = np.array([r[col] for r in rows], dtype=np.float64)
+            undefined += int((~np.isfinite(v)).sum())
+            entry[f"{col}_mean"], entry[f"{col}_ci95"] = _mean_ci(mixture_means(rows, col))
         entry["undefined"] = undefined
-        ran = [r for r in runs.values() if math.isfinite(r["seconds"])]  # failed runs: NaN
-        seconds = sum(r["seconds"] for r in ran)
-        audio = sum(r["audio_seconds"] for r in ran)
-        entry["rtf"] = seconds / audio if audio else math.nan
+        entry["rtf"] = real_time_factor(runs.values())
         for col in ("rss_mb", "cuda_mb"):
             v = np.array([r[col] for r in runs.values()], dtype=np.float64)
             entry[col] = float(np.nanmax(v)) if np.isfinite(v).any() else math.nan
