@@ -46,16 +46,22 @@ def test_log_likelihood_matches_real_gaussian():
     assert torch.allclose(fca_log_likelihood(x, Y), ref, rtol=1e-12)
 
 
+def _posterior_power(x, lam, H, eps):
+    """``Y [B, F, T, M, M]`` and ``R = E[c cᴴ | x] [B, N, F, T, M, M]`` computed explicitly:
+    ``R = Y_n − Y_n Y⁻¹ Y_n + c cᴴ`` with the posterior means ``c = Y_n Y⁻¹ x``."""
+    Y = fca_covariance(lam, H, eps)  # [B, F, T, M, M]
+    Yinv = torch.linalg.inv(Y)
+    Yn = lam[..., None, None] * H[:, :, :, None]  # [B, N, F, T, M, M]
+    c = Yn @ Yinv[:, None] @ x.permute(0, 2, 3, 1)[:, None, ..., None]  # posterior means
+    return Y, Yn - Yn @ Yinv[:, None] @ Yn + c @ c.mH
+
+
 def test_em_update_matches_posterior_moments():
     """H_nf = (1/T) Σ_t E[c cᴴ | x] / λ with the posterior moments computed explicitly."""
     x, _, lam, H = sample_fca(B=2, M=3, N=2, F=5, T=7, seed=1)
     H0 = random_psd((2, 2, 5), 3, load=0.5)
     eps = 1e-3
-    Y = fca_covariance(lam, H0, eps)  # [B, F, T, M, M]
-    Yinv = torch.linalg.inv(Y)
-    Yn = lam[..., None, None] * H0[:, :, :, None]  # [B, N, F, T, M, M]
-    c = Yn @ Yinv[:, None] @ x.permute(0, 2, 3, 1)[:, None, ..., None]  # posterior means
-    R = Yn - Yn @ Yinv[:, None] @ Yn + c @ c.mH
+    _, R = _posterior_power(x, lam, H0, eps)
     expected = (R / lam[..., None, None]).mean(3)
     assert torch.allclose(em_update_scm(x, lam, H0, eps), expected, rtol=1e-9, atol=1e-12)
 
@@ -68,11 +74,7 @@ def test_em_step_updates_the_psds_to_the_posterior_power():
     x, _, lam, _ = sample_fca(B=2, M=3, N=2, F=5, T=7, seed=4)
     H0 = random_psd((2, 2, 5), 3, load=0.5)
     eps = 1e-3
-    Y = fca_covariance(lam, H0, eps)  # [B, F, T, M, M]
-    Yinv = torch.linalg.inv(Y)
-    Yn = lam[..., None, None] * H0[:, :, :, None]  # [B, N, F, T, M, M]
-    c = Yn @ Yinv[:, None] @ x.permute(0, 2, 3, 1)[:, None, ..., None]  # posterior means
-    R = Yn - Yn @ Yinv[:, None] @ Yn + c @ c.mH
+    Y, R = _posterior_power(x, lam, H0, eps)
     H1 = (R / lam[..., None, None]).mean(3)  # [B, N, F, M, M]
     expected = (torch.linalg.inv(H1)[:, :, :, None] @ R).diagonal(dim1=-2, dim2=-1).sum(-1)
     source = FreePsd(lam.clone())

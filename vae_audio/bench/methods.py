@@ -256,6 +256,13 @@ def _stft_config(sr: int, options: dict[str, Any]) -> StftConfig:
     return StftConfig(sample_rate=sr, n_fft=n_fft, hop_length=int(options.get("hop", n_fft // 4)))
 
 
+def _talkers_then_noise(res) -> torch.Tensor:
+    """The candidates of a :class:`~vae_audio.separation.SeparationResult`: its talkers, then
+    its noise image when it has one -> ``[N, M, S]`` on the CPU."""
+    est = res.sources if res.noise is None else torch.cat([res.sources, res.noise[None]])
+    return est.cpu()
+
+
 @dataclass(frozen=True)
 class _Probe:
     """What :class:`~vae_audio.apps.methods.MethodResolver` reads of an input."""
@@ -282,8 +289,7 @@ def _auto_candidates(
         mix, plan.method, n_src=plan.n_src, sr=sr, stft=plan.stft_for(sr),
         n_iter=plan.iterations(n_iter), seed=seed, device=device, **dict(plan.opts),
     )  # fmt: skip
-    est = res.sources if res.noise is None else torch.cat([res.sources, res.noise[None]])
-    est = est.cpu()  # [N, M', S']
+    est = _talkers_then_noise(res)  # [N, M', S']
     if sr != data.sr:
         est = resample(est, sr, data.sr)[..., :S]
     return est, list(range(res.sources.shape[0]))
@@ -323,8 +329,7 @@ def candidates(
             mix, method, n_src=n_src, sr=data.sr, stft=cfg, n_iter=n_iter, seed=seed,
             device=device, **opts,
         )  # fmt: skip
-        est = res.sources if res.noise is None else torch.cat([res.sources, res.noise[None]])
-        return est.cpu(), list(range(res.sources.shape[0]))  # [N, M, S]
+        return _talkers_then_noise(res), list(range(res.sources.shape[0]))  # [N, M, S]
     if method in PEERS:
         X = stft(data.mix.double(), cfg).numpy()  # [M, F, T] complex128
         C = torch.from_numpy(run_peer(method, X, n_src, n_iter, seed))  # [N, M, F, T]
