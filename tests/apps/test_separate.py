@@ -66,6 +66,26 @@ def test_finished_outputs_are_skipped_unless_overwrite(cuts, tmp_path, capsys):
     assert "1 separated, 0 skipped" in text and "other settings" in err
 
 
+def test_outputs_are_bound_to_the_input_that_made_them(tmp_path, capsys):
+    """Another file with the same output name, or the same file changed in place, is redone
+    (not skipped as finished), and separation.json names the input that made the outputs."""
+    out = tmp_path / "out"
+    a = write_cut(tmp_path / "a" / "mix.wav", offset=0)
+    b = write_cut(tmp_path / "b" / "mix.wav", offset=4000)
+    assert _run(capsys, a, "-o", out, *FAST)[0] == 0
+    record = json.loads((out / "mix" / "separation.json").read_text())
+    assert record["input"] == str(a.resolve()) == record["job"]["input"]["path"]
+    code, text, err = _run(capsys, b, "-o", out, *FAST)
+    assert code == 0 and "1 separated, 0 skipped" in text and "another input file" in err
+    record = json.loads((out / "mix" / "separation.json").read_text())
+    assert record["input"] == str(b.resolve())
+    first = read(out / "mix" / "src1.wav")[0]
+    write_cut(b, offset=8000)  # same path and size, new samples
+    assert "1 separated, 0 skipped" in _run(capsys, b, "-o", out, *FAST)[1]
+    assert not np.array_equal(read(out / "mix" / "src1.wav")[0], first)
+    assert "0 separated, 1 skipped" in _run(capsys, b, "-o", out, *FAST)[1]
+
+
 def test_a_retrained_model_redoes_its_outputs(tiny_model_file, cuts, tmp_path, capsys):
     model = tmp_path / "model.pt"
     model.write_bytes(tiny_model_file.read_bytes())

@@ -71,25 +71,31 @@ class JobSummary:
 _DIGESTS: dict[tuple, str] = {}  # (path, mtime, size) -> SHA-256
 
 
-def _job_key(plan, iters: int | None, chunk: float | None, seed: int) -> dict:
-    """The settings that shape an input's outputs, JSON-normalised for comparison with a
-    finished folder's record (model files by SHA-256: a retrained model redoes outputs)."""
-    import json
-
+def _digest(path: Path) -> str:
+    """SHA-256 of the file at ``path``, computed once per process and file version."""
     from vae_audio.data.manifest import file_digest
+
+    stat = path.stat()
+    cache = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    if cache not in _DIGESTS:
+        _DIGESTS[cache] = file_digest(path)
+    return _DIGESTS[cache]
+
+
+def _job_key(item, plan, iters: int | None, chunk: float | None, seed: int) -> dict:
+    """What shapes an input's outputs, JSON-normalised for comparison with a finished
+    folder's record: the input file (resolved path, size and SHA-256 of its bytes, so another
+    input or one changed in place is redone) and the settings (model files by SHA-256: a
+    retrained model redoes outputs)."""
+    import json
 
     opts = {}
     for key, value in plan.opts:
         path = Path(value)
-        if not path.is_file():
-            opts[key] = {"path": value}
-            continue
-        stat = path.stat()
-        cache = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
-        if cache not in _DIGESTS:
-            _DIGESTS[cache] = file_digest(path)
-        opts[key] = {"path": value, "sha256": _DIGESTS[cache]}
+        opts[key] = {"path": value, "sha256": _digest(path)} if path.is_file() else {"path": value}
+    source = item.path.resolve()
     key = {
+        "input": {"path": str(source), "bytes": source.stat().st_size, "sha256": _digest(source)},
         "method": plan.method,
         "n_src": plan.n_src,
         "sample_rate": plan.sample_rate,
@@ -181,7 +187,7 @@ def separate_files(
     mine = shard(items, rank, world)
     from vae_audio.apps.outputs import finished_job
 
-    jobs = {i.path: _job_key(plans[i.path], iters, chunk, seed) for i in mine}
+    jobs = {i.path: _job_key(i, plans[i.path], iters, chunk, seed) for i in mine}
     previous = {i.path: None if overwrite else finished_job(out / i.name) for i in mine}
     todo = [i for i in mine if previous[i.path] != jobs[i.path]]
     n_skipped = len(mine) - len(todo)
@@ -196,7 +202,10 @@ def separate_files(
     for note in resolver.notes:
         log(f"note: {note}")
     if n_stale:
-        log(f"note: {n_stale} input(s) have outputs made with other settings; redoing them")
+        log(
+            f"note: {n_stale} input(s) have outputs made from another input file or with other "
+            "settings; redoing them"
+        )
 
     groups = defaultdict(list)
     for item in todo:
@@ -280,7 +289,7 @@ class _BatchRunner:
         results = []
         for b, item in enumerate(batch):
             record = {
-                "input": str(item.path),
+                "input": str(item.path.resolve()),
                 "job": self.jobs[item.path],
                 "method": plan.method,
                 "label": plan.label,
