@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -48,6 +49,29 @@ def check_not_protected(path: PathLike, protect: Iterable[PathLike] = ()) -> Non
                 f"refusing to write '{path}': it is an input ('{p}') and inputs are never "
                 "overwritten; choose a different output path or folder"
             )
+
+
+def temp_name_pattern() -> re.Pattern:
+    """The names :func:`atomic_write` gives its temporary files: ``.<stem>.<8 random
+    characters of mkstemp>.tmp<suffix>``."""
+    return re.compile(r"\..+\.[a-z0-9_]{8}\.tmp(\.[^.]+)?")
+
+
+def remove_stale_temps(folder: PathLike) -> list[Path]:
+    """Delete the temporary files that :func:`atomic_write` left in ``folder`` (not
+    recursively) when its process was killed mid-write; return their paths.
+
+    Call it only where no other process is writing into ``folder`` at the time.
+    """
+    pattern = temp_name_pattern()
+    removed = []
+    with contextlib.suppress(OSError):
+        for path in Path(folder).iterdir():
+            if pattern.fullmatch(path.name) and path.is_file():
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                    removed.append(path)
+    return removed
 
 
 @contextlib.contextmanager

@@ -300,3 +300,32 @@ def test_chunk_values_that_cannot_work_are_one_line(value, tmp_path, capsys):
     code, _, err = _run(capsys, MIXTURE, "-o", tmp_path / "out", "--chunk", value)
     assert code == 2 and "--chunk must be a finite number of seconds, at least 2" in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_truncated_input_is_named_with_its_missing_duration(tmp_path, capsys):
+    full = write_cut(tmp_path / "full.wav", seconds=1.0)
+    cut = tmp_path / "cut.wav"
+    raw = full.read_bytes()
+    cut.write_bytes(raw[: len(raw) - 4000 * 4 * 4])  # drop the last 0.25 s of float32 x 4 mics
+    code, text, err = _run(capsys, cut, "-o", tmp_path / "out", *FAST)
+    assert code == 0 and "1 separated" in text
+    warning = [line for line in err.splitlines() if "truncated" in line]
+    assert len(warning) == 1 and str(cut.resolve()) in warning[0]
+    assert "declares 1.00 s but the file holds 0.75 s (0.25 s missing)" in warning[0]
+    code, _, err = _run(capsys, full, "-o", tmp_path / "out2", *FAST)
+    assert code == 0 and "truncated" not in err
+
+
+def test_temp_files_left_by_a_killed_run_are_removed(cuts, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert _run(capsys, cuts[0], "-o", out, *FAST)[0] == 0
+    stale = [out / "m0" / ".src1.k3j_x9q0.tmp.wav", out / "m1" / ".separation.abcdefgh.tmp.json"]
+    for path in stale:
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"partial")
+    mine = out / "m0" / "notes.txt"
+    mine.write_text("user file")
+    code, text, err = _run(capsys, cuts[0], cuts[1], "-o", out, *FAST)
+    assert code == 0 and "1 separated, 1 skipped" in text
+    assert "removed 2 temporary file(s)" in err
+    assert not any(p.exists() for p in stale) and mine.read_text() == "user file"

@@ -202,3 +202,45 @@ def test_save_detaches_tensors_that_require_grad(tmp_path):
     save_audio(tmp_path / "g.wav", wav * 1.0, 16000)
     back, _ = load_audio(tmp_path / "g.wav")
     assert torch.equal(back, wav.detach())
+
+
+@pytest.mark.parametrize("subtype,metadata", [("PCM_16", False), ("FLOAT", True)])
+def test_truncated_wav_reports_the_frames_its_header_declares(tmp_path, subtype, metadata):
+    """A WAV cut short is read by libsndfile without complaint; audio_info compares the
+    header's data size with what is there (also past a LIST chunk written before data)."""
+    path = tmp_path / "full.wav"
+    with sf.SoundFile(path, "w", 8000, 3, subtype=subtype) as fh:
+        if metadata:
+            fh.title = "odd-length title"  # a LIST chunk ahead of the data chunk
+        fh.write(np.zeros((4000, 3), dtype=np.float32))
+    assert audio_info(path).missing_frames == 0
+    cut = tmp_path / "cut.wav"
+    raw = path.read_bytes()
+    cut.write_bytes(raw[: len(raw) - 2500 * 3 * (2 if subtype == "PCM_16" else 4)])
+    info = audio_info(cut)
+    assert info.frames + info.missing_frames == 4000
+    assert info.frames == sf.info(cut).frames < 4000
+    assert info.missing_seconds == pytest.approx(info.missing_frames / 8000)
+    flac = tmp_path / "full.flac"
+    sf.write(flac, np.zeros((4000, 3), dtype=np.float32), 8000)
+    assert audio_info(flac).missing_frames == 0  # other formats: left to libsndfile
+
+
+def test_stale_temp_files_of_atomic_write_are_removed(tmp_path):
+    """A temp file named as atomic_write names them (what a process killed mid-write leaves
+    behind) is removed; other files, dot files included, are kept."""
+    from vae_audio.fileio import remove_stale_temps
+
+    names = []
+    for target in ("src1.wav", "separation.json", "model"):
+        with atomic_write(tmp_path / target) as tmp:
+            names.append(tmp.name)
+            tmp.write_bytes(b"x")
+    keep = ["src1.wav", "separation.json", "model", ".hidden.tmp", ".src1.wav", "a.tmp.wav"]
+    for name in keep[3:]:
+        (tmp_path / name).write_bytes(b"x")
+    for name in names:  # left behind by a killed writer
+        (tmp_path / name).write_bytes(b"partial")
+    removed = remove_stale_temps(tmp_path)
+    assert sorted(p.name for p in removed) == sorted(names)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(keep)

@@ -43,6 +43,7 @@ class InputItem:
     channels: int = 0
     frames: int = 0
     sample_rate: int = 0
+    missing_frames: int = 0  # a truncated WAV's frames declared in its header but absent
 
     @property
     def duration(self) -> float:
@@ -200,6 +201,7 @@ def probe(item: InputItem) -> None:
 
     info = audio_info(item.path)
     item.channels, item.frames, item.sample_rate = info.channels, info.frames, info.sample_rate
+    item.missing_frames = info.missing_frames
 
 
 def check_samples(item: InputItem, sr: int | None):

@@ -186,7 +186,20 @@ def separate_files(
             )
     mine = shard(items, rank, world)
     from vae_audio.apps.outputs import finished_job
+    from vae_audio.fileio import remove_stale_temps
 
+    log = log or (lambda text: tqdm.write(f"vae-audio: {text}", file=sys.stderr))
+    stale_temps = sum(len(remove_stale_temps(out / i.name)) for i in mine)
+    if stale_temps:
+        log(f"note: removed {stale_temps} temporary file(s) left by an interrupted earlier run")
+    for item in mine:
+        if item.missing_frames:
+            log(
+                f"warning: '{item.path}' is truncated: its header declares "
+                f"{(item.frames + item.missing_frames) / item.sample_rate:.2f} s but the file "
+                f"holds {item.duration:.2f} s ({item.missing_frames / item.sample_rate:.2f} s "
+                "missing); separating the part that is there"
+            )
     jobs = {i.path: _job_key(i, plans[i.path], iters, chunk, seed) for i in mine}
     previous = {i.path: None if overwrite else finished_job(out / i.name) for i in mine}
     todo = [i for i in mine if previous[i.path] != jobs[i.path]]
@@ -198,7 +211,6 @@ def separate_files(
         kept += wav.numel() * wav.element_size()
         if kept <= _KEEP_BYTES:  # small jobs are read once; larger ones again when separated
             wavs[item.path] = wav
-    log = log or (lambda text: tqdm.write(f"vae-audio: {text}", file=sys.stderr))
     for note in resolver.notes:
         log(f"note: {note}")
     if n_stale:

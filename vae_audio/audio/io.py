@@ -27,12 +27,19 @@ _FLOAT_SUBTYPES = {"FLOAT", "DOUBLE", "VORBIS", "OPUS", "MPEG_LAYER_III"}
 
 @dataclass(frozen=True)
 class AudioInfo:
-    """Header facts of an audio file: rate in Hz, channel count, frames, duration in seconds."""
+    """Header facts of an audio file: rate in Hz, channel count, frames present, duration in
+    seconds, and ``missing_frames``: how many frames a truncated WAV's header declares beyond
+    the data the file holds (0 when complete; see :func:`wav_missing_frames`)."""
 
     sample_rate: int
     channels: int
     frames: int
     duration: float
+    missing_frames: int = 0
+
+    @property
+    def missing_seconds(self) -> float:
+        return self.missing_frames / self.sample_rate
 
 
 def _check_exists(path: Path) -> None:
@@ -71,7 +78,41 @@ def audio_info(path: PathLike) -> AudioInfo:
         channels=int(info.channels),
         frames=int(info.frames),
         duration=info.frames / info.samplerate,
+        missing_frames=wav_missing_frames(path, int(info.frames)) if info.format == "WAV" else 0,
     )
+
+
+def wav_missing_frames(path: Path, frames: int) -> int:
+    """Frames that the ``data`` chunk size in the RIFF header of the WAV file ``path``
+    declares beyond the ``frames`` that libsndfile found in the file (0 if none, or if the
+    header leaves the size open, as streaming writers do with 0 or 0xFFFFFFFF).
+
+    libsndfile reads a truncated WAV (e.g. a copy or recording cut short) without a word, so
+    this compares the header with what is there.
+    """
+    try:
+        with open(path, "rb") as fh:
+            riff = fh.read(12)
+            if len(riff) < 12 or riff[:4] != b"RIFF" or riff[8:12] != b"WAVE":
+                return 0  # RF64/W64/AIFF-in-WAV: leave to libsndfile
+            block_align = 0
+            while True:
+                head = fh.read(8)
+                if len(head) < 8:
+                    return 0
+                chunk_id, size = head[:4], int.from_bytes(head[4:], "little")
+                if chunk_id == b"fmt ":
+                    fmt = fh.read(size)
+                    block_align = int.from_bytes(fmt[12:14], "little") if len(fmt) >= 14 else 0
+                    fh.seek(size % 2, os.SEEK_CUR)
+                elif chunk_id == b"data":
+                    if block_align <= 0 or size in (0, 0xFFFFFFFF):
+                        return 0
+                    return max(size // block_align - frames, 0)
+                else:
+                    fh.seek(size + size % 2, os.SEEK_CUR)
+    except OSError:
+        return 0
 
 
 def resample(wav: torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:
