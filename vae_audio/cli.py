@@ -5,7 +5,8 @@ Subcommands live next to the code they drive; each such module exposes
 parsed ``argparse.Namespace`` and returning an exit code. Training recipes are listed in
 ``_TRAINERS`` and share one ``train`` subcommand.
 
-Expected failures (:class:`vae_audio.errors.VaeAudioError`) print one line and exit 2.
+Expected failures (:class:`vae_audio.errors.VaeAudioError`) print one line and exit 2, as do
+bad command lines (:mod:`vae_audio.cli_types`: numeric options carry their domain).
 """
 
 from __future__ import annotations
@@ -64,7 +65,9 @@ def _register_train(subparsers) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from vae_audio.cli_types import OneLineParser
+
+    parser = OneLineParser(
         prog="vae-audio",
         description="Unsupervised multichannel source separation with VAE speech priors.",
     )

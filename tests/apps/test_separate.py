@@ -295,11 +295,15 @@ def test_single_channel_input_under_auto(tmp_path, capsys):
         assert code == 2 and "mono.wav" in err and "1 channel" in err
 
 
-@pytest.mark.parametrize("value", ["nan", "inf", "-1", "0", "1.5"])
-def test_chunk_values_that_cannot_work_are_one_line(value, tmp_path, capsys):
-    code, _, err = _run(capsys, MIXTURE, "-o", tmp_path / "out", "--chunk", value)
-    assert code == 2 and "--chunk must be a finite number of seconds, at least 2" in err
-    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+@pytest.mark.parametrize("value", [math.nan, math.inf, -1.0, 0.0, 1.5])
+def test_chunk_values_that_cannot_work_are_refused_by_the_api(value, tmp_path):
+    """The command line refuses them at parse time (tests/test_cli_values.py); the Python
+    entry point checks them too, before anything is written."""
+    from vae_audio.errors import VaeAudioError
+
+    with pytest.raises(VaeAudioError, match="--chunk must be a finite number of seconds, at lea"):
+        separate_files([MIXTURE], tmp_path / "out", chunk=value, progress=False)
+    assert not (tmp_path / "out").exists()
 
 
 def test_truncated_input_is_named_with_its_missing_duration(tmp_path, capsys):

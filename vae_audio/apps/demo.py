@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vae_audio.cli_types import ITERATIONS, SEED
 from vae_audio.errors import VaeAudioError
 
 DEMO_DIR = Path(__file__).resolve().parents[1] / "_demo"
@@ -252,10 +253,12 @@ def register(subparsers) -> None:
         "--baselines", default=DEFAULT_BASELINES, metavar="LIST",
         help=f"comma-separated methods to compare with, or 'none' (default {DEFAULT_BASELINES})",
     )  # fmt: skip
-    p.add_argument("--iters", type=int, metavar="K", help="iterations (default: each method's)")
+    p.add_argument(
+        "--iters", type=ITERATIONS, metavar="K", help="iterations (default: each method's)"
+    )
     p.add_argument(
         "--fast", action="store_true", help=f"{FAST_LENGTH_S}-s mixture, {FAST_ITERS} iterations"
     )
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="talkers and room")
+    p.add_argument("--seed", type=SEED, default=DEFAULT_SEED, help="talkers and room")
     p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
     p.set_defaults(func=_run)

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vae_audio.apps.methods import METHOD_CHOICES
+from vae_audio.cli_types import ITERATIONS, SEED, count, seconds
 from vae_audio.errors import VaeAudioError
 
 _KEEP_BYTES = 256 * 2**20
@@ -367,7 +368,7 @@ def register(subparsers) -> None:
         "note says which ran and why)",
     )  # fmt: skip
     p.add_argument(
-        "--n-src", type=int, metavar="N",
+        "--n-src", type=count("2"), metavar="N",
         help="speakers to separate (default 2, vae-nmf 1; a Neural FCA model fixes its own; "
         "under auto another count runs vae-fastfca)",
     )  # fmt: skip
@@ -379,20 +380,20 @@ def register(subparsers) -> None:
         "--device", choices=("cpu", "cuda"), help="default: cuda when available, else cpu"
     )
     p.add_argument(
-        "--iters", type=int, metavar="K",
+        "--iters", type=ITERATIONS, metavar="K",
         help="iterations (default: the method's; Neural FCA: refinement steps, default 200 "
         "as published, 0 = amortised only)",
     )  # fmt: skip
     p.add_argument(
-        "--chunk", type=float, metavar="SEC",
+        "--chunk", type=seconds("10", minimum=2 * _OVERLAP_S), metavar="SEC",
         help="separate long inputs in chunks of SEC seconds (1-s overlap)",
     )  # fmt: skip
     p.add_argument("--plot", action="store_true", help="also write spectrogram.png per input")
     p.add_argument("--overwrite", action="store_true", help="redo inputs with finished outputs")
     p.add_argument(
-        "--batch-size", type=int, metavar="B",
+        "--batch-size", type=count("8"), metavar="B",
         help="inputs of equal length and channel count per batch (default 8 on cuda, 1 on cpu)",
     )  # fmt: skip
-    p.add_argument("--seed", type=int, default=0, help="initialisation seed (default 0)")
+    p.add_argument("--seed", type=SEED, default=0, help="initialisation seed (default 0)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from vae_audio.cli_types import ITERATIONS, JOBS, SEED, count
+
 
 def _run(args: argparse.Namespace) -> int:
     from vae_audio.errors import VaeAudioError
@@ -152,16 +154,16 @@ def register(subparsers) -> None:
         help="output folder (default: SET/bench; with --matrix exp/bench/matrix/<design>)",
     )  # fmt: skip
     p.add_argument(
-        "--n-src", type=int, metavar="N", help="talkers to separate (default: per mixture)"
+        "--n-src", type=count("2"), metavar="N", help="talkers to separate (default: per mixture)"
     )
     p.add_argument(
         "--iters",
-        type=int,
+        type=ITERATIONS,
         metavar="K",
         help="iterations for every iterative method (default: each method's, 100 for peers)",
     )
-    p.add_argument("--jobs", type=int, default=1, metavar="J", help="worker processes")
-    p.add_argument("--limit", type=int, metavar="N", help="only the first N mixtures")
+    p.add_argument("--jobs", type=JOBS, default=1, metavar="J", help="worker processes")
+    p.add_argument("--limit", type=count("10"), metavar="N", help="only the first N mixtures")
     p.add_argument("--model", metavar="CKPT", help="model file for methods that take one")
     p.add_argument(
         "--select",
@@ -172,7 +174,7 @@ def register(subparsers) -> None:
         "loudest; always with --matrix)",
     )
     p.add_argument(
-        "--seed", type=int,
+        "--seed", type=SEED,
         help="initialisation seed of every run (default 0); with --matrix also the simulation "
         "seed (default: the matrix file's)",
     )  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from vae_audio.cli_types import JOBS, LEVEL_DBFS, SEED, Number, count, seconds
 from vae_audio.errors import VaeAudioError
 
 
@@ -137,14 +138,19 @@ def register(subparsers) -> None:
         "OUT/wav/. Re-running with the same settings resumes; a larger --hours extends.",
     )
     p.add_argument("out", metavar="OUT", help="output folder")
-    p.add_argument("--hours", type=float, default=1.0, help="hours of audio (default 1)")
-    p.add_argument("--utterances", type=int, metavar="N", help="stop after N utterances")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--hours",
+        type=Number(float, 0, low_open=True, example="1"),
+        default=1.0,
+        help="hours of audio (default 1)",
+    )
+    p.add_argument("--utterances", type=count("100"), metavar="N", help="stop after N utterances")
+    p.add_argument("--seed", type=SEED, default=0)
     p.add_argument(
         "--engines", default="flite,espeak-ng,festival", help="comma-separated engines to use"
     )
-    p.add_argument("--jobs", type=int, default=1, metavar="J", help="parallel processes")
-    p.add_argument("--level-dbfs", type=float, default=-25.0, help="RMS level of every file")
+    p.add_argument("--jobs", type=JOBS, default=1, metavar="J", help="parallel processes")
+    p.add_argument("--level-dbfs", type=LEVEL_DBFS, default=-25.0, help="RMS level of every file")
     p.set_defaults(func=_run_tts)
 
     p = sub.add_parser(
@@ -161,12 +167,12 @@ def register(subparsers) -> None:
         "--sounds", default="/usr/share/asterisk/sounds", metavar="DIR",
         help="folder holding en_US_f_Allison/, es_MX_f_Allison/ and fr_CA_f_June/",
     )  # fmt: skip
-    p.add_argument("--seed", type=int, default=0, help="draws the valid prompts")
+    p.add_argument("--seed", type=SEED, default=0, help="draws the valid prompts")
     p.add_argument(
-        "--valid-fraction", type=float, default=0.05,
+        "--valid-fraction", type=Number(float, 0, 1, example="0.05"), default=0.05,
         help="share of the en_US prompts put in valid instead of train (default 0.05)",
     )  # fmt: skip
-    p.add_argument("--level-dbfs", type=float, default=-25.0, help="RMS level of every file")
+    p.add_argument("--level-dbfs", type=LEVEL_DBFS, default=-25.0, help="RMS level of every file")
     p.set_defaults(func=_run_prompts)
 
     p = sub.add_parser(
@@ -179,11 +185,11 @@ def register(subparsers) -> None:
     p.add_argument("root", metavar="DIR", help="corpus root folder")
     p.add_argument("manifest", metavar="OUT.jsonl", help="manifest to write")
     p.add_argument(
-        "--sr", type=int, default=16000, help="rate the corpus will be used at; files below "
-        "it are skipped (0 keeps all)",
+        "--sr", type=Number(int, 0, example="16000"), default=16000,
+        help="rate the corpus will be used at; files below it are skipped (0 keeps all)",
     )  # fmt: skip
     p.add_argument(
-        "--valid-percent", type=float, default=5.0,
+        "--valid-percent", type=Number(float, 0, 100, example="5"), default=5.0,
         help="share of utterances put in split 'valid' when the layout has no subsets",
     )  # fmt: skip
     p.set_defaults(func=_run_scan)
@@ -198,9 +204,9 @@ def register(subparsers) -> None:
     p.add_argument("out", metavar="OUT", help="output folder")
     p.add_argument("--corpus", required=True, metavar="MANIFEST", help="speech corpus manifest")
     p.add_argument("--preset", default="default", help="built-in preset name or YAML file")
-    p.add_argument("--n", type=int, required=True, help="number of mixtures")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--jobs", type=int, default=1, metavar="J", help="parallel processes")
+    p.add_argument("--n", type=count("10"), required=True, help="number of mixtures")
+    p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument("--jobs", type=JOBS, default=1, metavar="J", help="parallel processes")
     p.add_argument("--split", default="train", help="corpus split to draw utterances from")
     p.set_defaults(func=_run_simulate)
 
@@ -212,11 +218,11 @@ def register(subparsers) -> None:
     )
     p.add_argument("out", metavar="OUT.pt", help="bank file to write")
     p.add_argument("--preset", default="default", help="built-in preset name or YAML file")
-    p.add_argument("--n", type=int, required=True, help="number of rooms")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--jobs", type=int, default=1, metavar="J", help="parallel processes")
+    p.add_argument("--n", type=count("150"), required=True, help="number of rooms")
+    p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument("--jobs", type=JOBS, default=1, metavar="J", help="parallel processes")
     p.add_argument(
-        "--noise-sources", type=int, metavar="K",
+        "--noise-sources", type=count("8"), metavar="K",
         help="noise sources per room (default: drawn from the preset; 8 keeps banks small)",
     )  # fmt: skip
     p.set_defaults(func=_run_bank)
@@ -232,11 +238,17 @@ def register(subparsers) -> None:
     p.add_argument("out", metavar="OUT", help="output folder")
     p.add_argument("--corpus", required=True, metavar="MANIFEST", help="speech corpus manifest")
     p.add_argument("--rir-bank", required=True, metavar="BANK.pt", help="from `vae-audio rir-bank`")
-    p.add_argument("--n", type=int, required=True, help="number of mixtures")
-    p.add_argument("--seconds", type=float, default=4.0, help="mixture length (default 4)")
-    p.add_argument("--n-speakers", type=int, default=2, help="talkers per mixture (default 2)")
+    p.add_argument("--n", type=count("10"), required=True, help="number of mixtures")
+    p.add_argument(
+        "--seconds", type=seconds("4", minimum=1.0), default=4.0, help="mixture length (default 4)"
+    )
+    p.add_argument(
+        "--n-speakers", type=count("2"), default=2, help="talkers per mixture (default 2)"
+    )
     p.add_argument("--split", default="train", help="corpus split to draw utterances from")
-    p.add_argument("--iters", type=int, default=50, help="FastMNMF2 iterations (default 50)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--jobs", type=int, default=1, metavar="J", help="parallel processes")
+    p.add_argument(
+        "--iters", type=count("50"), default=50, help="FastMNMF2 iterations (default 50)"
+    )
+    p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument("--jobs", type=JOBS, default=1, metavar="J", help="parallel processes")
     p.set_defaults(func=_run_teacher_set)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from vae_audio.cli_types import JOBS, Number
 from vae_audio.errors import VaeAudioError
 
 
@@ -39,6 +40,7 @@ def _run(args: argparse.Namespace) -> int:
         allow_missing=args.allow_missing,
         split=args.split,
         length_tolerance=args.length_tolerance,
+        engine=args.bss_engine,
     )
     paths = write_reports(result, args.out or args.est)
     print(summary_markdown(result))  # ends with the notes (resampling, missing packages...)
@@ -83,7 +85,7 @@ def register(subparsers) -> None:
         choices=("sdr", "si-sdr"),
         help="criterion whose mean the permutation maximises (default: sdr if computed)",
     )
-    p.add_argument("--jobs", type=int, default=1, metavar="J", help="parallel processes")
+    p.add_argument("--jobs", type=JOBS, default=1, metavar="J", help="parallel processes")
     p.add_argument(
         "--allow-missing",
         action="store_true",
@@ -95,10 +97,17 @@ def register(subparsers) -> None:
         help="exit 0 even when some metrics are undefined (NaN, e.g. a silent estimate); "
         "they are always named in the summary and left out of the means",
     )
+    p.add_argument(
+        "--bss-engine",
+        choices=("fast_bss_eval", "mir_eval"),
+        default="fast_bss_eval",
+        help="BSS Eval implementation (default fast_bss_eval, exact solver; mir_eval gives the "
+        "same numbers, slower; --images always uses mir_eval)",
+    )
     p.add_argument("--split", help="only the manifest lines of this split")
     p.add_argument(
         "--length-tolerance",
-        type=float,
+        type=Number(float, 0, example="0.1"),
         default=0.1,
         metavar="SEC",
         help="estimates this much longer/shorter than the references are trimmed/padded "
