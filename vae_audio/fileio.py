@@ -74,20 +74,10 @@ def remove_stale_temps(folder: PathLike) -> list[Path]:
     return removed
 
 
-@contextlib.contextmanager
-def atomic_write(path: PathLike, *, protect: Iterable[PathLike] = ()) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; move it onto ``path`` when the block succeeds.
-
-    The temporary name ends with the same suffix as ``path`` (``.wav``, ``.png``, ...) so
-    libraries that infer the format from the extension work. The parent folder is created if
-    needed. On any exception the temporary file is deleted and the exception propagates;
-    ``path`` is left untouched.
-
-    Usage::
-
-        with atomic_write(out_path, protect=inputs) as tmp:
-            torch.save(state, tmp)
-    """
+def new_temp(path: PathLike, *, protect: Iterable[PathLike] = ()) -> Path:
+    """Create and return an empty temporary file next to ``path`` for :func:`commit_temp`,
+    named as :func:`temp_name_pattern` describes (same suffix as ``path``, so libraries that
+    infer the format from the extension work). The parent folder is created if needed."""
     path = Path(path).expanduser()
     check_not_protected(path, protect)
     if path.is_dir():
@@ -110,18 +100,42 @@ def atomic_write(path: PathLike, *, protect: Iterable[PathLike] = ()) -> Iterato
             f"({exc.strerror or exc}); choose a writable folder or fix its permissions"
         ) from exc
     os.close(fd)
-    tmp = Path(tmp_name)
+    return Path(tmp_name)
+
+
+def commit_temp(tmp: Path, path: PathLike, *, protect: Iterable[PathLike] = ()) -> Path:
+    """Move the finished temporary file ``tmp`` onto ``path`` (atomic, usual permissions)."""
+    path = Path(path).expanduser()
+    check_not_protected(path, protect)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600 files
+    try:
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise VaeAudioError(
+            f"cannot write '{path}' ({exc.strerror or exc}); "
+            "check the permissions of the file and its folder"
+        ) from exc
+    return path
+
+
+@contextlib.contextmanager
+def atomic_write(path: PathLike, *, protect: Iterable[PathLike] = ()) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; move it onto ``path`` when the block succeeds.
+
+    The temporary name ends with the same suffix as ``path`` (``.wav``, ``.png``, ...) so
+    libraries that infer the format from the extension work. The parent folder is created if
+    needed. On any exception the temporary file is deleted and the exception propagates;
+    ``path`` is left untouched.
+
+    Usage::
+
+        with atomic_write(out_path, protect=inputs) as tmp:
+            torch.save(state, tmp)
+    """
+    tmp = new_temp(path, protect=protect)
     try:
         yield tmp
-        # mkstemp creates 0600 files; give the result the usual permissions.
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        try:
-            os.replace(tmp, path)
-        except OSError as exc:
-            raise VaeAudioError(
-                f"cannot write '{path}' ({exc.strerror or exc}); "
-                "check the permissions of the file and its folder"
-            ) from exc
+        commit_temp(tmp, path, protect=protect)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()

@@ -9,7 +9,9 @@ interrupted run redoes exactly the unfinished inputs. It also records the job se
 shape the output (method, speakers, iterations, chunking, seed, the model file's SHA-256), so
 outputs made with other settings, e.g. by a model since retrained, are redone, not kept. If
 writing a folder fails half-way, the files already written for it are removed again (no
-partial output sets).
+partial output sets). Long inputs separated chunk by chunk go through
+:class:`StreamingOutputs`, which writes each joined block as it comes and never holds a whole
+output.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 import torch
 
 from vae_audio.errors import VaeAudioError
-from vae_audio.fileio import atomic_write, atomic_write_text
+from vae_audio.fileio import atomic_write, atomic_write_text, commit_temp, new_temp
 
 MARKER = "separation.json"
 PLOT = "spectrogram.png"
@@ -98,6 +100,82 @@ def write_outputs(
         with contextlib.suppress(OSError):
             (folder / name).unlink()
     return written
+
+
+class StreamingOutputs:
+    """The output folder of one input, written block by block (``--chunk``).
+
+    Each slot's WAV grows in a temporary file (named as :func:`vae_audio.fileio.new_temp`
+    names them, so a killed run's leftovers are cleaned up by the next); :meth:`finish` puts
+    the speakers in order of energy (loudest first, as :func:`~vae_audio.separation.separate`
+    does), moves the files onto their names and writes ``separation.json`` last;
+    :meth:`abort` deletes the temporary files. Memory: one block at a time.
+    """
+
+    def __init__(
+        self, folder: Path, n_src: int, noise: bool, sr: int, channels: int, *,
+        protect: Iterable[Path] = (), source: str = "",
+    ) -> None:  # fmt: skip
+        import soundfile as sf
+
+        self.folder, self.sr, self.protect, self.source = folder, sr, list(protect), source
+        self.names = [f"src{k + 1}.wav" for k in range(n_src)] + (["noise.wav"] if noise else [])
+        self.energy = [0.0] * n_src
+        self.temps: list[Path] = []
+        self.files = []
+        with contextlib.suppress(FileNotFoundError):
+            (folder / MARKER).unlink()  # an interrupted overwrite must not look finished
+        try:
+            for name in self.names:
+                tmp = new_temp(folder / name, protect=self.protect)
+                self.temps.append(tmp)
+                self.files.append(sf.SoundFile(tmp, "w", sr, channels, "FLOAT", format="WAV"))
+        except BaseException:
+            self.abort()
+            raise
+
+    def write(self, speakers: torch.Tensor, noise: torch.Tensor | None) -> None:
+        """Append ``speakers [N, M, L]`` and ``noise [M, L]`` (or None)."""
+        blocks = [*speakers] + ([] if noise is None else [noise])
+        for name, fh, wav in zip(self.names, self.files, blocks, strict=True):
+            data = wav.detach().to("cpu", torch.float32)
+            if not bool(torch.isfinite(data).all()):
+                raise VaeAudioError(
+                    f"separating '{self.source}' gave NaN/Inf samples in {name}; try "
+                    "--method fastmnmf2, fewer --iters, or check the recording's levels"
+                )
+            fh.write(data.T.contiguous().numpy())  # [L, M]
+        for k in range(len(self.energy)):
+            self.energy[k] += float(speakers[k].double().square().sum())
+
+    def finish(self, record: dict) -> list[Path]:
+        """Close, order the speakers by energy, commit the files and ``separation.json``."""
+        for fh in self.files:
+            fh.close()
+        order = sorted(range(len(self.energy)), key=lambda k: -self.energy[k])
+        temps = [self.temps[k] for k in order] + self.temps[len(self.energy) :]
+        stale = [f for f in _previous_files(self.folder) if f not in self.names and f != PLOT]
+        written = []
+        for name, tmp in zip(self.names, temps, strict=True):
+            written.append(commit_temp(tmp, self.folder / name, protect=self.protect))
+        record = {**record, "files": [p.name for p in written]}
+        atomic_write_text(
+            self.folder / MARKER, json.dumps(record, indent=2, default=str) + "\n",
+            protect=self.protect,
+        )  # fmt: skip
+        for name in stale:
+            with contextlib.suppress(OSError):
+                (self.folder / name).unlink()
+        return [*written, self.folder / MARKER]
+
+    def abort(self) -> None:
+        """Close and delete the temporary files (the folder keeps no partial output)."""
+        for fh in self.files:
+            with contextlib.suppress(Exception):
+                fh.close()
+        for tmp in self.temps:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
 
 
 def plot_spectrograms(

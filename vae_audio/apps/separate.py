@@ -206,8 +206,24 @@ def separate_files(
     todo = [i for i in mine if previous[i.path] != jobs[i.path]]
     n_skipped = len(mine) - len(todo)
     n_stale = sum(previous[i.path] is not None for i in todo)
+    from vae_audio.apps.streaming import BlockReader, plan_chunks
+    from vae_audio.separation.memory import available_bytes
+
+    chunks, refused = {}, {}
+    for item in todo:  # whole or in chunks, by the memory each input would take
+        try:
+            available = available_bytes(dev)
+            chunks[item.path] = plan_chunks(item, plans[item.path], chunk, available)
+        except VaeAudioError as err:
+            refused[item.path] = str(err)
     wavs, kept = {}, 0
     for item in todo:  # samples of this rank's inputs, before the first separation
+        if item.path in refused:
+            continue
+        sr = plans[item.path].sample_rate or item.sample_rate
+        if chunks[item.path].chunk_s is not None:  # checked block by block, never held
+            BlockReader(item.path, item.sample_rate, sr, item.frames).check()
+            continue
         wav = check_samples(item, plans[item.path].sample_rate)  # [M, S]
         kept += wav.numel() * wav.element_size()
         if kept <= _KEEP_BYTES:  # small jobs are read once; larger ones again when separated
@@ -220,18 +236,34 @@ def separate_files(
             "settings; redoing them"
         )
 
+    for item in todo:
+        note = chunks[item.path].note if item.path in chunks else ""
+        if note:
+            log(f"note: {note}")
     groups = defaultdict(list)
     for item in todo:
-        groups[(plans[item.path], item.channels, item.frames, item.sample_rate)].append(item)
-    batches = [g[i : i + batch_size] for g in groups.values() for i in range(0, len(g), batch_size)]
+        if item.path in refused:
+            continue
+        streamed = chunks[item.path].chunk_s is not None
+        key = (plans[item.path], item.channels, item.frames, item.sample_rate, streamed)
+        groups[key].append(item)
+    batches = [
+        g[i : i + size]
+        for key, g in groups.items()
+        for size in [1 if key[-1] else batch_size]
+        for i in range(0, len(g), size)
+    ]
     start = time.perf_counter()
     done = failed = 0
     audio_seconds = 0.0
+    for error in refused.values():
+        failed += 1
+        log(f"failed: {error}")
     bar = tqdm(
         total=len(todo), desc="separate", unit="file", disable=not progress or rank != 0,
         file=sys.stderr,
     )  # fmt: skip
-    run = _BatchRunner(out, plans, jobs, dev, iters, chunk, plot, seed, inputs_paths, wavs)
+    run = _BatchRunner(out, plans, jobs, dev, iters, chunks, plot, seed, inputs_paths, wavs)
     with bar:
         for batch in batches:
             for item, error in run(batch):
@@ -256,7 +288,7 @@ class _BatchRunner:
     jobs: dict
     device: object
     iters: int | None
-    chunk: float | None
+    chunks: dict
     plot: bool
     seed: int
     protect: list
@@ -274,6 +306,14 @@ class _BatchRunner:
             return [r for item in batch for r in self([item])]
         except VaeAudioError as err:
             return [(item, str(err)) for item in batch]
+        except (MemoryError, RuntimeError) as err:
+            if not isinstance(err, MemoryError) and "memory" not in str(err).lower():
+                return [(item, _unexpected(err)) for item in batch]
+            if len(batch) > 1:
+                return [r for item in batch for r in self([item])]
+            return [(batch[0], "ran out of memory; pass --chunk with a shorter length, e.g. 10")]
+        except Exception as err:  # one input's failure must not end the job
+            return [(item, _unexpected(err)) for item in batch]
 
     def _run(self, batch: list) -> list:
         import torch
@@ -283,6 +323,9 @@ class _BatchRunner:
         from vae_audio.separation import separate
 
         plan = self.plans[batch[0].path]
+        chunk_s = self.chunks[batch[0].path].chunk_s
+        if chunk_s is not None:
+            return self._stream(batch[0], plan, chunk_s)
         wav = [self.wavs.get(i.path) for i in batch]  # each [M, S] or None (not kept)
         wav = [
             w if w is not None else check_samples(i, plan.sample_rate)
@@ -294,7 +337,7 @@ class _BatchRunner:
         res = separate(
             x, method=plan.method, n_src=plan.n_src, sr=sr, stft=stft,
             n_iter=plan.iterations(self.iters),
-            chunk_seconds=self.chunk, overlap_seconds=_OVERLAP_S, device=self.device,
+            device=self.device,
             seed=self.seed, **dict(plan.opts),
         )  # fmt: skip
         sources = res.sources.cpu()  # [B, N, M, S]
@@ -302,14 +345,7 @@ class _BatchRunner:
         results = []
         for b, item in enumerate(batch):
             record = {
-                "input": str(item.path.resolve()),
-                "job": self.jobs[item.path],
-                "method": plan.method,
-                "label": plan.label,
-                "sample_rate": sr,
-                "input_sample_rate": item.sample_rate,
-                "channels": item.channels,
-                "duration_s": item.duration,
+                **self._record(item, plan, sr),
                 "batch_size": len(batch),
                 "settings": res.settings,
                 "timings_s": res.timings,
@@ -323,6 +359,33 @@ class _BatchRunner:
             except VaeAudioError as err:
                 results.append((item, str(err)))
         return results
+
+    def _record(self, item, plan, sr: int) -> dict:
+        return {
+            "input": str(item.path.resolve()),
+            "job": self.jobs[item.path],
+            "method": plan.method,
+            "label": plan.label,
+            "sample_rate": sr,
+            "input_sample_rate": item.sample_rate,
+            "channels": item.channels,
+            "duration_s": item.duration,
+        }
+
+    def _stream(self, item, plan, chunk_s: float) -> list:
+        from vae_audio.apps.streaming import separate_streaming
+
+        sr = plan.sample_rate or item.sample_rate
+        separate_streaming(
+            item, plan, self.out / item.name, chunk_s, _OVERLAP_S, device=self.device,
+            iters=self.iters, seed=self.seed, record={**self._record(item, plan, sr),
+            "batch_size": 1}, protect=self.protect, plot=self.plot,
+        )  # fmt: skip
+        return [(item, None)]
+
+
+def _unexpected(err: Exception) -> str:
+    return f"unexpected error ({type(err).__name__}: {err}); the other inputs go on"
 
 
 def _run(args: argparse.Namespace) -> int:

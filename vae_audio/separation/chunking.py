@@ -96,40 +96,80 @@ def align_to_previous(prev: torch.Tensor, cur: torch.Tensor) -> list[list[int]]:
     return [linear_sum_assignment(-s)[1].tolist() for s in sim]
 
 
+class ChunkJoiner:
+    """Joins separated chunks into the output as they come, for streaming.
+
+    ``push(i, out)`` takes chunk ``i`` of ``bounds`` (in order) and returns
+    ``(start, speakers [B, N, M, L], noise [B, M, L] or None)``: the output samples
+    ``[start, start + L)`` that no later chunk touches any more, i.e. up to where chunk
+    ``i + 1`` begins (everything, for the last chunk). The part that overlaps the next chunk
+    is kept, weighted by its fade-out, until that chunk arrives. Each output sample is thus
+    computed exactly as in :func:`separate_in_chunks`, which joins through this class.
+    """
+
+    def __init__(self, bounds: list[tuple[int, int]]) -> None:
+        self.bounds = bounds
+        self.next = 0
+        self.tail = self.tail_noise = None  # previous chunk's weighted overlap
+        self.prev_tail = None  # previous chunk's aligned, unweighted overlap (for alignment)
+
+    def push(self, i: int, out: ChunkOutput):
+        if i != self.next:
+            raise VaeAudioError(f"chunk {i} pushed, chunk {self.next} expected; push in order")
+        self.next += 1
+        start, end = self.bounds[i]
+        spk = out.speakers  # [B, N, M, S_c]
+        B = spk.shape[0]
+        w = torch.ones(end - start, dtype=spk.dtype, device=spk.device)  # [S_c] cross-fade
+        ov = self.bounds[i - 1][1] - start if i > 0 else 0  # overlap with the previous chunk
+        if ov > 0:
+            index = torch.tensor(
+                align_to_previous(self.prev_tail, spk[..., :ov]), device=spk.device
+            )
+            spk = spk[torch.arange(B, device=spk.device)[:, None], index]  # [B, N, M, S_c]
+            w[:ov] = _ramp(ov, w)
+        ov_next = end - self.bounds[i + 1][0] if i + 1 < len(self.bounds) else 0
+        if ov_next > 0:
+            w[-ov_next:] = 1 - _ramp(ov_next, w)
+        speakers = w * spk
+        noise = None if out.noise is None else w * out.noise
+        if ov > 0:
+            speakers[..., :ov] += self.tail
+            if noise is not None:
+                noise[..., :ov] += self.tail_noise
+        cut = end - start - ov_next
+        self.prev_tail = spk[..., cut:]  # [B, N, M, ov_next]
+        self.tail = speakers[..., cut:]
+        self.tail_noise = None if noise is None else noise[..., cut:]
+        return start, speakers[..., :cut], None if noise is None else noise[..., :cut]
+
+
 def separate_in_chunks(
     mixture: torch.Tensor,
     separate_chunk: Callable[[torch.Tensor], ChunkOutput],
     chunk: int,
     overlap: int,
 ) -> ChunkedOutput:
-    """Run ``separate_chunk`` on overlapping chunks of ``mixture [B, M, S]`` and join them.
+    """Run ``separate_chunk`` on overlapping chunks of ``mixture [B, M, S]`` and join them
+    (:class:`ChunkJoiner`).
 
     ``chunk``/``overlap`` in samples (see :func:`chunk_bounds`). If the input fits in one
     chunk the result is exactly ``separate_chunk(mixture)``.
     """
     B, M, S = mixture.shape
     bounds = chunk_bounds(S, chunk, overlap)
-    speakers = noise = prev_tail = None
+    joiner = ChunkJoiner(bounds)
+    speakers = noise = None
     objectives = []
     for i, (start, end) in enumerate(bounds):
         out = separate_chunk(mixture[..., start:end])
-        spk = out.speakers  # [B, N, M, S_c]
         if speakers is None:
-            speakers = spk.new_zeros(*spk.shape[:3], S)  # [B, N, M, S]
+            speakers = out.speakers.new_zeros(*out.speakers.shape[:3], S)  # [B, N, M, S]
             noise = None if out.noise is None else out.noise.new_zeros(B, M, S)
-        w = torch.ones(end - start, dtype=spk.dtype, device=spk.device)  # [S_c] cross-fade
-        ov = bounds[i - 1][1] - start if i > 0 else 0  # overlap with the previous chunk
-        if ov > 0:
-            index = torch.tensor(align_to_previous(prev_tail, spk[..., :ov]), device=spk.device)
-            spk = spk[torch.arange(B, device=spk.device)[:, None], index]  # [B, N, M, S_c]
-            w[:ov] = _ramp(ov, w)
-        ov_next = end - bounds[i + 1][0] if i + 1 < len(bounds) else 0
-        if ov_next > 0:
-            w[-ov_next:] = 1 - _ramp(ov_next, w)
-            prev_tail = spk[..., -ov_next:]  # [B, N, M, ov_next]
-        speakers[..., start:end] += w * spk
+        at, spk, nse = joiner.push(i, out)
+        speakers[..., at : at + spk.shape[-1]] = spk
         if noise is not None:
-            noise[..., start:end] += w * out.noise
+            noise[..., at : at + nse.shape[-1]] = nse
         objectives.append(out.objective)
     return ChunkedOutput(speakers, noise, _stack_ragged(objectives), bounds)
 
