@@ -25,6 +25,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "vae_audio.bench.cli",
     "vae_audio.apps.separate",
     "vae_audio.apps.demo",
+    "vae_audio.apps.models",
 )
 
 # `vae-audio train NAME`: NAME -> "module:function", the function taking

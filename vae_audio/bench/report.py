@@ -148,7 +148,7 @@ def summary_markdown(result: BenchResult, summary: list[dict]) -> str:
         summary_table(summary),
         "",
         "Scores on the reference mic (channel 0) against the reverberant talker images: BSS Eval "
-        "SDR/SIR/SAR (mir_eval, 512-tap filter), SI-SDR, and their improvements over the "
+        "SDR/SIR/SAR (fast_bss_eval, 512-tap filter), SI-SDR, and their improvements over the "
         "unprocessed mixture. mean ± half-width of the 95 % t-interval over mixtures "
         "(per-mixture means over talkers). RTF: separation seconds / audio seconds. Peak RSS: "
         "largest growth of the worker's peak resident memory during one separation.",

@@ -14,6 +14,7 @@ training state for resuming, not model files.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -67,8 +68,10 @@ def save_model(
         raise VaeAudioError(
             f"cannot export the model to {path}: {err}; store it as a tensor or plain data"
         ) from None
+    buffer = io.BytesIO()  # a file path would name the archive's entries after the temp file
+    torch.save(payload, buffer)
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        tmp.write_bytes(buffer.getvalue())
     return Path(path)
 
 

@@ -2,7 +2,8 @@
 directory-level evaluation against simulated sets, and reports (CSV, Markdown, JSON).
 
 Names are imported on first use, so that `vae-audio --help` (which registers the
-``evaluate`` subcommand from :mod:`vae_audio.eval.cli`) does not load torch and mir_eval.
+``evaluate`` subcommand from :mod:`vae_audio.eval.cli`) does not load torch or the BSS Eval
+engines.
 """
 
 import importlib
@@ -17,6 +18,7 @@ _EXPORTS = {
     "match_estimates": "matching",
     "CRITERIA": "metrics",
     "BssEvalResult": "metrics",
+    "ENGINES": "metrics",
     "MixtureBaseline": "metrics",
     "bss_eval": "metrics",
     "mixture_baseline": "metrics",

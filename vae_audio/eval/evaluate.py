@@ -29,7 +29,7 @@ import torch
 from vae_audio.audio.io import audio_info, load_audio
 from vae_audio.errors import VaeAudioError
 from vae_audio.eval.matching import Reference, load_references, match_estimates, source_files
-from vae_audio.eval.metrics import CRITERIA
+from vae_audio.eval.metrics import CRITERIA, DEFAULT_ENGINE, FILTER_LENGTH, check_engine
 from vae_audio.eval.scoring import metric_columns, resolve_metrics, score_mixture
 
 PathLike = str | os.PathLike
@@ -68,6 +68,7 @@ class _Options:
     images: bool
     criterion: str
     length_tolerance: float
+    engine: str = DEFAULT_ENGINE
 
 
 def _load_references(ref: Reference) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -137,7 +138,7 @@ def _evaluate_pair(ref: Reference, folder: Path, options: _Options) -> tuple[lis
         notes.append("more estimates than speakers: see the 'dropped' column")
     scores = score_mixture(
         refs, est, mix, sr, metrics=options.metrics, images=options.images,
-        criterion=options.criterion,
+        criterion=options.criterion, engine=options.engine,
     )  # fmt: skip
     if any(np.isnan(v).any() for v in scores.values.values()):
         notes.append("undefined (NaN) metrics, e.g. from silent estimates; summaries skip them")
@@ -160,10 +161,8 @@ def _evaluate_pair(ref: Reference, folder: Path, options: _Options) -> tuple[lis
 def _worker_init() -> None:
     """One thread per worker process: ``jobs`` processes share the cores."""
     torch.set_num_threads(1)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # scikit-learn brings it; without it BLAS keeps its default
-        return
+    from threadpoolctl import threadpool_limits
+
     threadpool_limits(1)
 
 
@@ -190,13 +189,16 @@ def evaluate_dir(
     allow_missing: bool = False,
     split: str | None = None,
     length_tolerance: float = 0.1,
+    engine: str = DEFAULT_ENGINE,
 ) -> EvalResult:
     """Score ``est_dir/<id>/src*.wav`` against the simulated set (folder or manifest) ``ref``.
 
     ``metrics`` from :data:`~vae_audio.eval.scoring.METRICS` (default: see
     :func:`~vae_audio.eval.scoring.resolve_metrics`); ``criterion``
     (:data:`~vae_audio.eval.metrics.CRITERIA`) drives the permutation, by default SDR when
-    computed, else SI-SDR; ``jobs`` > 1 scores mixtures in that many processes.
+    computed, else SI-SDR; ``jobs`` > 1 scores mixtures in that many processes; ``engine``
+    computes BSS Eval (:data:`~vae_audio.eval.metrics.ENGINES`; image metrics always use
+    mir_eval).
     """
     metrics, notes = resolve_metrics(metrics)
     criterion = criterion or ("sdr" if "sdr" in metrics else "si-sdr")
@@ -208,7 +210,8 @@ def evaluate_dir(
         )
     refs = load_references(ref, split=split)
     matches = match_estimates(est_dir, refs, allow_missing=allow_missing)
-    options = _Options(metrics, images, criterion, float(length_tolerance))
+    engine = check_engine(engine)
+    options = _Options(metrics, images, criterion, float(length_tolerance), engine)
     pairs = matches.pairs
     if jobs == 1 or len(pairs) == 1:
         results = [_evaluate_pair(r, folder, options) for r, folder in pairs]
@@ -237,6 +240,11 @@ def evaluate_dir(
         "images": images,
         "criterion": criterion,
         "length_tolerance_s": float(length_tolerance),
+        "bss_eval": {
+            "engine": "mir_eval" if images else engine,
+            "function": "bss_eval_images" if images else "bss_eval_sources",
+            "filter_length": FILTER_LENGTH,
+        },
     }
     return EvalResult(
         rows=rows,

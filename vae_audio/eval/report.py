@@ -123,6 +123,14 @@ def summary_markdown(result: EvalResult, floatfmt: str = ".2f") -> str:
         f"- mixtures: {result.n_mixtures} ({n_sources} reference sources); estimates matched "
         f"to references by {str(s.get('criterion', '')).upper()}"
         + (", image-based BSS Eval" if s.get("images") else ", reference microphone"),
+    ]
+    bss = s.get("bss_eval")
+    if bss and "sdr" in s.get("metrics", ()):
+        lines.append(
+            f"- BSS Eval: {bss['engine']} (`{bss['function']}` definitions, "
+            f"{bss['filter_length']}-tap distortion filter)"
+        )
+    lines += [
         "",
         markdown_table(summary_rows(result), columns, floatfmt),
     ]

@@ -2,11 +2,11 @@
 
 References are reverberant speaker images ``[K, M, S]``, estimates ``[N, M, S]`` (N >= K).
 SDR/SIR/SAR, SI-SDR, PESQ and STOI use the reference microphone (channel 0); with
-``images=True`` SDR/SIR/SAR/ISR use all channels (``bss_eval_images``, several times
-slower) while SI-SDR, PESQ and STOI stay on channel 0. The matching and the silence policy are
-those of :mod:`vae_audio.eval.metrics`. Improvements: ``sdr_i = sdr - sdr_mix`` and
-``si_sdr_i = si_sdr - si_sdr_mix`` where ``*_mix`` score the mixture's reference-mic signal
-(all channels for image SDR) used as every source's estimate.
+``images=True`` SDR/SIR/SAR/ISR use all channels (mir_eval's ``bss_eval_images``, many times
+slower) while SI-SDR, PESQ and STOI stay on channel 0. The matching, the BSS Eval engines and
+the silence policy are those of :mod:`vae_audio.eval.metrics`. Improvements:
+``sdr_i = sdr - sdr_mix`` and ``si_sdr_i = si_sdr - si_sdr_mix`` where ``*_mix`` score the
+mixture's reference-mic signal (all channels for image SDR) used as every source's estimate.
 """
 
 from __future__ import annotations
@@ -18,7 +18,13 @@ import torch
 
 from vae_audio.errors import VaeAudioError
 from vae_audio.eval import perceptual
-from vae_audio.eval.metrics import bss_eval, mixture_baseline, pairwise_scores, si_sdr
+from vae_audio.eval.metrics import (
+    DEFAULT_ENGINE,
+    bss_eval,
+    mixture_baseline,
+    pairwise_scores,
+    si_sdr,
+)
 from vae_audio.eval.permutation import solve_permutation
 
 METRICS = ("sdr", "si-sdr", *perceptual.PERCEPTUAL)
@@ -58,23 +64,28 @@ def score_mixture(
     metrics: tuple[str, ...] = ("sdr", "si-sdr"),
     images: bool = False,
     criterion: str = "sdr",
+    engine: str = DEFAULT_ENGINE,
 ) -> MixtureScores:
     """Score estimates ``[N, M, S]`` against references ``[K, M, S]`` given the mixture
     ``[M, S]`` (``sr`` Hz, equal S; N >= K). Returns ``[K]`` values per metric column, dB
-    except PESQ (MOS-LQO) and STOI (index in [0, 1])."""
+    except PESQ (MOS-LQO) and STOI (index in [0, 1]). ``engine``: the BSS Eval engine
+    (:data:`~vae_audio.eval.metrics.ENGINES`)."""
     ref0, est0, mix0 = ref[:, 0], est[:, 0], mix[0]  # [K, S], [N, S], [S]: reference mic
     ref_bss, est_bss, mix_bss = (ref, est, mix) if images else (ref0, est0, mix0)
-    assignment = solve_permutation(pairwise_scores(ref_bss, est_bss, criterion, images=images))
-    perm = assignment.perm
     values: dict[str, np.ndarray] = {}
-    base = mixture_baseline(ref_bss, mix_bss, images=images, criteria=metrics)
-    if "sdr" in metrics:
-        bss = bss_eval(ref_bss, est_bss, images=images, perm=perm)
+    base = mixture_baseline(ref_bss, mix_bss, images=images, criteria=metrics, engine=engine)
+    if "sdr" in metrics:  # matching and metrics together: one pass over the pairs
+        bss = bss_eval(ref_bss, est_bss, criterion=criterion, images=images, engine=engine)
+        perm, dropped = bss.perm, bss.dropped
         values.update(sdr=bss.sdr, sir=bss.sir, sar=bss.sar)
         if images:
             values["isr"] = bss.isr
         values["sdr_mix"] = base.sdr
         values["sdr_i"] = bss.sdr - base.sdr
+    else:
+        scores = pairwise_scores(ref_bss, est_bss, criterion, images=images, engine=engine)
+        assignment = solve_permutation(scores)
+        perm, dropped = assignment.perm, assignment.dropped
     if "si-sdr" in metrics:
         values["si_sdr"] = si_sdr(ref0, est0[perm]).cpu().numpy()  # [K]
         values["si_sdr_mix"] = base.si_sdr
@@ -84,7 +95,7 @@ def score_mixture(
         values["pesq"] = np.array([perceptual.pesq_wb(r, e, sr) for r, e in pairs])
     if "stoi" in metrics:
         values["stoi"] = np.array([perceptual.stoi(r, e, sr) for r, e in pairs])
-    return MixtureScores(perm=perm, dropped=assignment.dropped, values=values)
+    return MixtureScores(perm=perm, dropped=dropped, values=values)
 
 
 def resolve_metrics(metrics: tuple[str, ...] | None) -> tuple[tuple[str, ...], list[str]]:
