@@ -15,7 +15,7 @@ __all__ = ["VaeAudioError", "__version__", "pretrained", "separate"]
 
 def pretrained(name: str = "speech-vae", device=None):
     """Load a model shipped with the package by name (see ``vae_audio._pretrained.SHIPPED``)."""
-    from vae_audio._pretrained import pretrained as _load
+    from vae_audio.apps.models import pretrained as _load
 
     return _load(name, device=device)
 

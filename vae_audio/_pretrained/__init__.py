@@ -5,10 +5,9 @@ Each entry was trained on this toolkit's offline TTS corpus by the command in
 non-determinism of the platform). :data:`CARDS` says what each model was trained on, how
 well it separates and its known limits (``vae-audio models`` prints them).
 
-``pretrained("neural-fca")`` returns a :class:`PretrainedNeuralFCA`: the
-:class:`~vae_audio.neural_fca.model.NeuralFCA` module itself, plus ``.card``,
-``.separate(wav, sr)`` and ``.separate_file(path)``. ``pretrained("speech-vae")`` returns the
-:class:`~vae_audio.speech.model.SpeechVAE` with its ``.card``.
+This package only names the files and their cards, and imports no model code, so the model
+code may ask it for a default file (the speech prior does). Loading them is
+:func:`vae_audio.apps.models.pretrained` (``vae_audio.pretrained``).
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ SHIPPED: dict[str, str] = {
 # name -> command that regenerates the file (run from the repository root)
 RECIPES: dict[str, str] = {name: card.regenerate for name, card in CARDS.items()}
 
-__all__ = ["CARDS", "RECIPES", "SHIPPED", "ModelCard", "card", "pretrained", "pretrained_path"]
+__all__ = ["CARDS", "RECIPES", "SHIPPED", "ModelCard", "card", "pretrained_path"]
 
 
 def pretrained_path(name: str) -> Path:
@@ -57,33 +56,3 @@ def card(name: str) -> ModelCard:
     if name not in CARDS:
         raise VaeAudioError(f"no shipped model named {name!r}; shipped: {', '.join(sorted(CARDS))}")
     return CARDS[name]
-
-
-def pretrained(name: str = "speech-vae", device=None):
-    """Load a shipped model by name; ``vae_audio.pretrained("speech-vae")`` calls this.
-
-    Returns the model in eval mode with its ``card``: a :class:`PretrainedNeuralFCA` for
-    ``"neural-fca"`` (a ``NeuralFCA`` with ``separate``/``separate_file``), the
-    ``SpeechVAE`` for ``"speech-vae"``.
-    """
-    path = pretrained_path(name)
-    if name == "speech-vae":
-        from vae_audio.speech.prior import load_speech_prior
-
-        model = load_speech_prior(path, device=device)
-        model.card = CARDS[name]
-        return model
-    if name == "neural-fca":
-        from vae_audio._pretrained.separator import PretrainedNeuralFCA
-
-        model = PretrainedNeuralFCA.from_file(path, CARDS[name])
-        return model if device is None else model.to(device)
-    raise VaeAudioError(f"no loader for shipped model {name!r}")
-
-
-def __getattr__(name: str):
-    if name == "PretrainedNeuralFCA":  # imports torch and the model code on first use
-        from vae_audio._pretrained.separator import PretrainedNeuralFCA
-
-        return PretrainedNeuralFCA
-    raise AttributeError(f"module 'vae_audio._pretrained' has no attribute {name!r}")

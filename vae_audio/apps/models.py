@@ -1,11 +1,40 @@
-"""`vae-audio models`: list the shipped pretrained models and print their cards.
-
-Reads only the cards and the file sizes (no torch import, no weights loaded).
+"""The shipped pretrained models: loading them (:func:`pretrained`, which is
+``vae_audio.pretrained``) and ``vae-audio models``, which lists them and prints their cards
+(reading only the cards and the file sizes: no torch import, no weights loaded).
 """
 
 from __future__ import annotations
 
 import argparse
+
+
+def pretrained(name: str = "speech-vae", device=None):
+    """Load a shipped model by name; ``vae_audio.pretrained("speech-vae")`` calls this.
+
+    ``pretrained("neural-fca")`` is the :class:`~vae_audio.neural_fca.model.NeuralFCA`
+    module itself plus ``.card``, ``.separate(wav, sr)`` and ``.separate_file(path)``.
+
+    Returns the model in eval mode with its ``card``: a :class:`PretrainedNeuralFCA` for
+    ``"neural-fca"`` (a ``NeuralFCA`` with ``separate``/``separate_file``), the
+    ``SpeechVAE`` for ``"speech-vae"``.
+    """
+    from vae_audio._pretrained import CARDS, pretrained_path
+
+    path = pretrained_path(name)
+    if name == "speech-vae":
+        from vae_audio.speech.prior import load_speech_prior
+
+        model = load_speech_prior(path, device=device)
+        model.card = CARDS[name]
+        return model
+    if name == "neural-fca":
+        from vae_audio._pretrained.separator import PretrainedNeuralFCA
+
+        model = PretrainedNeuralFCA.from_file(path, CARDS[name])
+        return model if device is None else model.to(device)
+    from vae_audio.errors import VaeAudioError
+
+    raise VaeAudioError(f"no loader for shipped model {name!r}")
 
 
 def models_text(names: list[str] | None = None) -> str:

@@ -45,6 +45,7 @@ from vae_audio.audio.stft import StftConfig, istft
 from vae_audio.audio.stft import stft as stft_transform
 from vae_audio.errors import VaeAudioError
 from vae_audio.separation.chunking import ChunkOutput, separate_in_chunks
+from vae_audio.separation.covariance import diffuseness_rank
 from vae_audio.separation.fastmnmf import fit_fastmnmf
 from vae_audio.separation.fca import fit_free_fca
 from vae_audio.separation.mnmf import fit_mnmf
@@ -311,13 +312,6 @@ class _Clock:
         now = time.perf_counter()
         elapsed, self.last = now - self.last, now
         return elapsed
-
-
-def diffuseness_rank(H: torch.Tensor) -> torch.Tensor:
-    """Rank-1-ness ``mean_f λ_max(H_nf) / tr(H_nf)`` of SCMs ``H [B, N, F, M, M]`` -> ``[B, N]``
-    (1 for a point source, ``1/M`` for isotropic noise)."""
-    w = torch.linalg.eigvalsh(H)  # [B, N, F, M], ascending
-    return (w[..., -1] / w.sum(-1).clamp_min(torch.finfo(w.dtype).tiny)).mean(-1)
 
 
 def _split_noise(wav, model, noise_slot: bool, objective) -> ChunkOutput:

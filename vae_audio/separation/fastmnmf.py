@@ -60,6 +60,7 @@ from dataclasses import dataclass
 import torch
 
 from vae_audio.errors import VaeAudioError
+from vae_audio.separation.covariance import jd_model_power
 from vae_audio.separation.linalg import (
     mean_power,
     outer_hermitian,
@@ -111,13 +112,6 @@ class FastMnmfResult:
     def scm(self) -> torch.Tensor:
         """Full SCMs ``Q⁻¹ diag(g_n) Q⁻ᴴ`` ``[B, N, F, M, M]``."""
         return jd_scm(self.Q, self.g)
-
-
-def jd_model_power(lam: torch.Tensor, g: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-    """``ŷ_ftm = Σ_n λ_nft g_nfm + ε_f``: ``lam [B, N, F, T]``, ``g [B, N, F|1, M]``,
-    ``eps [B, F]`` -> ``[B, F, M, T]``."""
-    y = g.permute(0, 2, 3, 1) @ lam.transpose(1, 2)  # [B, F|1, M, N] @ [B, F, N, T]
-    return y + eps[:, :, None, None]  # [B, F, M, T]
 
 
 def jd_log_likelihood(xt: torch.Tensor, y: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:

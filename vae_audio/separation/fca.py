@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from vae_audio.errors import VaeAudioError
+from vae_audio.separation.covariance import fca_covariance
 from vae_audio.separation.linalg import (
     eps_load,
     eye_like,
@@ -69,20 +70,6 @@ class FcaResult:
     def scm(self) -> torch.Tensor:
         """SCMs ``[B, N, F, M, M]``."""
         return self.H
-
-
-def fca_covariance(
-    lam: torch.Tensor, H: torch.Tensor, eps: float | torch.Tensor = 0.0
-) -> torch.Tensor:
-    """``Y_ft = Σ_n λ_nft H_nf + ε I``: ``lam [B, N, F, T]``, ``H [B, N, F, M, M]``,
-    ``eps`` scalar or ``[B]`` -> ``[B, F, T, M, M]``."""
-    B, N, F, M, _ = H.shape
-    Hr = torch.view_as_real(H.reshape(B, N, F, M * M))  # [B, N, F, M², 2]
-    Hr = Hr.permute(0, 2, 1, 3, 4).reshape(B, F, N, 2 * M * M)  # [B, F, N, 2M²]
-    Y = lam.transpose(1, 2).mT.to(Hr.dtype) @ Hr  # [B, F, T, N] @ [B, F, N, 2M²]
-    Y = torch.view_as_complex(Y.reshape(*Y.shape[:-1], M * M, 2)).reshape(B, F, -1, M, M)
-    eps = torch.as_tensor(eps, dtype=Hr.dtype, device=H.device).reshape(-1, 1, 1, 1, 1)
-    return Y + eps * eye_like(Y)  # [B, F, T, M, M]
 
 
 def fca_log_likelihood(x: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:

@@ -51,6 +51,7 @@ from typing import Any
 import torch
 
 from vae_audio.errors import VaeAudioError
+from vae_audio.separation.covariance import diffuseness_rank
 from vae_audio.separation.fastmnmf import fit_fastmnmf, jd_scm
 from vae_audio.separation.fca import fit_fca, fit_free_fca
 from vae_audio.separation.linalg import mean_power
@@ -312,7 +313,6 @@ def _pick(candidates, chosen: list[str], attr: Callable[[Any], torch.Tensor]) ->
 def _noise_index(candidates, chosen: list[str]) -> torch.Tensor | None:
     """``[B]``: the chosen fit's ``noise_index``, or for a fit without one the most diffuse
     slot (as ``separate()`` does); None when no chosen fit names its noise slot."""
-    from vae_audio.separation.api import diffuseness_rank
 
     if all(getattr(candidates[s][0], "noise_index", None) is None for s in set(chosen)):
         return None

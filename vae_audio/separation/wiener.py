@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from vae_audio.separation.fastmnmf import jd_model_power
-from vae_audio.separation.fca import fca_covariance
+from vae_audio.separation.covariance import fca_covariance, jd_model_power
 from vae_audio.separation.linalg import cholesky_psd
 
 

@@ -1,0 +1,43 @@
+"""Model covariances of the two spatial models, shared by their fits, the Wiener filters and
+the Neural FCA objective (a module of its own so that none of them imports another for it).
+
+* full-rank (FCA, MNMF): ``Y_ft = Σ_n λ_nft H_nf + ε I`` (:func:`fca_covariance`);
+* jointly diagonalised (FastMNMF, FastFCA): ``ŷ_ftm = Σ_n λ_nft g_nfm + ε_f`` in the basis
+  ``Q_f`` (:func:`jd_model_power`);
+
+and how close an SCM is to rank 1 (:func:`diffuseness_rank`), which tells the noise slot.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from vae_audio.separation.linalg import eye_like
+
+
+def fca_covariance(
+    lam: torch.Tensor, H: torch.Tensor, eps: float | torch.Tensor = 0.0
+) -> torch.Tensor:
+    """``Y_ft = Σ_n λ_nft H_nf + ε I``: ``lam [B, N, F, T]``, ``H [B, N, F, M, M]``,
+    ``eps`` scalar or ``[B]`` -> ``[B, F, T, M, M]``."""
+    B, N, F, M, _ = H.shape
+    Hr = torch.view_as_real(H.reshape(B, N, F, M * M))  # [B, N, F, M², 2]
+    Hr = Hr.permute(0, 2, 1, 3, 4).reshape(B, F, N, 2 * M * M)  # [B, F, N, 2M²]
+    Y = lam.transpose(1, 2).mT.to(Hr.dtype) @ Hr  # [B, F, T, N] @ [B, F, N, 2M²]
+    Y = torch.view_as_complex(Y.reshape(*Y.shape[:-1], M * M, 2)).reshape(B, F, -1, M, M)
+    eps = torch.as_tensor(eps, dtype=Hr.dtype, device=H.device).reshape(-1, 1, 1, 1, 1)
+    return Y + eps * eye_like(Y)  # [B, F, T, M, M]
+
+
+def jd_model_power(lam: torch.Tensor, g: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """``ŷ_ftm = Σ_n λ_nft g_nfm + ε_f``: ``lam [B, N, F, T]``, ``g [B, N, F|1, M]``,
+    ``eps [B, F]`` -> ``[B, F, M, T]``."""
+    y = g.permute(0, 2, 3, 1) @ lam.transpose(1, 2)  # [B, F|1, M, N] @ [B, F, N, T]
+    return y + eps[:, :, None, None]  # [B, F, M, T]
+
+
+def diffuseness_rank(H: torch.Tensor) -> torch.Tensor:
+    """Rank-1-ness ``mean_f λ_max(H_nf) / tr(H_nf)`` of SCMs ``H [B, N, F, M, M]`` -> ``[B, N]``
+    (1 for a point source, ``1/M`` for isotropic noise)."""
+    w = torch.linalg.eigvalsh(H)  # [B, N, F, M], ascending
+    return (w[..., -1] / w.sum(-1).clamp_min(torch.finfo(w.dtype).tiny)).mean(-1)
