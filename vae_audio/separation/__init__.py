@@ -19,7 +19,9 @@ from vae_audio.separation.fca import (
 )
 from vae_audio.separation.mnmf import fit_mnmf
 from vae_audio.separation.source_model import FreePsd, NmfPsd, PsdStats, SourceModel
-from vae_audio.separation.vae_fca import VaeFcaResult, VaeSourceModel, fit_vae_fca, fit_vae_nmf
+from vae_audio.separation.vae_fca import VaeFcaResult, fit_vae_fca
+from vae_audio.separation.vae_nmf import fit_vae_nmf
+from vae_audio.separation.vae_source import VaeSourceModel
 from vae_audio.separation.wiener import wiener_full_rank, wiener_jd
 
 __all__ = [

@@ -48,9 +48,12 @@ from vae_audio.separation.chunking import ChunkOutput, separate_in_chunks
 from vae_audio.separation.covariance import diffuseness_rank
 from vae_audio.separation.fastmnmf import fit_fastmnmf
 from vae_audio.separation.fca import fit_free_fca
+from vae_audio.separation.frontend import dereverberate, wpe_config
 from vae_audio.separation.mnmf import fit_mnmf
+from vae_audio.separation.priors import check_prior_stft
 from vae_audio.separation.starts import START_OPTIONS, SelectedFit, selecting_fit
-from vae_audio.separation.vae_fca import check_prior_stft, fit_vae_fca, fit_vae_nmf
+from vae_audio.separation.vae_fca import fit_vae_fca
+from vae_audio.separation.vae_nmf import fit_vae_nmf
 
 
 @dataclass(frozen=True)
@@ -134,7 +137,7 @@ register_method(
     _with_starts(_builtin(fit_free_fca, "FCA with free PSDs, EM or MU (Duong et al. 2010)"), "fca"),
 )
 # VAE speech prior + NMF noise; `stft` is fixed to None: a fit sees only the spectrogram, so
-# the prior is checked against its number of bins (vae_audio.separation.vae_fca).
+# the prior is checked against its number of bins (vae_audio.separation.priors).
 register_method(
     "vae-fca",
     dataclasses.replace(
@@ -178,7 +181,8 @@ class SeparationResult:
     reference), ``noise [B?, M, S]`` or None, ``objective [B?, C, I + 1]`` the model
     log-likelihood per time-frequency bin (nats / (F·T)) before the first and after every
     iteration, per chunk (C = 1 without chunking; NaN-padded), ``timings`` in seconds
-    (``stft``, ``fit``, ``wiener``, ``istft``, ``total``; summed over chunks).
+    (``stft``, ``fit``, ``wiener``, ``istft``, ``total``; ``wpe`` with the WPE front end;
+    summed over chunks).
     """
 
     sources: torch.Tensor
@@ -204,6 +208,7 @@ def separate(
     seed: int = 0,
     noise_slot: bool = True,
     callback: Callable[[int, torch.Tensor], None] | None = None,
+    wpe: bool | dict | None = False,
     **opts: Any,
 ) -> SeparationResult:
     """Separate ``n_src`` speakers from ``mixture [M, S]`` or ``[B, M, S]`` (real, ``sr`` Hz).
@@ -223,6 +228,12 @@ def separate(
     blind SNR estimate, ``snr_threshold_db``) and MNMF/FCA ``init="noise"``
     (:mod:`vae_audio.separation.starts`); ``settings["chosen_start"]`` then lists the start
     kept per chunk and batch item.
+
+    ``wpe``: dereverberate each chunk's waveform by WPE before the fit
+    (:mod:`vae_audio.separation.frontend`; ``True`` the defaults, a dict of
+    :class:`~vae_audio.separation.frontend.WpeConfig` fields, e.g. ``{"taps": 15}``; needs
+    nara_wpe). The outputs are then images of the dry + early part of every talker, and
+    ``settings["wpe"]`` records the resolved settings (None without WPE).
     """
     t_start = time.perf_counter()
     spec = _check_method(method)
@@ -246,13 +257,19 @@ def separate(
     if noise_slot:
         opts = {**spec.noise_defaults, **opts}
     n_iter = spec.default_n_iter if n_iter is None else n_iter
+    wpe_cfg = wpe_config(wpe)
     if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 0:
         raise VaeAudioError(f"n_iter must be a non-negative integer, got {n_iter!r}")
     timings = dict.fromkeys(("stft", "fit", "wiener", "istft"), 0.0)
+    if wpe_cfg is not None:
+        timings["wpe"] = 0.0
     chosen_starts: list[list[str]] = []  # init="auto": per chunk, per batch item
 
     def run_chunk(chunk: torch.Tensor) -> ChunkOutput:
         tick = _Clock(chunk.device)
+        if wpe_cfg is not None:
+            chunk = dereverberate(chunk, sr, wpe_cfg)  # [B, M, S_c]
+            timings["wpe"] += tick()
         X = stft_transform(chunk, stft_config)  # [B, M, F, T]
         timings["stft"] += tick()
         model = spec.fit(X, n_src + noise_slot, n_iter, seed, callback, **opts)
@@ -288,6 +305,7 @@ def separate(
         "overlap_seconds": overlap_seconds if chunk_seconds is not None else None,
         "seed": seed,
         "noise_slot": noise_slot,
+        "wpe": None if wpe_cfg is None else wpe_cfg.to_dict(sr),
         "dtype": str(dtype).removeprefix("torch."),
         "device": str(x.device),
         **opts,

@@ -28,13 +28,17 @@ by ``F·T`` (nats per TF bin), one value per iteration and file.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from vae_audio.errors import VaeAudioError
 from vae_audio.separation.nmf_enhance import is_nmf
+from vae_audio.separation.priors import check_bins, load_prior
 from vae_audio.speech.model import SpeechVAE
 
 INFERENCE = ("mcem", "grad")
@@ -281,3 +285,83 @@ def vae_nmf(x: Tensor, prior: SpeechVAE, config: VaeNmfConfig | None = None) -> 
         objective=torch.stack(history),
         gains=a,
     )
+
+
+# ---------------------------------------------------------------- vae-nmf in the registry
+
+
+@dataclass
+class VaeNmfFit:
+    """Single-channel VAE-NMF as a separation model: slots (speech, noise), ``M = 1``.
+
+    ``speech``, ``noise`` ``[B, F, T]`` (Wiener estimates), ``log_likelihood [B, I + 1]``
+    (nats summed over F and T; entry 0, before the first iteration, is NaN: ``vae_nmf``
+    does not report it; MCEM values average over the MH samples), ``noise_index [B]`` (1).
+    """
+
+    speech: torch.Tensor
+    noise: torch.Tensor
+    log_likelihood: torch.Tensor
+    noise_index: torch.Tensor
+
+    def images(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, 2, 1, F, T]``: speech and noise estimates of ``x [B, 1, F, T]``."""
+        return torch.stack([self.speech, self.noise], 1)[:, :, None]
+
+    def scm(self) -> None:
+        return None
+
+
+def fit_vae_nmf(
+    x: torch.Tensor,
+    n_src: int,
+    n_iter: int = 50,
+    prior: Any = None,
+    inference: str = "mcem",
+    n_components: int = 8,
+    mh_iters: int = 40,
+    mh_burn_in: int = 30,
+    mh_std: float = 0.1,
+    z_steps: int = 5,
+    z_lr: float = 0.05,
+    seed: int = 0,
+    callback: Callable[[int, torch.Tensor], None] | None = None,
+) -> VaeNmfFit:
+    """:func:`~vae_audio.separation.vae_nmf.vae_nmf` on ``x [B, 1, F, T]`` with ``n_src = 2``
+    slots (one speaker and the noise). A multichannel ``x`` is refused: the model has no
+    spatial part, and filtering mic 0 only would return images that do not add up to the
+    other channels. ``callback`` runs for every iteration after the fit (``vae_nmf`` has no
+    hook)."""
+    B, M, F, T = x.shape
+    if M != 1:
+        raise VaeAudioError(
+            f"vae-nmf is single-channel but the mixture has {M} channels; pass one channel "
+            "(e.g. mixture[..., :1, :]) or use method='vae-fca'"
+        )
+    if n_src != 2:
+        raise VaeAudioError(
+            f"vae-nmf separates one speaker from the noise; pass n_src=1 (noise_slot=True), "
+            f"got {n_src} slots"
+        )
+    net = load_prior(prior, x)
+    check_bins(net, F, "the speech prior" if prior is None else f"speech prior {prior}")
+    cfg = VaeNmfConfig(
+        inference=inference,
+        n_iter=n_iter,
+        n_components=n_components,
+        mh_iters=mh_iters,
+        mh_burn_in=mh_burn_in,
+        mh_std=mh_std,
+        z_steps=z_steps,
+        z_lr=z_lr,
+        seed=seed,
+    )
+    res = vae_nmf(x[:, 0], net, cfg)
+    nll = res.objective.T * (F * T) + F * T * math.log(math.pi)  # [B, I] nats
+    nan = torch.full((B, 1), float("nan"), dtype=nll.dtype, device=nll.device)
+    ll = torch.cat([nan, -nll], 1)  # [B, I + 1]
+    if callback is not None:
+        for it in range(n_iter):
+            callback(it, ll[:, it + 1])
+    index = torch.ones(B, dtype=torch.long, device=x.device)
+    return VaeNmfFit(res.speech, res.noise, ll, index)
