@@ -10,6 +10,7 @@ from vae_audio.core.likelihoods import (
     BernoulliLikelihood,
     ComplexGaussianLikelihood,
     GaussianLikelihood,
+    Likelihood,
     bernoulli_nll,
     build_likelihood,
     complex_gaussian_nll,
@@ -80,3 +81,40 @@ def test_build_likelihood_unknown_name():
     assert isinstance(build_likelihood("complex_gaussian", eps=1e-6), ComplexGaussianLikelihood)
     with pytest.raises(VaeAudioError, match="unknown likelihood 'poisson'"):
         build_likelihood("poisson")
+
+
+def test_default_floors_and_variances_are_the_documented_ones():
+    """The defaults are part of the model: eps = 1e-8 on power and PSD, unit variance."""
+    zero, tiny = torch.zeros(1, dtype=torch.float64), torch.full((1,), 1e-8, dtype=torch.float64)
+    # at the floor's scale the floor decides the value: p = 1e-8, λ = 2e-8
+    expect = 0.5 - math.log(0.5) - 1.0
+    torch.testing.assert_close(is_divergence(zero, tiny), torch.full_like(zero, expect))
+    lam = 2e-8
+    nll = torch.full_like(zero, math.log(math.pi * lam) + 1e-8 / lam)
+    torch.testing.assert_close(complex_gaussian_nll(tiny, tiny), nll)
+    torch.testing.assert_close(ComplexGaussianLikelihood().nll(tiny, tiny), nll)
+    x, mean = torch.tensor([1.5], dtype=torch.float64), torch.tensor([0.5], dtype=torch.float64)
+    unit = Normal(mean, 1.0).log_prob(x).neg()
+    torch.testing.assert_close(gaussian_nll(x, mean), unit)
+    torch.testing.assert_close(GaussianLikelihood().nll(x, mean), unit)
+
+
+def test_is_divergence_floors_both_sides():
+    """The floor is added to the power and to the PSD alike."""
+    power = torch.tensor([2.0], dtype=torch.float64)
+    psd = torch.tensor([1.0], dtype=torch.float64)
+    eps = 0.5
+    r = (2.0 + eps) / (1.0 + eps)
+    expect = torch.tensor([r - math.log(r) - 1], dtype=torch.float64)
+    torch.testing.assert_close(is_divergence(power, psd, eps), expect)
+
+
+def test_learnt_variance_reads_mean_and_logvar_from_the_decoder():
+    lik = GaussianLikelihood(learnt_variance=True)
+    x = torch.tensor([1.0, -2.0], dtype=torch.float64)
+    mean = torch.tensor([0.5, 0.0], dtype=torch.float64)
+    logvar = torch.tensor([0.3, -1.2], dtype=torch.float64)
+    expect = Normal(mean, (0.5 * logvar).exp()).log_prob(x).neg()
+    torch.testing.assert_close(lik.nll(x, (mean, logvar)), expect)
+    assert torch.equal(lik.mean((mean, logvar)), mean)
+    assert isinstance(lik, Likelihood)  # the protocol is checkable at run time
