@@ -62,3 +62,50 @@ def test_unexpected_failure_keeps_traceback(monkeypatch):
 def test_no_command_prints_help_and_fails(capsys):
     assert cli.main([]) == 2
     assert "usage: vae-audio" in capsys.readouterr().out
+
+
+def _leaf_parsers(parser, prefix=()):
+    import argparse
+
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        yield prefix, parser
+    for action in subs:
+        for name, sub in action.choices.items():
+            yield from _leaf_parsers(sub, (*prefix, name))
+
+
+def test_every_command_has_quiet():
+    leaves = list(_leaf_parsers(cli.build_parser()))
+    assert len(leaves) >= 12
+    for words, parser in leaves:
+        flags = {s for a in parser._actions for s in a.option_strings}
+        assert {"-q", "--quiet"} <= flags, words
+
+
+def test_quiet_silences_progress_bars_and_info_logs(tmp_path, monkeypatch, capsys):
+    import logging
+
+    import numpy as np
+    import soundfile as sf
+
+    (tmp_path / "spk1").mkdir()
+    for k in range(3):
+        sf.write(tmp_path / "spk1" / f"u{k}.wav", np.zeros(1600, dtype=np.float32), 16000)
+
+    def scan_and_log(args):
+        logging.getLogger("vae_audio.some.module").info("a note from the library")
+        return real(args)
+
+    parser = cli.build_parser()
+    real = parser.parse_args(["corpus", "scan", "x", "y"]).func
+    loud = ["corpus", "scan", str(tmp_path), str(tmp_path / "a.jsonl")]
+    monkeypatch.setattr("vae_audio.data.cli._run_scan", scan_and_log)
+    assert cli.main(loud) == 0
+    err = capsys.readouterr().err
+    assert "file/s" in err  # the progress bar
+    assert "vae-audio: a note from the library" in err
+    assert cli.main([*loud[:3], str(tmp_path / "b.jsonl"), "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "file/s" not in err and "a note from the library" not in err
+    assert "TQDM_DISABLE" not in __import__("os").environ  # put back after the command

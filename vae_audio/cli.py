@@ -45,7 +45,8 @@ def _resolve(spec: str):
 def _run_train(args: argparse.Namespace) -> int:
     from vae_audio.core.config import load_config
 
-    config = load_config(args.config, args.overrides)
+    overrides = [*args.overrides, *(["trainer.enable_progress_bar=false"] if args.quiet else [])]
+    config = load_config(args.config, overrides)
     return _resolve(_TRAINERS[args.recipe])(config, resume=args.resume) or 0
 
 
@@ -80,7 +81,24 @@ def build_parser() -> argparse.ArgumentParser:
         importlib.import_module(name).register(subparsers)
     if _TRAINERS:
         _register_train(subparsers)
+    _add_quiet(parser)
     return parser
+
+
+def _add_quiet(parser: argparse.ArgumentParser) -> None:
+    """Give every command ``-q/--quiet`` (progress bars and notes off; warnings and errors
+    still print), unless it declares its own."""
+    subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    for action in subparsers:
+        for sub in action.choices.values():
+            _add_quiet(sub)
+    if subparsers or parser.prog == "vae-audio":
+        return
+    if not any("--quiet" in a.option_strings for a in parser._actions):
+        parser.add_argument(
+            "-q", "--quiet", action="store_true",
+            help="no progress bars or notes (warnings and errors still print)",
+        )  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -93,8 +111,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from vae_audio.log import cli_logging
+
     try:
-        return int(args.func(args) or 0)
+        with cli_logging(quiet=getattr(args, "quiet", False)):
+            return int(args.func(args) or 0)
     except VaeAudioError as err:
         print(f"vae-audio: error: {err}", file=sys.stderr)
         return 2

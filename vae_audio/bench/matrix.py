@@ -30,6 +30,7 @@ method: SDR, SI-SDR, SDRi, RTF; the mean over cells, also per talker count) and
 from __future__ import annotations
 
 import itertools
+import logging
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,8 @@ from typing import Any
 
 from vae_audio.errors import VaeAudioError
 from vae_audio.fileio import read_yaml_file
+
+logger = logging.getLogger(__name__)
 
 AXES = ("talkers", "snr", "rt60", "array", "noise", "speech")
 DESIGNS = ("small", "full")
@@ -296,7 +299,7 @@ def simulate_cells(
             )
             continue
         if progress:
-            print(f"cell {i}/{len(cells)}: {cell.name}", flush=True)
+            logger.info("simulating cell %d/%d: %s", i, len(cells), cell.name)
         res = simulate_dataset(
             speech["corpus"], out / "sets" / cell.name, n_per_cell,
             preset=spec.preset(cell), seed=spec.cell_seed(cell, seed), jobs=jobs,
