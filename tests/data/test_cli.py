@@ -1,4 +1,3 @@
-import argparse
 import shutil
 
 import numpy as np
@@ -6,7 +5,7 @@ import pytest
 import soundfile as sf
 import yaml
 
-from vae_audio.data import cli
+from vae_audio.cli import build_parser
 from vae_audio.data.manifest import read_manifest
 from vae_audio.data.rir_bank import RirBank
 from vae_audio.errors import VaeAudioError
@@ -15,9 +14,8 @@ from .conftest import tiny_preset
 
 
 def _run(argv):
-    parser = argparse.ArgumentParser(prog="vae-audio")
-    cli.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
+    """One data command through the package's parser (every command there has -q)."""
+    args = build_parser().parse_args(argv)
     return args.func(args)
 
 

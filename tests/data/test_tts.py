@@ -170,3 +170,84 @@ def test_test_split_is_voice_disjoint_and_leaves_train_unchanged(tmp_path):
     ]
     with pytest.raises(VaeAudioError, match="no entries with split 'train'"):
         read_manifest(out / "test.jsonl", split="train")
+
+
+def test_forced_hold_out_counts_towards_each_engines_share():
+    voices = _voices()
+    assert _heldout(voices, seed=0, fraction=0.1, forced=frozenset()) == _heldout(
+        voices, seed=0, fraction=0.1
+    )
+    forced = frozenset({"flite_kal", "espeak-ng_en-us+m3", "festival_absent"})
+    held = _heldout(voices, seed=0, fraction=0.1, forced=forced)
+    assert held == {"flite_kal", "espeak-ng_en-us+m3"}  # each quota (1) filled by the forced
+    held = _heldout(voices, seed=0, fraction=0.5, forced=forced)
+    espeak = {s for s in held if s.startswith("espeak")}
+    assert "espeak-ng_en-us+m3" in espeak and len(espeak) == 6  # topped up to round(0.5 * 12)
+    assert "flite_kal" in held and sum(s.startswith("flite") for s in held) == 2
+
+
+_LISTING = """Pty Language       Age/Gender VoiceName          File                 Other Languages
+ 5  af              --/M      Afrikaans          gmw/af
+ 2  en-gb           --/M      English_(GB)       gmw/en
+ 5  en-us           --/M      English_(US)       gmw/en-US
+ 5  en              --/M      en-mb              mb/mb-en1
+ 5  fr-fr           --/M      French             roa/fr
+ 5  fr-be           --/M      French_Belgium     roa/fr-BE
+"""
+_VARIANTS = """Pty Language       Age/Gender VoiceName          File                 Other Languages
+ 5  variant         --/M      Adam               !v/adam
+ 5  variant         --/M      Male 1             !v/m1
+ 5  variant         --/M      whisper            !v/whisper
+ 5  variant         --/F      Female 2           !v/f2
+"""
+
+
+def test_espeak_languages_and_variants_are_chosen_from_its_listing(monkeypatch):
+    def fake_run(cmd, what, stdin=None):
+        if cmd[1] == "--voices=variant":
+            return _VARIANTS
+        lines = _LISTING.splitlines()
+        return "\n".join(lines if cmd[1] == "--voices" else lines[:1] + lines[2:5]) + "\n"
+
+    monkeypatch.setattr(tts_engines, "_run", fake_run)
+    monkeypatch.setattr(tts_engines.shutil, "which", lambda binary: "/usr/bin/" + binary)
+
+    def names(**kw):
+        return [v.name for v in discover_voices(("espeak-ng",), **kw)[0]]
+
+    assert names() == [
+        f"{lang}+{v}" for lang in ("en-gb", "en-us") for v in tts_engines.ESPEAK_VARIANTS
+    ]
+    langs = {n.split("+")[0] for n in names(languages="all")}
+    assert langs == {"af", "en-gb", "en-us", "fr-fr", "fr-be"}  # the mbrola voice is left out
+    assert {n.split("+")[0] for n in names(languages=("all", "-en"))} == {"af", "fr-fr", "fr-be"}
+    assert {n.split("+")[0] for n in names(languages=("fr", "en-us"))} == {
+        "en-us",
+        "fr-fr",
+        "fr-be",
+    }
+    variants = [n.split("+")[1] for n in names(variants="all") if n.startswith("en-gb+")]
+    assert variants == [*tts_engines.ESPEAK_VARIANTS, "adam"]  # no whisper, no duplicates
+    assert names(languages=("af",), variants=("f2", "adam")) == ["af+f2", "af+adam"]
+    with pytest.raises(VaeAudioError, match="unknown espeak-ng variant"):
+        names(variants=("m9",))
+    with pytest.raises(VaeAudioError, match="no voice for the language"):
+        names(languages=("xx",))
+
+
+@pytest.mark.tts
+@_needs("flite")
+def test_hold_out_keeps_named_speakers_out_of_train(tmp_path):
+    from vae_audio.data.cli import _hold_out
+
+    manifest = tmp_path / "other.jsonl"
+    manifest.write_text('{"path": "a.wav", "speaker": "flite_kal"}\n')
+    kwargs = dict(max_utterances=10, seed=0, engines=("flite",), progress=False)
+    result = build_tts_corpus(tmp_path / "c", hold_out=_hold_out([str(manifest)]), **kwargs)
+    assert result.heldout_speakers == ("flite_kal",)  # instead of the default draw, flite_slt
+    train = read_manifest(tmp_path / "c" / "train.jsonl")
+    assert "flite_kal" not in {e["speaker"] for e in train}
+    assert "flite_slt" in {e["speaker"] for e in train}
+    assert {e["speaker"] for e in read_manifest(tmp_path / "c" / "test.jsonl")} == {"flite_kal"}
+    with pytest.raises(VaeAudioError, match="hold_out differ"):
+        build_tts_corpus(tmp_path / "c", **kwargs)  # the record keeps the held-out speakers

@@ -1,4 +1,5 @@
-"""Offline data: speech corpora (TTS builder, folder scanners), room simulation, datasets.
+"""Offline data: speech corpora (TTS builder, folder scanners), manifests of published
+separation corpora read in place (:func:`import_corpus`), room simulation, datasets.
 
 Corpus manifests are JSON Lines (:mod:`vae_audio.data.manifest`). The simulator
 (:func:`simulate_mixture`, :func:`simulate_dataset`) draws rooms from YAML presets
@@ -30,6 +31,8 @@ _EXPORTS = {
     "RirSet": "vae_audio.data.rirs",
     "compute_rirs": "vae_audio.data.rirs",
     "sample_rirs": "vae_audio.data.rirs",
+    "ImportResult": "vae_audio.data.importers",
+    "import_corpus": "vae_audio.data.importers",
     "ScanResult": "vae_audio.data.scan",
     "scan_corpus": "vae_audio.data.scan",
     "Scene": "vae_audio.data.scene",

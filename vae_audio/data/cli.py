@@ -1,4 +1,4 @@
-"""`vae-audio corpus tts|prompts|scan`, `vae-audio simulate` and `vae-audio rir-bank`."""
+"""`vae-audio corpus tts|prompts|scan|import`, `vae-audio simulate` and `vae-audio rir-bank`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,24 @@ def _engines(text: str) -> tuple[str, ...]:
     return tuple(e.strip() for e in text.split(",") if e.strip())
 
 
+def _choice(text: str, keywords: tuple[str, ...]) -> str | tuple[str, ...]:
+    """A keyword (``"all"``) as is, anything else as a tuple of comma-separated items."""
+    return text if text in keywords else _engines(text)
+
+
+def _hold_out(values: list[str] | None) -> tuple[str, ...]:
+    """Speaker ids, each given as is or as a manifest whose speakers are all taken."""
+    from vae_audio.data.manifest import read_manifest
+
+    speakers: list[str] = []
+    for value in values or ():
+        if value.endswith(".jsonl"):
+            speakers += [e["speaker"] for e in read_manifest(value, require=("speaker",))]
+        else:
+            speakers.append(value)
+    return tuple(dict.fromkeys(speakers))
+
+
 def _run_tts(args: argparse.Namespace) -> int:
     from vae_audio.data.tts_corpus import build_tts_corpus
 
@@ -24,6 +42,10 @@ def _run_tts(args: argparse.Namespace) -> int:
         engines=_engines(args.engines),
         jobs=args.jobs,
         level_dbfs=args.level_dbfs,
+        languages=_choice(args.languages, ("en", "all")),
+        variants=_choice(args.variants, ("standard", "all")),
+        hold_out=_hold_out(args.hold_out),
+        progress=not args.quiet,
     )
     for message in result.missing_engines:
         print(f"vae-audio: warning: {message}; continuing without it", file=sys.stderr)
@@ -46,6 +68,7 @@ def _run_prompts(args: argparse.Namespace) -> int:
         seed=args.seed,
         valid_fraction=args.valid_fraction,
         level_dbfs=args.level_dbfs,
+        progress=not args.quiet,
     )
     per_voice = ", ".join(
         f"{speaker} {language} {seconds / 60:.1f} min"
@@ -62,7 +85,21 @@ def _run_prompts(args: argparse.Namespace) -> int:
 def _run_scan(args: argparse.Namespace) -> int:
     from vae_audio.data.scan import scan_corpus
 
-    result = scan_corpus(args.root, args.manifest, sr=args.sr, valid_percent=args.valid_percent)
+    result = scan_corpus(
+        args.root, args.manifest, sr=args.sr, valid_percent=args.valid_percent,
+        progress=not args.quiet,
+    )  # fmt: skip
+    print(result.summary())
+    return 0
+
+
+def _run_import(args: argparse.Namespace) -> int:
+    from vae_audio.data.importers import import_corpus
+
+    result = import_corpus(
+        args.corpus, args.root, args.out, sr=args.sr, mode=args.mode, mix=args.mix,
+        speakers=args.speakers, subsets=args.subset, metadata=not args.no_metadata,
+    )  # fmt: skip
     print(result.summary())
     return 0
 
@@ -78,6 +115,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
         seed=args.seed,
         jobs=args.jobs,
         split=args.split,
+        progress=not args.quiet,
     )
     print(
         f"{result.n_mixtures} mixtures ({result.hours:.3f} h, {result.n_reused} reused) in "
@@ -92,8 +130,9 @@ def _run_bank(args: argparse.Namespace) -> int:
     if args.noise_sources is not None and args.noise_sources < 0:
         raise VaeAudioError(f"--noise-sources must be >= 0, got {args.noise_sources}")
     bank = build_rir_bank(
-        args.preset, args.n, seed=args.seed, jobs=args.jobs, noise_sources=args.noise_sources
-    )
+        args.preset, args.n, seed=args.seed, jobs=args.jobs, noise_sources=args.noise_sources,
+        progress=not args.quiet,
+    )  # fmt: skip
     path = bank.save(args.out)
     size = sum(t.numel() * t.element_size() for t in (bank.rirs, bank.noise_rirs)) / 2**20
     print(
@@ -117,6 +156,7 @@ def _run_teacher_set(args: argparse.Namespace) -> int:
         n_iter=args.iters,
         seed=args.seed,
         jobs=args.jobs,
+        progress=not args.quiet,
     )
     print(f"{n} teacher-labelled mixtures in '{args.out}'")
     return 0
@@ -151,6 +191,21 @@ def register(subparsers) -> None:
     )
     p.add_argument("--jobs", type=JOBS, default=1, metavar="J", help="parallel processes")
     p.add_argument("--level-dbfs", type=LEVEL_DBFS, default=-25.0, help="RMS level of every file")
+    p.add_argument(
+        "--languages", default="en", metavar="LANGS",
+        help="espeak-ng languages: 'en' (default), 'all', or comma-separated code prefixes, "
+        "'-CODE' excluding (e.g. 'all,-en'); other languages read the English sentences",
+    )  # fmt: skip
+    p.add_argument(
+        "--variants", default="standard", metavar="VARIANTS",
+        help="espeak-ng voice variants: 'standard' (m1-m7, f1-f5; default), 'all' (every "
+        "human-sounding one of `espeak-ng --voices=variant`) or comma-separated names",
+    )  # fmt: skip
+    p.add_argument(
+        "--hold-out", action="append", metavar="SPEAKER|MANIFEST.jsonl",
+        help="keep this speaker (or every speaker of this manifest, e.g. another corpus' "
+        "test.jsonl) out of train; repeatable",
+    )  # fmt: skip
     p.set_defaults(func=_run_tts)
 
     p = sub.add_parser(
@@ -193,6 +248,49 @@ def register(subparsers) -> None:
         help="share of utterances put in split 'valid' when the layout has no subsets",
     )  # fmt: skip
     p.set_defaults(func=_run_scan)
+
+    from vae_audio.data.importers import CORPORA, LIBRIMIX_MIXES, MODES
+
+    p = sub.add_parser(
+        "import",
+        help="index a separation corpus (LibriMix, wsj0-2mix, spatialized wsj0-2mix, SMS-WSJ)",
+        description="Write OUT/<subset>.jsonl (mixtures and their references, absolute paths, "
+        "the format of `vae-audio simulate`) for every subset of the corpus under ROOT, for "
+        "`vae-audio evaluate --ref` and `vae-audio separate`. No audio is copied. Mixtures "
+        "missing in some source folder, or unreadable, are skipped and counted.",
+    )
+    p.add_argument("corpus", choices=CORPORA, help="corpus layout")
+    p.add_argument(
+        "root", metavar="ROOT",
+        help="corpus folder (e.g. Libri2Mix/, wsj0-mix/2speakers/, 2speakers_reverb/, or "
+        "sms_wsj.json and its folder)",
+    )  # fmt: skip
+    p.add_argument("out", metavar="OUT", help="folder for the manifests")
+    p.add_argument(
+        "--sr", type=Number(int, 1000, example="8000"), metavar="HZ",
+        help="read wav8k/ (8000) or wav16k/ (16000) (default: the only one, else 16000)",
+    )  # fmt: skip
+    p.add_argument(
+        "--mode", choices=MODES, help="min or max mixtures (default: the only one, else min)"
+    )
+    p.add_argument(
+        "--mix", choices=LIBRIMIX_MIXES, default="mix_clean",
+        help="LibriMix mixture kind (default mix_clean; mix_both adds noise, mix_single is one "
+        "talker plus noise)",
+    )  # fmt: skip
+    p.add_argument(
+        "--speakers", type=count("2", minimum=2), metavar="N",
+        help="take Libri<N>Mix/ or <N>speakers/ when ROOT holds several",
+    )  # fmt: skip
+    p.add_argument(
+        "--subset", action="append", metavar="NAME",
+        help="only this subset (e.g. test, tt, test_eval92); repeatable (default: all)",
+    )  # fmt: skip
+    p.add_argument(
+        "--no-metadata", action="store_true",
+        help="pair LibriMix files by folder even where metadata/*.csv lists them",
+    )  # fmt: skip
+    p.set_defaults(func=_run_import)
 
     p = subparsers.add_parser(
         "simulate",
@@ -240,7 +338,7 @@ def register(subparsers) -> None:
     p.add_argument("--rir-bank", required=True, metavar="BANK.pt", help="from `vae-audio rir-bank`")
     p.add_argument("--n", type=count("10"), required=True, help="number of mixtures")
     p.add_argument(
-        "--seconds", type=seconds("4", minimum=1.0), default=4.0, help="mixture length (default 4)"
+        "--seconds", type=seconds("4"), default=4.0, help="mixture length (default 4)"
     )
     p.add_argument(
         "--n-speakers", type=count("2"), default=2, help="talkers per mixture (default 2)"

@@ -2,11 +2,13 @@
 
 Speakers are engine voices (:mod:`vae_audio.data.tts_engines`): 5 flite voices, every
 non-mbrola English espeak-ng voice with the ``+m1..+m7`` / ``+f1..+f5`` variants, and the
-installed festival voices. Each speaker gets a base pitch and rate drawn from the seed;
-every utterance jitters them (pitch +-10 % or +-8 espeak-ng steps, rate -10..+12 % or
-+-15 words/minute). Utterance ``i`` (speaker, sentence, jitter, split) depends only on the
-seed and ``i``, so the same seed gives the same files whatever ``jobs`` is, and a larger
-``hours`` extends a corpus (its first utterances are the smaller corpus).
+installed festival voices. ``languages`` and ``variants`` widen espeak-ng's share to other
+languages (reading the same English sentences) and voice variants. Each speaker gets a base
+pitch and rate drawn from the seed; every utterance jitters them (pitch +-10 % or +-8
+espeak-ng steps, rate -10..+12 % or +-15 words/minute). Utterance ``i`` (speaker, sentence,
+jitter, split) depends only on the seed and ``i``, so the same seed gives the same files
+whatever ``jobs`` is, and a larger ``hours`` extends a corpus (its first utterances are the
+smaller corpus).
 
 Post-processing of every utterance: mono, resampled to 16 kHz (torchaudio's windowed sinc),
 leading/trailing silence trimmed (frames 40 dB below the loudest, 50 ms kept), RMS
@@ -15,7 +17,9 @@ saved as 16-bit PCM WAV.
 
 Split: ``valid`` holds (a) every utterance of held-out speakers, ``valid_speakers`` (10 %) of
 the speakers of every engine with at least 4 voices (at least one each), so a speech prior
-can be reported on unseen voices; and (b) ``valid_utterances`` (5 %) of the utterances of
+can be reported on unseen voices, plus every speaker named in ``hold_out`` (e.g. the
+held-out voices of another corpus, so that a prior trained on both never hears them; they
+count towards the 10 %); and (b) ``valid_utterances`` (5 %) of the utterances of
 every other speaker, to monitor fitting on seen voices. Everything else is ``train``.
 ``test`` holds part (a) alone: the held-out speakers' utterances, voice-disjoint from
 ``train``, for separation tests on unseen voices (``vae-audio simulate --corpus
@@ -80,14 +84,20 @@ def _speaker_bases(voices: list[Voice], seed: int) -> list[tuple[float, float]]:
     return bases
 
 
-def _heldout(voices: list[Voice], seed: int, fraction: float) -> set[str]:
+def _heldout(
+    voices: list[Voice], seed: int, fraction: float, forced: frozenset[str] = frozenset()
+) -> set[str]:
+    """Held-out speakers: ``forced`` ones, topped up per engine to ``fraction`` of its voices."""
     rng = np.random.default_rng([seed, 2])
-    held = set()
+    held = {v.speaker for v in voices if v.speaker in forced}
     for engine in ENGINES:
         names = [v.speaker for v in voices if v.engine == engine]
         if len(names) >= 4 and fraction > 0:
             k = max(1, int(round(fraction * len(names))))
-            held.update(rng.choice(names, size=k, replace=False).tolist())
+            free = [n for n in names if n not in held]
+            k -= len(names) - len(free)
+            if k > 0:
+                held.update(rng.choice(free, size=k, replace=False).tolist())
     return held
 
 
@@ -164,13 +174,19 @@ def build_tts_corpus(
     valid_speakers: float = 0.1,
     valid_utterances: float = 0.05,
     sentences: Sequence[str] | None = None,
+    languages: str | Sequence[str] = "en",
+    variants: str | Sequence[str] = "standard",
+    hold_out: Sequence[str] = (),
     progress: bool = True,
 ) -> TtsCorpusResult:
     """Synthesise utterances until ``hours`` of audio (or ``max_utterances``) exist in ``out``.
 
     ``sentences`` replaces the built-in :func:`sentence_pool` (e.g. short phrases for test
-    fixtures). Engines that are not installed are reported and skipped; with none at all a
-    :class:`VaeAudioError` says which Debian packages to install.
+    fixtures). ``languages`` / ``variants`` choose espeak-ng's voices
+    (:func:`~vae_audio.data.tts_engines.discover_voices`); ``hold_out`` names speakers that
+    must stay out of ``train`` (module docstring). Engines that are not installed are
+    reported and skipped; with none at all a :class:`VaeAudioError` says which Debian packages
+    to install.
     """
     out = Path(out).expanduser()
     if hours <= 0 or (max_utterances is not None and max_utterances <= 0):
@@ -178,7 +194,9 @@ def build_tts_corpus(
     if jobs < 1:
         raise VaeAudioError(f"--jobs must be at least 1, got {jobs}")
     engines = tuple(dict.fromkeys(engines))
-    voices, missing = discover_voices(engines)
+    languages = languages if isinstance(languages, str) else tuple(languages)
+    variants = variants if isinstance(variants, str) else tuple(variants)
+    voices, missing = discover_voices(engines, languages=languages, variants=variants)
     if not voices:
         raise VaeAudioError("no TTS engine available: " + "; ".join(missing))
     texts = list(sentences) if sentences is not None else sentence_pool()
@@ -194,8 +212,16 @@ def build_tts_corpus(
         "sentences_sha256": hashlib.sha256("\n".join(texts).encode()).hexdigest(),
         "max_utterances": max_utterances,
     }
+    forced = frozenset(hold_out)
+    # recorded only when set, so corpora built before these options keep their settings
+    if languages != "en":
+        settings["languages"] = languages
+    if variants != "standard":
+        settings["variants"] = variants
+    if forced:
+        settings["hold_out"] = sorted(forced)
     claim_output_folder(out, "corpus", settings, grow_keys=("hours", "max_utterances"))
-    held = _heldout(voices, seed, valid_speakers)
+    held = _heldout(voices, seed, valid_speakers, forced)
     plan = _plan(voices, texts, seed, held, valid_utterances)
     target_s, limit = hours * 3600.0, max_utterances or np.inf
     done, failures, total = [], [], 0.0

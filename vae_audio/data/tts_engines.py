@@ -3,7 +3,16 @@
 A :class:`Voice` is one engine voice (flite ``slt``, espeak-ng ``en-us+m3``, festival
 ``kal_diphone``). :func:`discover_voices` lists the voices installed on this machine and
 says which engines are missing (with the Debian package to install). :func:`synthesise`
-runs one engine on one sentence with a pitch and speaking-rate setting:
+runs one engine on one sentence with a pitch and speaking-rate setting.
+
+By default espeak-ng contributes its English voices with the ``+m1..+m7`` / ``+f1..+f5``
+variants. ``languages`` widens that to other languages (``"all"`` or a list of language
+codes such as ``fr-fr,de``; they read the corpus' English sentences with their own
+letter-to-sound rules and voices) and ``variants`` to other voice variants (``"all"``: every
+variant espeak-ng lists except the whispered, robotic and effect ones in
+:data:`ESPEAK_NON_SPEECH_VARIANTS`, or a list of variant names). Festival contributes every
+installed voice that its ``voice.list`` reports.
+
 
 ========== ================================= ===========================================
 engine     pitch                             rate
@@ -36,6 +45,15 @@ ENGINE_PACKAGES = {
 # measured with librosa.pyin on a long sentence.
 FLITE_VOICES = {"kal": 95.0, "kal16": 95.0, "awb": 125.0, "rms": 105.0, "slt": 170.0}
 ESPEAK_VARIANTS = tuple(f"m{i}" for i in range(1, 8)) + tuple(f"f{i}" for i in range(1, 6))
+# espeak-ng variant files that do not sound like a human talker (whisper, robots, effects,
+# and a speed-test voice); left out of ``variants="all"``.
+ESPEAK_NON_SPEECH_VARIANTS = frozenset(
+    {
+        "whisper", "whisperf", "Demonic", "announcer", "fast", "UniRobot", "anikaRobot",
+        "Tweaky", "robosoft", "robosoft2", "robosoft3", "robosoft4", "robosoft5",
+        "robosoft6", "robosoft7", "robosoft8",
+    }
+)  # fmt: skip
 _FESTIVAL_F0 = 105.0  # natural mean f0 of the kal_diphone voice (its int_lr_params)
 _TIMEOUT_S = 120
 
@@ -87,16 +105,61 @@ def _flite_voices() -> list[Voice]:
     return [Voice("flite", v) for v in FLITE_VOICES if v in installed]
 
 
-def _espeak_voices() -> list[Voice]:
-    out = _run(["espeak-ng", "--voices=en"], "`espeak-ng --voices=en`")
-    languages = []
+def _espeak_languages(languages: str | tuple[str, ...]) -> list[str]:
+    """espeak-ng language codes of the non-mbrola voices, in espeak-ng's listing order.
+
+    ``"en"``: the English voices; ``"all"``: every language; a tuple: the codes starting with
+    one of its items, ``"all"`` standing for every code, less those starting with an item
+    written ``-CODE`` (``("all", "-en")``: every language but English).
+    """
+    if languages == "en":
+        out, keep, drop = _run(["espeak-ng", "--voices=en"], "`espeak-ng --voices=en`"), ("en",), ()
+    else:
+        items = ("all",) if languages == "all" else tuple(languages)
+        out = _run(["espeak-ng", "--voices"], "`espeak-ng --voices`")
+        keep = tuple(i for i in items if not i.startswith("-"))
+        drop = tuple(i[1:] for i in items if i.startswith("-"))
+        keep = ("",) if "all" in keep else keep  # "" prefixes every code
+    found = []
     for line in out.splitlines()[1:]:
         cols = line.split()
         # Pty Language Age/Gender VoiceName File ...; mbrola voices (mb/...) need mbrola.
-        if len(cols) >= 5 and cols[1].startswith("en") and not cols[4].startswith("mb/"):
-            if cols[1] not in languages:
-                languages.append(cols[1])
-    return [Voice("espeak-ng", f"{lang}+{var}") for lang in languages for var in ESPEAK_VARIANTS]
+        if len(cols) < 5 or cols[4].startswith("mb/") or cols[1] in found:
+            continue
+        if cols[1].startswith(keep) and not (drop and cols[1].startswith(drop)):
+            found.append(cols[1])
+    if not found:
+        raise VaeAudioError(
+            f"espeak-ng has no voice for the language(s) {languages!r}; see `espeak-ng --voices`"
+        )
+    return found
+
+
+def _espeak_variants(variants: str | tuple[str, ...]) -> list[str]:
+    """Variant names: the standard 12 (``"standard"``), ``"all"`` human-sounding ones, or a list."""
+    if variants == "standard":
+        return list(ESPEAK_VARIANTS)
+    listed = []
+    out = _run(["espeak-ng", "--voices=variant"], "`espeak-ng --voices=variant`")
+    for line in out.splitlines()[1:]:
+        files = [col[3:] for col in line.split() if col.startswith("!v/")]  # File column
+        listed += files[:1]
+    if variants == "all":
+        extra = [v for v in listed if v not in ESPEAK_NON_SPEECH_VARIANTS]
+        return list(dict.fromkeys([*ESPEAK_VARIANTS, *sorted(extra)]))
+    unknown = sorted(set(variants) - set(listed))
+    if unknown:
+        raise VaeAudioError(
+            f"unknown espeak-ng variant(s) {unknown}; see `espeak-ng --voices=variant`"
+        )
+    return list(dict.fromkeys(variants))
+
+
+def _espeak_voices(
+    languages: str | tuple[str, ...] = "en", variants: str | tuple[str, ...] = "standard"
+) -> list[Voice]:
+    langs, vars_ = _espeak_languages(languages), _espeak_variants(variants)
+    return [Voice("espeak-ng", f"{lang}+{var}") for lang in langs for var in vars_]
 
 
 def _festival_voices() -> list[Voice]:
@@ -106,7 +169,7 @@ def _festival_voices() -> list[Voice]:
     return [Voice("festival", name) for name in names]
 
 
-_DISCOVER = {"flite": _flite_voices, "espeak-ng": _espeak_voices, "festival": _festival_voices}
+_DISCOVER = {"flite": _flite_voices, "festival": _festival_voices}
 _BINARIES = {
     "flite": ("flite",),
     "espeak-ng": ("espeak-ng",),
@@ -122,8 +185,17 @@ def missing_engine_message(engine: str) -> str:
     )
 
 
-def discover_voices(engines: tuple[str, ...] = ENGINES) -> tuple[list[Voice], list[str]]:
-    """Voices of the requested engines installed here, and one message per missing engine."""
+def discover_voices(
+    engines: tuple[str, ...] = ENGINES,
+    *,
+    languages: str | tuple[str, ...] = "en",
+    variants: str | tuple[str, ...] = "standard",
+) -> tuple[list[Voice], list[str]]:
+    """Voices of the requested engines installed here, and one message per missing engine.
+
+    ``languages`` and ``variants`` choose espeak-ng's voices (module docstring); the defaults
+    give the English voices with the 12 standard variants.
+    """
     unknown = [e for e in engines if e not in ENGINES]
     if unknown:
         raise VaeAudioError(f"unknown TTS engine(s) {unknown}; choose from {', '.join(ENGINES)}")
@@ -132,7 +204,10 @@ def discover_voices(engines: tuple[str, ...] = ENGINES) -> tuple[list[Voice], li
         if not all(shutil.which(b) for b in _BINARIES[engine]):
             missing.append(missing_engine_message(engine))
             continue
-        found = _DISCOVER[engine]()
+        if engine == "espeak-ng":
+            found = _espeak_voices(languages, variants)
+        else:
+            found = _DISCOVER[engine]()
         if found:
             voices.extend(found)
         else:
