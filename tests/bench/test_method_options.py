@@ -78,3 +78,26 @@ def test_neural_methods_take_the_shipped_model_and_its_refinement_by_default(fix
     assert min(sdr_i["neural-fastfca@60"]) > 6.0  # both talkers well separated
     assert sum(sdr_i["neural-fastfca@60"]) > sum(sdr_i["neural-fastfca@0"]) + 4.0  # refinement
     assert sum(sdr_i["neural-fastfca@0"]) / 2 > 1.5
+
+
+def test_wpe_option_runs_the_front_end_per_method(fixture_set):
+    """``NAME:wpe=1`` (and the run-wide ``wpe``) dereverberate the mixture first: the same
+    candidates as separate(wpe=True); the oracles and the floor refuse it."""
+    from vae_audio.separation import separate
+
+    assert resolve_methods("fastmnmf2,fastmnmf2:wpe=1,pra-ilrma:wpe=1,auto:wpe=1")
+    for name, message in (("oracle-mwf:wpe=1", "takes no option 'wpe'"),
+                          ("mixture:wpe=1", "takes no option 'wpe'"),
+                          ("fastmnmf2:wpe=2", "wpe is 1 or 0")):  # fmt: skip
+        with pytest.raises(VaeAudioError, match=message):
+            resolve_methods(name)
+    data = load_mixture(load_references(fixture_set)[0])
+    with_wpe, _ = candidates("fastmnmf2@2:wpe=1", data, 2)
+    run_wide, _ = candidates("fastmnmf2@2", data, 2, wpe=True)
+    plain, _ = candidates("fastmnmf2@2", data, 2)
+    ref = separate(data.mix, n_src=2, sr=data.sr, n_iter=2, wpe=True)
+    assert torch.equal(with_wpe, run_wide)
+    assert torch.equal(with_wpe[:2], ref.sources) and torch.equal(with_wpe[2], ref.noise)
+    assert not torch.allclose(with_wpe, plain, atol=1e-4)
+    floor, _ = candidates("mixture", data, 2, wpe=True)  # the floor stays the mixture
+    assert torch.equal(floor[0], data.mix)

@@ -68,7 +68,7 @@ def test_oracles_beat_the_mixture_by_a_wide_margin(fixture_set):
             assert row["si_sdr"] > floor["si_sdr"] + 9.0, (method, src)
             assert row["sir"] > 15.0
     for row in rows["mixture"].values():
-        assert row["sdr_i"] == 0.0 and row["si_sdr_i"] == 0.0
+        assert abs(row["sdr_i"]) < 1e-9 and abs(row["si_sdr_i"]) < 1e-9  # scored twice
 
 
 @pytest.mark.parametrize("method, floor_db", [("oracle-irm", 150.0), ("oracle-mwf", 60.0)])
@@ -79,7 +79,7 @@ def test_one_noise_free_talker_is_recovered_almost_perfectly(one_talker_set, met
     (row,) = result.rows
     assert row["sdr"] > floor_db
     assert row["si_sdr"] > floor_db or math.isinf(row["si_sdr"])
-    assert np.isfinite(row["sar"]) and row["sar"] > floor_db
+    assert row["sar"] > floor_db  # inf when no artefact is left (fast_bss_eval)
 
 
 # --- half-oracles: oracle-psd (blind SCMs by EM) and oracle-scm (blind free PSDs by MU) ---

@@ -83,7 +83,9 @@ def _digest(path: Path) -> str:
     return _DIGESTS[cache]
 
 
-def _job_key(item, plan, iters: int | None, chunk: float | None, seed: int) -> dict:
+def _job_key(
+    item, plan, iters: int | None, chunk: float | None, seed: int, wpe: bool = False
+) -> dict:
     """What shapes an input's outputs, JSON-normalised for comparison with a finished
     folder's record: the input file (resolved path, size and SHA-256 of its bytes, so another
     input or one changed in place is redone) and the settings (model files by SHA-256: a
@@ -105,6 +107,8 @@ def _job_key(item, plan, iters: int | None, chunk: float | None, seed: int) -> d
         "seed": seed,
         "opts": opts,
     }
+    if wpe:  # only when on: outputs made without WPE keep their key
+        key["wpe"] = True
     return json.loads(json.dumps(key))
 
 
@@ -134,23 +138,32 @@ def separate_files(
     chunk: float | None = None,
     plot: bool = False,
     overwrite: bool = False,
+    layout: str = "folders",
     batch_size: int | None = None,
     seed: int = 0,
+    wpe: bool = False,
     progress: bool = True,
     env: Mapping[str, str] | None = None,
     log=None,
 ) -> JobSummary:
-    """Separate ``inputs`` (files, folders, manifests) into ``out/<name>/`` (module docstring).
+    """Separate ``inputs`` (files, folders, manifests) into ``out/<name>/`` (``layout``
+    ``"folders"``) or ``out/s<k>/<name>.wav`` (``"librimix"``; :mod:`vae_audio.apps.outputs`).
 
     ``env`` (default ``os.environ``) supplies the rank variables; ``log(text)`` receives notes
-    and per-input failures (default: stderr, above the progress bar).
+    and per-input failures (default: stderr, above the progress bar). ``wpe``: WPE
+    dereverberation of every input (of every chunk) before the fit
+    (:mod:`vae_audio.separation.frontend`); part of the job key, so outputs made without it
+    are redone, and the reverse.
     """
     from tqdm import tqdm
 
     from vae_audio.apps.inputs import check_samples, collect_inputs, distributed_env, probe, shard
     from vae_audio.apps.methods import MethodResolver
+    from vae_audio.apps.outputs import LAYOUTS, OutputPaths
 
     out = Path(out).expanduser()
+    if layout not in LAYOUTS:
+        raise VaeAudioError(f"--layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     if out.exists() and not out.is_dir():
         raise VaeAudioError(f"output '{out}' is a file; give a folder with -o")
     if iters is not None and iters < 0:
@@ -162,6 +175,10 @@ def separate_files(
         )
     if batch_size is not None and batch_size < 1:
         raise VaeAudioError(f"--batch-size must be a positive integer, got {batch_size}")
+    if wpe:  # nara_wpe missing: stop before anything runs
+        from vae_audio.separation.frontend import require_wpe
+
+        require_wpe()
     rank, world, local_rank = distributed_env(env)
     dev = _device(device, local_rank)
     batch_size = batch_size or (8 if dev.type == "cuda" else 1)
@@ -172,10 +189,12 @@ def separate_files(
     plans = {item.path: resolver.plan(item) for item in items}
     inputs_paths = [item.path for item in items]
     homes = {p.parent for p in inputs_paths}
+    targets = {item.path: OutputPaths(out, item.name, layout) for item in items}
     for item in items:
-        if (out / item.name).resolve() in homes:
+        folder = targets[item.path].file("src1.wav").parent
+        if folder.resolve() in homes:
             raise VaeAudioError(
-                f"output folder '{out / item.name}' holds input files (e.g. '{item.path}'); "
+                f"output folder '{folder}' holds input files (e.g. '{item.path}'); "
                 "choose an output folder outside the input data with -o"
             )
     for item in items:
@@ -187,10 +206,9 @@ def separate_files(
             )
     mine = shard(items, rank, world)
     from vae_audio.apps.outputs import finished_job
-    from vae_audio.fileio import remove_stale_temps
 
     log = log or (lambda text: tqdm.write(f"vae-audio: {text}", file=sys.stderr))
-    stale_temps = sum(len(remove_stale_temps(out / i.name)) for i in mine)
+    stale_temps = sum(len(targets[i.path].remove_stale_temps()) for i in mine)
     if stale_temps:
         log(f"note: removed {stale_temps} temporary file(s) left by an interrupted earlier run")
     for item in mine:
@@ -201,8 +219,8 @@ def separate_files(
                 f"holds {item.duration:.2f} s ({item.missing_frames / item.sample_rate:.2f} s "
                 "missing); separating the part that is there"
             )
-    jobs = {i.path: _job_key(i, plans[i.path], iters, chunk, seed) for i in mine}
-    previous = {i.path: None if overwrite else finished_job(out / i.name) for i in mine}
+    jobs = {i.path: _job_key(i, plans[i.path], iters, chunk, seed, wpe) for i in mine}
+    previous = {i.path: None if overwrite else finished_job(targets[i.path]) for i in mine}
     todo = [i for i in mine if previous[i.path] != jobs[i.path]]
     n_skipped = len(mine) - len(todo)
     n_stale = sum(previous[i.path] is not None for i in todo)
@@ -263,7 +281,9 @@ def separate_files(
         total=len(todo), desc="separate", unit="file", disable=not progress or rank != 0,
         file=sys.stderr,
     )  # fmt: skip
-    run = _BatchRunner(out, plans, jobs, dev, iters, chunks, plot, seed, inputs_paths, wavs)
+    run = _BatchRunner(
+        targets, plans, jobs, dev, iters, chunks, plot, seed, inputs_paths, wavs, wpe
+    )
     with bar:
         for batch in batches:
             for item, error in run(batch):
@@ -283,7 +303,7 @@ def separate_files(
 class _BatchRunner:
     """Loads, separates and writes one batch; returns ``(item, error or None)`` per input."""
 
-    out: Path
+    targets: dict  # input path -> OutputPaths
     plans: dict
     jobs: dict
     device: object
@@ -293,6 +313,7 @@ class _BatchRunner:
     seed: int
     protect: list
     wavs: dict
+    wpe: bool = False
 
     def __call__(self, batch: list) -> list:
         import torch
@@ -338,7 +359,7 @@ class _BatchRunner:
             x, method=plan.method, n_src=plan.n_src, sr=sr, stft=stft,
             n_iter=plan.iterations(self.iters),
             device=self.device,
-            seed=self.seed, **dict(plan.opts),
+            seed=self.seed, wpe=self.wpe, **dict(plan.opts),
         )  # fmt: skip
         sources = res.sources.cpu()  # [B, N, M, S]
         noise = None if res.noise is None else res.noise.cpu()  # [B, M, S]
@@ -352,7 +373,7 @@ class _BatchRunner:
             }
             try:
                 write_outputs(
-                    self.out / item.name, sources[b], None if noise is None else noise[b], sr,
+                    self.targets[item.path], sources[b], None if noise is None else noise[b], sr,
                     record, protect=self.protect, mixture=x[b] if self.plot else None, stft=stft,
                 )  # fmt: skip
                 results.append((item, None))
@@ -377,9 +398,9 @@ class _BatchRunner:
 
         sr = plan.sample_rate or item.sample_rate
         separate_streaming(
-            item, plan, self.out / item.name, chunk_s, _OVERLAP_S, device=self.device,
+            item, plan, self.targets[item.path], chunk_s, _OVERLAP_S, device=self.device,
             iters=self.iters, seed=self.seed, record={**self._record(item, plan, sr),
-            "batch_size": 1}, protect=self.protect, plot=self.plot,
+            "batch_size": 1}, protect=self.protect, plot=self.plot, wpe=self.wpe,
         )  # fmt: skip
         return [(item, None)]
 
@@ -400,8 +421,10 @@ def _run(args: argparse.Namespace) -> int:
         chunk=args.chunk,
         plot=args.plot,
         overwrite=args.overwrite,
+        layout=args.layout,
         batch_size=args.batch_size,
         seed=args.seed,
+        wpe=args.wpe,
         progress=not args.quiet,
     )
     print(summary.line())
@@ -454,9 +477,20 @@ def register(subparsers) -> None:
     p.add_argument("--plot", action="store_true", help="also write spectrogram.png per input")
     p.add_argument("--overwrite", action="store_true", help="redo inputs with finished outputs")
     p.add_argument(
+        "--layout", choices=("folders", "librimix"), default="folders",
+        help="folders: OUTDIR/<name>/src1.wav ... (default); librimix: OUTDIR/s1/<name>.wav, "
+        "OUTDIR/s2/<name>.wav ..., OUTDIR/noise/<name>.wav and the record "
+        "OUTDIR/separation/<name>.json, as LibriMix and wsj0-2mix store their sources",
+    )  # fmt: skip
+    p.add_argument(
         "--batch-size", type=count("8"), metavar="B",
         help="inputs of equal length and channel count per batch (default 8 on cuda, 1 on cpu)",
     )  # fmt: skip
     p.add_argument("--seed", type=SEED, default=0, help="initialisation seed (default 0)")
+    p.add_argument(
+        "--wpe", action="store_true",
+        help="dereverberate every input (every chunk) by WPE before separating (needs "
+        "nara_wpe: pip install 'vae_audio[wpe]'); outputs estimate the dry + early images",
+    )  # fmt: skip
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)

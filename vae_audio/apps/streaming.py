@@ -135,11 +135,14 @@ class BlockReader:
 
 
 def separate_streaming(
-    item, plan, folder: Path, chunk_s: float, overlap_s: float, *, device, iters, seed,
-    record: dict, protect, plot: bool = False,
+    item, plan, target, chunk_s: float, overlap_s: float, *, device, iters, seed,
+    record: dict, protect, plot: bool = False, wpe: bool = False,
 ) -> None:  # fmt: skip
-    """Separate ``item`` chunk by chunk into ``folder`` (module docstring, "Streaming")."""
-    from vae_audio.apps.outputs import StreamingOutputs
+    """Separate ``item`` chunk by chunk into ``target`` (an output folder, or
+    :class:`~vae_audio.apps.outputs.OutputPaths`; module docstring, "Streaming")."""
+    from vae_audio.apps.outputs import StreamingOutputs, as_output_paths
+
+    target = as_output_paths(target)
     from vae_audio.separation import separate
     from vae_audio.separation.chunking import ChunkJoiner, ChunkOutput, chunk_bounds
 
@@ -156,13 +159,13 @@ def separate_streaming(
             res = separate(
                 reader.read(start, end), method=plan.method, n_src=plan.n_src, sr=sr,
                 stft=stft, n_iter=plan.iterations(iters), device=device, seed=seed,
-                **dict(plan.opts),
+                wpe=wpe, **dict(plan.opts),
             )  # fmt: skip
             noise = None if res.noise is None else res.noise[None].cpu()
             out = ChunkOutput(res.sources[None].cpu(), noise, res.objective[None])
             if writer is None:
                 writer = StreamingOutputs(
-                    folder, res.sources.shape[0], noise is not None, sr, item.channels,
+                    target, res.sources.shape[0], noise is not None, sr, item.channels,
                     protect=protect, source=str(item.path),
                 )  # fmt: skip
                 settings = dict(res.settings)
@@ -177,24 +180,25 @@ def separate_streaming(
             writer.abort()
         raise
     if plot:
-        _plot_head(folder, reader, stft, protect)
+        _plot_head(target, reader, stft, protect)
 
 
-def _plot_head(folder: Path, reader: BlockReader, stft, protect, seconds: float = 30.0) -> None:
+def _plot_head(target, reader: BlockReader, stft, protect, seconds: float = 30.0) -> None:
     """``spectrogram.png`` of the first ``seconds`` of the mixture and every output."""
     import json
 
     import soundfile as sf
 
-    from vae_audio.apps.outputs import MARKER, PLOT, plot_spectrograms
+    from vae_audio.apps.outputs import PLOT, plot_spectrograms
     from vae_audio.fileio import atomic_write_text
 
     n = min(reader.length, int(seconds * reader.sr))
     rows = [(f"mixture (mic 0, first {n / reader.sr:.0f} s)", reader.read(0, n)[0])]
-    record = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+    marker = target.marker
+    record = json.loads(marker.read_text(encoding="utf-8"))
     for name in record["files"]:
-        head, _ = sf.read(folder / name, frames=n, dtype="float32", always_2d=True)  # [n, M]
-        rows.append((f"{name.removesuffix('.wav')} (mic 0)", torch.from_numpy(head[:, 0].copy())))
-    plot_spectrograms(folder / PLOT, rows, stft, protect=protect)
-    record["files"].append(PLOT)
-    atomic_write_text(folder / MARKER, json.dumps(record, indent=2, default=str) + "\n")
+        head, _ = sf.read(marker.parent / name, frames=n, dtype="float32", always_2d=True)
+        rows.append((f"{target.label(name)} (mic 0)", torch.from_numpy(head[:, 0].copy())))
+    plot_spectrograms(target.file(PLOT), rows, stft, protect=protect)
+    record["files"].append(target.relative(target.file(PLOT)))
+    atomic_write_text(marker, json.dumps(record, indent=2, default=str) + "\n")

@@ -39,6 +39,7 @@ def _run(args: argparse.Namespace) -> int:
         select=args.select or "best",
         model=args.model,
         device=args.device,
+        wpe=args.wpe,
     )
     result = run_bench(
         args.set, methods, settings, jobs=args.jobs, limit=args.limit, progress=not args.quiet
@@ -96,6 +97,7 @@ def _run_matrix(args: argparse.Namespace) -> int:
         model=args.model,
         device=args.device,
         keep_going=True,
+        wpe=args.wpe,
     )
     result = run_bench(
         sets.manifest, methods, settings, jobs=args.jobs, limit=args.limit,
@@ -181,5 +183,10 @@ def register(subparsers) -> None:
     p.add_argument(
         "--device", default="cpu", help="device for our methods (peers and oracles: CPU)"
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--wpe", action="store_true",
+        help="WPE dereverberation (nara_wpe) before our methods, auto and the peers; per "
+        "method: NAME:wpe=1 (e.g. --methods fastmnmf2,fastmnmf2:wpe=1)",
+    )  # fmt: skip
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)

@@ -10,9 +10,11 @@ reference mic), the pyroomacoustics peers of
 run can hold several settings of a method (e.g. ``neural-fastfca@0,neural-fastfca@200``:
 amortised and refined Neural FastFCA); ``NAME:key=value`` sets an option (``n_fft``/``hop``
 of the STFT, or the method's own, e.g. ``fastmnmf2:init=twostep``,
-``neural-fastfca:model=PATH``). As in ``vae-audio separate``, the Neural FCA methods run the
-shipped model when none is named, with 200 refinement steps by default, and ``auto`` runs
-what ``separate --method auto`` would.
+``neural-fastfca:model=PATH``) or ``wpe=1`` (WPE dereverberation of the mixture before
+the method, :mod:`vae_audio.separation.frontend`; our methods, ``auto`` and the peers, e.g.
+``fastmnmf2:wpe=1`` beside ``fastmnmf2``). As in ``vae-audio separate``, the Neural FCA
+methods run the shipped model when none is named, with 200 refinement steps by default, and
+``auto`` runs what ``separate --method auto`` would.
 
 **Which outputs are the talkers** (``select``). A method returns ``N >= n_src`` candidate
 images: our methods and the pyroomacoustics FastMNMFs ``n_src`` talkers + 1 noise slot,
@@ -51,6 +53,7 @@ from vae_audio.bench.oracles import HALF_ORACLE_ITERATIONS, ORACLE_FILTERS
 from vae_audio.bench.peers import PEERS, run_peer
 from vae_audio.errors import VaeAudioError
 from vae_audio.eval.matching import Reference
+from vae_audio.separation.frontend import dereverberate
 
 ORACLES = {
     "oracle-mwf": "multichannel Wiener filter, oracle PSDs and full-rank SCMs (ceiling)",
@@ -68,6 +71,7 @@ FLOOR = {"mixture": "the unprocessed mixture (floor)"}
 AUTO = {"auto": "what `vae-audio separate --method auto` runs on the mixture"}
 SELECTIONS = ("best", "blind")
 STFT_OPTIONS = ("n_fft", "hop")  # NAME:n_fft=1024:hop=256 (hop default n_fft / 4)
+FRONTEND_OPTIONS = ("wpe",)  # NAME:wpe=1: WPE before the method (ours, auto, peers)
 PEER_ITERATIONS = 100  # default for the pyroomacoustics peers (their own defaults are 20-30)
 
 
@@ -152,14 +156,23 @@ def _check_options(name: str) -> None:
 
     base, _, options = parse_method(name)
     takes_stft = base in METHODS or base in PEERS
+    takes_frontend = takes_stft or base in AUTO
     bad = [
-        k for k in options if not (k in STFT_OPTIONS and takes_stft) and not accepts_option(base, k)
+        k
+        for k in options
+        if not (k in STFT_OPTIONS and takes_stft)
+        and not (k in FRONTEND_OPTIONS and takes_frontend)
+        and not accepts_option(base, k)
     ]
+    if "wpe" in options and "wpe" not in bad and options["wpe"] not in (0, 1):
+        raise VaeAudioError(
+            f"method {name!r}: wpe is 1 or 0 (true or false), got {options['wpe']!r}"
+        )
     if bad:
         own = "the method's own options" if base in METHODS else "none of its own"
         raise VaeAudioError(
             f"method {name!r}: {base} takes no option {', '.join(map(repr, bad))}; it takes "
-            f"{'n_fft and hop, and ' if takes_stft else ''}{own}"
+            f"{'n_fft, hop, wpe and ' if takes_stft else ''}{own}"
         )
 
 
@@ -273,8 +286,9 @@ class _Probe:
 
 
 def _auto_candidates(
-    data: Mixture, n_src: int, n_iter: int | None, seed: int, model: str | None, device: str
-) -> tuple[torch.Tensor, list[int]]:
+    data: Mixture, n_src: int, n_iter: int | None, seed: int, model: str | None, device: str,
+    wpe: bool = False,
+) -> tuple[torch.Tensor, list[int]]:  # fmt: skip
     """What ``vae-audio separate --method auto --n-src n_src`` writes for ``data``: the
     talkers, then the noise image (when the chosen method has one)."""
     from vae_audio.apps.methods import MethodResolver
@@ -287,7 +301,7 @@ def _auto_candidates(
     mix = data.mix if sr == data.sr else resample(data.mix, data.sr, sr)
     res = separate(
         mix, plan.method, n_src=plan.n_src, sr=sr, stft=plan.stft_for(sr),
-        n_iter=plan.iterations(n_iter), seed=seed, device=device, **dict(plan.opts),
+        n_iter=plan.iterations(n_iter), seed=seed, device=device, wpe=wpe, **dict(plan.opts),
     )  # fmt: skip
     est = _talkers_then_noise(res)  # [N, M', S']
     if sr != data.sr:
@@ -304,10 +318,13 @@ def candidates(
     seed: int = 0,
     model: str | None = None,
     device: str = "cpu",
+    wpe: bool = False,
 ) -> tuple[torch.Tensor, list[int]]:
     """Candidate talker images ``[N, M, S]`` (CPU) of ``method`` on ``data`` and the indices
     the blind selection keeps (ascending). ``n_iter`` None: the method's default; ``model``
-    goes to the methods that take one; ``device`` is used by our methods only."""
+    goes to the methods that take one; ``device`` is used by our methods only; ``wpe``:
+    WPE before our methods, ``auto`` and the peers unless the name sets ``wpe`` itself
+    (oracles and the floor never take it)."""
     from vae_audio.separation import METHODS, separate
     from vae_audio.separation.api import diffuseness_rank
 
@@ -315,9 +332,10 @@ def candidates(
     n_iter = method_iterations(method, n_iter)
     method, _, options = parse_method(method)
     cfg = _stft_config(data.sr, options)
-    options = {k: v for k, v in options.items() if k not in STFT_OPTIONS}
+    wpe = bool(options.get("wpe", wpe))
+    options = {k: v for k, v in options.items() if k not in (*STFT_OPTIONS, *FRONTEND_OPTIONS)}
     if method in AUTO:
-        return _auto_candidates(data, n_src, n_iter, seed, model, device)
+        return _auto_candidates(data, n_src, n_iter, seed, model, device, wpe)
     if method in METHODS:
         if model is None and "model" not in options and method in NEURAL:
             model = _shipped_model(method)  # as `vae-audio separate` does
@@ -327,11 +345,12 @@ def candidates(
         mix = data.mix if METHODS[method].multichannel else data.mix[:1]
         res = separate(
             mix, method, n_src=n_src, sr=data.sr, stft=cfg, n_iter=n_iter, seed=seed,
-            device=device, **opts,
+            device=device, wpe=wpe, **opts,
         )  # fmt: skip
         return _talkers_then_noise(res), list(range(res.sources.shape[0]))  # [N, M, S]
     if method in PEERS:
-        X = stft(data.mix.double(), cfg).numpy()  # [M, F, T] complex128
+        mix = dereverberate(data.mix.double(), data.sr) if wpe else data.mix.double()  # [M, S]
+        X = stft(mix, cfg).numpy()  # [M, F, T] complex128
         C = torch.from_numpy(run_peer(method, X, n_src, n_iter, seed))  # [N, M, F, T]
         est = istft(C, cfg, length=S)  # [N, M, S]
         if PEERS[method].determined:

@@ -41,6 +41,7 @@ from vae_audio.bench.methods import (
     candidates,
     load_mixture,
     method_iterations,
+    parse_method,
     resolve_methods,
     split_method,
 )
@@ -48,6 +49,7 @@ from vae_audio.bench.peers import PEERS
 from vae_audio.errors import VaeAudioError
 from vae_audio.eval.matching import Reference, load_references
 from vae_audio.eval.scoring import metric_columns, score_mixture
+from vae_audio.separation.frontend import require_wpe
 
 PathLike = str | os.PathLike
 
@@ -62,9 +64,10 @@ class BenchSettings:
     """What every run shares: ``n_src`` (None: each mixture's talker count), ``n_iter`` (None:
     each method's default), ``seed``, ``select`` (:data:`SELECTIONS`), ``model`` (passed to
     the methods that take one), ``device`` for our methods (peers and oracles run on CPU).
-    ``keep_going``: a run that fails with an expected error (e.g. a determined peer asked
-    for more talkers than mics) gives rows with NaN scores and its ``error`` instead of
-    stopping the benchmark."""
+    ``wpe``: WPE dereverberation before our methods, ``auto`` and the peers (a method
+    name's own ``:wpe=`` wins). ``keep_going``: a run that fails with an expected error
+    (e.g. a determined peer asked for more talkers than mics) gives rows with NaN scores and
+    its ``error`` instead of stopping the benchmark."""
 
     n_src: int | None = None
     n_iter: int | None = None
@@ -73,6 +76,7 @@ class BenchSettings:
     model: str | None = None
     device: str = "cpu"
     keep_going: bool = False
+    wpe: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,7 @@ def _run(run: _Run) -> list[dict]:
             start = time.perf_counter()
             est, blind = candidates(
                 method, data, n_src, n_iter=settings.n_iter, seed=settings.seed,
-                model=settings.model, device=device,
+                model=settings.model, device=device, wpe=settings.wpe,
             )  # fmt: skip
             seconds = time.perf_counter() - start
         chosen = blind if settings.select == "blind" else list(range(est.shape[0]))
@@ -242,6 +246,8 @@ def run_bench(
         raise VaeAudioError(f"n_iter must be >= 0, got {settings.n_iter}")
     if settings.model is not None and not Path(settings.model).expanduser().is_file():
         raise VaeAudioError(f"model file '{settings.model}' does not exist; give a checkpoint")
+    if settings.wpe or any(parse_method(m)[2].get("wpe") for m in methods):
+        require_wpe()  # nara_wpe missing: stop before anything runs
     refs = load_references(set_dir)[:limit]
     runs = [_Run(ref, method, settings) for ref in refs for method in methods]
     results = _execute(runs, min(jobs, len(runs)), progress)

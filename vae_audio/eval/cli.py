@@ -58,8 +58,9 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "evaluate",
         help="score separated sources against a simulated set (SDR, SI-SDR, PESQ, STOI)",
-        description="Score the separator outputs EST/<id>/src<k>.wav against the reverberant "
-        "speaker images of a simulated set (reference microphone, channel 0), solving the "
+        description="Score the separator outputs EST/<id>/src<k>.wav (or EST/s<k>/<id>.wav, "
+        "separate --layout librimix) against the references of a simulated or imported set "
+        "(reference microphone, channel 0), solving the "
         "permutation and dropping extra estimates; report SDR/SIR/SAR (BSS Eval), SI-SDR, "
         "their improvements over the unprocessed mixture, and PESQ/STOI when installed.",
     )

@@ -28,7 +28,7 @@ import torch
 
 from vae_audio.audio.io import audio_info, load_audio
 from vae_audio.errors import VaeAudioError
-from vae_audio.eval.matching import Reference, load_references, match_estimates, source_files
+from vae_audio.eval.matching import Estimates, Reference, load_references, match_estimates
 from vae_audio.eval.metrics import CRITERIA, DEFAULT_ENGINE, FILTER_LENGTH, check_engine
 from vae_audio.eval.scoring import metric_columns, resolve_metrics, score_mixture
 
@@ -92,12 +92,12 @@ def _load_references(ref: Reference) -> tuple[torch.Tensor, torch.Tensor, int]:
 
 
 def _load_estimates(
-    folder: Path, sr: int, n_samples: int, n_channels: int, options: _Options
+    files: tuple[Path, ...], sr: int, n_samples: int, n_channels: int, options: _Options
 ) -> tuple[torch.Tensor, list[str], list[str]]:
     """Estimates ``[N, M, S]`` fitted to the reference length, their file names, notes."""
     wavs, names, notes = [], [], []
     tolerance = int(round(options.length_tolerance * sr))
-    for path in source_files(folder):
+    for path in files:
         file_sr = audio_info(path).sample_rate
         wav, _ = load_audio(path, sr=sr)  # [M', S'] at the reference rate
         if file_sr != sr:
@@ -121,17 +121,19 @@ def _load_estimates(
             )
             wav = wav[:, :n_samples] if diff > 0 else torch.nn.functional.pad(wav, (0, -diff))
         wavs.append(wav[: n_channels if options.images else 1])
-        names.append(path.name)
+        names.append(
+            path.name if path.name.startswith("src") else f"{path.parent.name}/{path.name}"
+        )
     return torch.stack(wavs), names, notes  # [N, M or 1, S]
 
 
-def _evaluate_pair(ref: Reference, folder: Path, options: _Options) -> tuple[list[dict], list]:
+def _evaluate_pair(ref: Reference, found: Estimates, options: _Options) -> tuple[list[dict], list]:
     refs, mix, sr = _load_references(ref)  # [K, M, S], [M, S]
-    est, names, notes = _load_estimates(folder, sr, mix.shape[1], mix.shape[0], options)
+    est, names, notes = _load_estimates(found.files, sr, mix.shape[1], mix.shape[0], options)
     n_ref, n_est = refs.shape[0], est.shape[0]
     if n_est < n_ref:
         raise VaeAudioError(
-            f"estimate folder '{folder}' has {n_est} source file(s) but mixture '{ref.id}' has "
+            f"{found.where} has {n_est} source file(s) but mixture '{ref.id}' has "
             f"{n_ref} speakers; separate it with at least {n_ref} output sources"
         )
     if n_est > n_ref:
@@ -143,11 +145,14 @@ def _evaluate_pair(ref: Reference, folder: Path, options: _Options) -> tuple[lis
     if any(np.isnan(v).any() for v in scores.values.values()):
         notes.append("undefined (NaN) metrics, e.g. from silent estimates; summaries skip them")
     dropped = ";".join(names[j] for j in scores.dropped)
+    stems = [p.stem for p in ref.sources]
+    if len(set(stems)) < len(stems):  # s1/<id>.wav, s2/<id>.wav: the folder tells them apart
+        stems = [p.parent.name for p in ref.sources]
     rows = []
     for k in range(n_ref):
         row = {
             "id": ref.id,
-            "source": ref.sources[k].stem,
+            "source": stems[k],
             "est_file": names[int(scores.perm[k])],
             "n_ref": n_ref,
             "n_est": n_est,
@@ -191,7 +196,8 @@ def evaluate_dir(
     length_tolerance: float = 0.1,
     engine: str = DEFAULT_ENGINE,
 ) -> EvalResult:
-    """Score ``est_dir/<id>/src*.wav`` against the simulated set (folder or manifest) ``ref``.
+    """Score ``est_dir/<id>/src*.wav`` (or ``est_dir/s*/<id>.wav``) against the simulated
+    set (folder or manifest) ``ref``.
 
     ``metrics`` from :data:`~vae_audio.eval.scoring.METRICS` (default: see
     :func:`~vae_audio.eval.scoring.resolve_metrics`); ``criterion``

@@ -7,9 +7,12 @@ paths to the reverberant speaker images), optionally ``noise``). A folder is rea
 ``<id>/mix.wav`` + ``<id>/src<k>.wav``.
 
 Estimates. The separator writes ``EST/<name>/src1.wav ... srcN.wav`` (``noise.wav`` and other
-files are ignored). ``<name>`` is matched to a reference by its ``id``, else by the stem of its
-mixture file when those stems are unique in the set. References without a folder are an error
-unless ``allow_missing``; folders matching no reference are ignored (and reported).
+files are ignored), or with ``--layout librimix`` ``EST/s1/<name>.wav ... EST/sN/<name>.wav``
+(the layout of LibriMix and wsj0-2mix; ``EST/noise/`` is ignored). ``<name>`` is matched to a
+reference by its ``id``, else by the stem of its mixture file when those stems are unique in
+the set; a ``<name>/`` folder is taken before ``s<k>/<name>.wav`` files. References without
+estimates are an error unless ``allow_missing``; estimates matching no reference are ignored
+(and reported).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from vae_audio.errors import VaeAudioError
 PathLike = str | os.PathLike
 
 _SOURCE_FILE = re.compile(r"^src(\d+)\.(wav|flac)$")
+_SLOT_FOLDER = re.compile(r"^s(\d+)$")
 _SHOW = 5  # how many names an error message lists
 
 
@@ -37,11 +41,20 @@ class Reference:
     noise: Path | None = None
 
 
+@dataclass(frozen=True)
+class Estimates:
+    """The estimate files of one mixture (``src1, src2, ...`` or ``s1, s2, ...`` order) and
+    where they lie, for messages."""
+
+    files: tuple[Path, ...]
+    where: str
+
+
 @dataclass
 class Matches:
-    """References paired with their estimate folders, and what could not be paired."""
+    """References paired with their estimates, and what could not be paired."""
 
-    pairs: list[tuple[Reference, Path]]
+    pairs: list[tuple[Reference, Estimates]]
     missing: list[str] = field(default_factory=list)  # reference ids without estimates
     unmatched: list[str] = field(default_factory=list)  # estimate folders without reference
 
@@ -55,6 +68,17 @@ def source_files(folder: Path) -> list[Path]:
     """``folder/src<k>.wav`` (or ``.flac``) files sorted by ``k``."""
     found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _SOURCE_FILE.match(p.name))]
     return [p for _, p in sorted(found)]
+
+
+def _slot_files(est_dir: Path, folders: dict[str, Path]) -> dict[str, list[Path]]:
+    """``name -> [EST/s1/<name>.wav, EST/s2/<name>.wav, ...]`` (the ``librimix`` layout)."""
+    slots = sorted((int(m.group(1)), p) for n, p in folders.items() if (m := _SLOT_FOLDER.match(n)))
+    found: dict[str, list[tuple[int, Path]]] = {}
+    for k, folder in slots:
+        for path in folder.iterdir():
+            if path.suffix.lower() in (".wav", ".flac") and path.is_file():
+                found.setdefault(path.stem, []).append((k, path))
+    return {name: [p for _, p in sorted(files)] for name, files in found.items()}
 
 
 def _from_manifest(path: Path, split: str | None) -> list[Reference]:
@@ -125,7 +149,8 @@ def load_references(ref: PathLike, *, split: str | None = None) -> list[Referenc
 def match_estimates(
     est_dir: PathLike, refs: list[Reference], *, allow_missing: bool = False
 ) -> Matches:
-    """Pair each reference with ``est_dir/<id>`` (or ``est_dir/<mix stem>``), see module doc."""
+    """Pair each reference with ``est_dir/<id>/src<k>.wav`` or ``est_dir/s<k>/<id>.wav`` (or
+    the mixture's file stem for ``<id>``), see the module docstring."""
     est_dir = Path(est_dir).expanduser()
     if not est_dir.is_dir():
         what = "is a file, not a folder" if est_dir.exists() else "does not exist"
@@ -134,22 +159,29 @@ def match_estimates(
             "`vae-audio separate` (one sub-folder of src<k>.wav per mixture)"
         )
     folders = {p.name: p for p in est_dir.iterdir() if p.is_dir()}
+    slot_files = _slot_files(est_dir, folders)
     stems = [r.mix.stem for r in refs]
     pairs, missing, used = [], [], set()
     for ref, stem in zip(refs, stems, strict=True):
         names = [ref.id] + ([stem] if stems.count(stem) == 1 else [])
         name = next((n for n in names if n in folders), None)
-        if name is None:
+        if name is not None:
+            est = Estimates(
+                tuple(source_files(folders[name])), f"estimate folder '{folders[name]}'"
+            )
+        elif (name := next((n for n in names if n in slot_files), None)) is not None:
+            est = Estimates(tuple(slot_files[name]), f"'{est_dir}/s<k>/{name}.*'")
+        else:
             missing.append(ref.id)
             continue
         used.add(name)
-        pairs.append((ref, folders[name]))
+        pairs.append((ref, est))
     if not pairs:
         raise VaeAudioError(
             f"no folder in '{est_dir}' matches a mixture id of the references (ids like "
             f"{_listing([r.id for r in refs])}; folders found: "
             f"{_listing(sorted(folders)) or 'none'}); the separator output must be "
-            "EST/<id>/src<k>.wav"
+            "EST/<id>/src<k>.wav, or EST/s<k>/<id>.wav (separate --layout librimix)"
         )
     if missing and not allow_missing:
         raise VaeAudioError(
@@ -157,10 +189,14 @@ def match_estimates(
             f"({_listing(missing)}); separate them too, or pass --allow-missing to evaluate "
             "only the mixtures present"
         )
-    for _, folder in pairs:
-        if not source_files(folder):
+    for _, est in pairs:
+        if not est.files:
             raise VaeAudioError(
-                f"estimate folder '{folder}' has no src1.wav ... srcN.wav; re-run the separator "
-                "or remove the folder"
+                f"{est.where} has no src1.wav ... srcN.wav; re-run the separator or remove "
+                "the folder"
             )
-    return Matches(pairs, missing, sorted(set(folders) - used))
+    slot_folders = {
+        n for n in folders if _SLOT_FOLDER.match(n) or n in ("noise", "separation", "spectrogram")
+    }
+    others = (set(folders) - slot_folders) | (set(slot_files) if slot_folders else set())
+    return Matches(pairs, missing, sorted(others - used))
