@@ -48,18 +48,29 @@ test-command = "env PYTHONPATH=$OUT/tree OMP_NUM_THREADS=1 $PY -m pytest -x -q -
 
 [cosmic-ray.distributor]
 name = "local"
+
+# '|' occurs in these modules only in type annotations, which 'from __future__ import
+# annotations' never evaluates: replacing it is an equivalent mutant.
+[cosmic-ray.filters.operators-filter]
+exclude-operators = ["core/ReplaceBinaryOperator_BitOr_.*"]
 TOML
   echo "== $name: $module"
   rm -f "$db"
-  (cd "$OUT/tree" && "$BIN/cosmic-ray" init "$cfg" "$db" && "$BIN/cosmic-ray" exec "$cfg" "$db")
+  (cd "$OUT/tree" && "$BIN/cosmic-ray" init "$cfg" "$db" && "$BIN/cr-filter-operators" "$db" "$cfg" \
+    && "$BIN/cosmic-ray" exec "$cfg" "$db")
   "$BIN/cr-report" --show-pending "$db" > "$OUT/$name.txt" || true
   "$PY" - "$db" "$module" >> "$OUT/summary.md" <<'PYEOF'
 import sqlite3, sys
 con = sqlite3.connect(sys.argv[1])
-rows = con.execute("SELECT test_outcome, COUNT(*) FROM work_results GROUP BY test_outcome").fetchall()
-counts = {str(k).lower(): v for k, v in rows}
-total = con.execute("SELECT COUNT(*) FROM work_items").fetchone()[0]
+rows = con.execute(
+    "SELECT r.worker_outcome, r.test_outcome, COUNT(*) FROM work_results r GROUP BY 1, 2"
+).fetchall()
+counts = {}
+for worker, test, n in rows:
+    key = "skipped" if str(worker).upper() == "SKIPPED" else str(test).lower()
+    counts[key] = counts.get(key, 0) + n
 killed, survived = counts.get("killed", 0), counts.get("survived", 0)
+total = sum(counts.values()) - counts.get("skipped", 0)
 print(f"| {sys.argv[2]} | {total} | {killed} | {survived} | {total - killed - survived} |")
 PYEOF
 done
