@@ -1,7 +1,8 @@
 """Shared VAE machinery for the speech prior and the image VAEs.
 
 Distributions and likelihoods, the VAE composition, objectives (β, capacity, total
-correlation, MMD), schedules, configs, checkpoints and the Lightning training base.
+correlation, MMD), schedules, configs, checkpoints, the resumable training loader and the
+Lightning training base.
 
 The training names (``VAETask``, ``train``, ...) import Lightning, which takes seconds, so
 they load on first use.
@@ -13,6 +14,7 @@ from vae_audio.core.checkpoint import check_kind, load_model_file, save_model
 from vae_audio.core.config import apply_overrides, load_config, save_config
 from vae_audio.core.curves import plot_curves, read_metrics
 from vae_audio.core.distributions import DiagonalGaussian, log_density_gaussian
+from vae_audio.core.draws import DrawKey, current_draw, epoch_rng
 from vae_audio.core.likelihoods import (
     BernoulliLikelihood,
     ComplexGaussianLikelihood,
@@ -24,6 +26,7 @@ from vae_audio.core.likelihoods import (
     gaussian_nll,
     is_divergence,
 )
+from vae_audio.core.loader import EpochSampler, ResumableLoader
 from vae_audio.core.objectives import (
     TCDecomposition,
     beta_kl,
@@ -51,8 +54,11 @@ __all__ = [
     "BernoulliLikelihood",
     "ComplexGaussianLikelihood",
     "DiagonalGaussian",
+    "DrawKey",
+    "EpochSampler",
     "GaussianLikelihood",
     "Likelihood",
+    "ResumableLoader",
     "Schedule",
     "TCDecomposition",
     "VAEOutput",
@@ -63,8 +69,10 @@ __all__ = [
     "capacity_kl",
     "complex_gaussian_nll",
     "constant",
+    "current_draw",
     "cyclic",
     "elbo",
+    "epoch_rng",
     "gaussian_nll",
     "is_divergence",
     "linear_warmup",

@@ -1,7 +1,8 @@
 """Random-number-generator states as ``weights_only``-safe checkpoint data.
 
-Saved in every training checkpoint and restored on resume, so a resumed run draws the same
-reparameterisation noise and the same shuffles as an uninterrupted one.
+Saved in every training checkpoint and restored on resume. Training and validation steps
+reseed with :func:`seed_all` from the step's coordinates (see :mod:`vae_audio.core.training`),
+so the states matter only for code that runs outside the steps.
 """
 
 from __future__ import annotations
@@ -32,3 +33,10 @@ def set_rng_state(state: dict[str, Any]) -> None:
     np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
+
+
+def seed_all(seed: int) -> None:
+    """Seed torch (CPU and every CUDA device), NumPy's global generator and ``random``."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)

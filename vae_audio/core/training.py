@@ -3,15 +3,14 @@
 A recipe subclasses :class:`VAETask`, builds its model in ``__init__(config)`` (as
 ``self.model`` for export) and implements ``compute_loss(batch, stage) -> LossOutput``. The
 base logs ``{stage}/loss`` and every entry of ``LossOutput.logs`` (train: per step and per
-epoch, val: per epoch), builds the optimiser from ``config["optim"]`` (:mod:`.optim`) and
-stores the random-number-generator states in each checkpoint so a resumed run draws the same
-noise as an uninterrupted one.
+epoch, val: per epoch) and builds the optimiser from ``config["optim"]`` (:mod:`.optim`).
 
 :func:`train` reads ``config["trainer"]`` (keys and defaults in :data:`TRAINER_DEFAULTS`) and
 lays a run folder out as::
 
     out_dir/config.yaml               resolved config (defaults filled in)
-    out_dir/checkpoints/last.ckpt     Lightning training state, for --resume
+    out_dir/checkpoints/last.ckpt     Lightning training state, for --resume (every epoch and
+                                      every trainer.checkpoint_every_n_steps steps)
     out_dir/checkpoints/best-*.ckpt   best by trainer.monitor
     out_dir/logs/version_K/metrics.csv   CSV log, one version per (re)start
     out_dir/model.pt                  exported weights + config (checkpoint.save_model)
@@ -19,8 +18,18 @@ lays a run folder out as::
 
 Multi-GPU and multi-node runs need no code change: ``devices``/``strategy``/``num_nodes`` go
 to Lightning, which picks up torchrun or SLURM environments ("auto" strategy → DDP).
-Resuming is exact (same parameters, same next loss) on one process when checkpoints fall on
-epoch boundaries (the default); under DDP each rank reseeds from (seed, step, rank).
+
+**Reproducible and resumable.** Every training step reseeds torch, NumPy and ``random`` from
+``(seed, epoch, batch index, rank)`` and every validation step from ``(seed, batch index,
+rank)``, so the noise a step draws does not depend on what ran before it (validation, a
+restart, another rank). Trained on a :class:`~vae_audio.core.loader.ResumableLoader` (what the
+recipes use), the data order and per-item draws are functions of ``(seed, epoch, index)`` and
+the checkpoint records the position inside the epoch. Together: a run killed at any point
+and resumed from its ``last.ckpt`` (written at an epoch end or mid-epoch) ends with the same
+weights as an uninterrupted run (bitwise on the CPU; on GPUs, with
+``trainer.deterministic: true``, up to the nondeterminism of the kernels), and two runs with
+the same seed agree. A run stopped by ``max_steps`` is continued by raising ``max_steps``:
+Lightning closes the epoch of such a run, so an epoch-limited continuation skips its rest.
 """
 
 from __future__ import annotations
@@ -32,17 +41,19 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import lightning as L
-import numpy as np
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from torch import Tensor, nn
 
-from vae_audio.core._rng import rng_state, set_rng_state
+from vae_audio.core._rng import rng_state, seed_all, set_rng_state
+from vae_audio.core.checkpoint import FORMAT as MODEL_FORMAT
 from vae_audio.core.checkpoint import save_model
 from vae_audio.core.config import save_config
 from vae_audio.core.curves import plot_curves
+from vae_audio.core.draws import derive_seed
+from vae_audio.core.loader import ResumableLoader
 from vae_audio.core.optim import OPTIM_DEFAULTS, build_optimizer, build_scheduler
 from vae_audio.core.schedules import Schedule
 from vae_audio.errors import VaeAudioError
@@ -70,6 +81,7 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "monitor": None,  # default "val/loss" with validation data, else "train/loss_epoch"
     "monitor_mode": "min",
     "save_top_k": 1,
+    "checkpoint_every_n_steps": 500,  # also refresh last.ckpt every N optimiser steps (0: off)
     "export": "best",  # which weights go to model.pt: "best" | "last"
     "overwrite": False,  # allow a fresh run in a folder that holds one
     "tensorboard": True,  # also log to TensorBoard when it is installed
@@ -167,11 +179,13 @@ class VAETask(L.LightningModule):
         return {}
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        self._seed_step(1, self.current_epoch, batch_idx)
         out = self.compute_loss(batch, "train")
         self._log_output("train", out, batch)
         return out.loss
 
     def validation_step(self, batch: Any, batch_idx: int) -> Tensor:
+        self._seed_step(2, batch_idx)
         out = self.compute_loss(batch, "val")
         self._log_output("val", out, batch)
         return out.loss
@@ -195,11 +209,11 @@ class VAETask(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if "vae_audio_rng" in checkpoint:
             set_rng_state(checkpoint["vae_audio_rng"])
-        if self._trainer is not None and self.trainer.world_size > 1:
-            # Rank 0's states were saved; decorrelate ranks deterministically.
-            seed = int(self.config["trainer"]["seed"])
-            step, rank = int(checkpoint.get("global_step", 0)), self.trainer.global_rank
-            torch.manual_seed(int(np.random.SeedSequence([seed, step, rank]).generate_state(1)[0]))
+
+    def _seed_step(self, *coords: int) -> None:
+        """Reseed every global RNG from ``(seed, *coords, rank)`` (module docstring)."""
+        rank = self.trainer.global_rank if self._trainer is not None else 0
+        seed_all(derive_seed([int(self.config["trainer"]["seed"]), *coords, rank]))
 
     def _log_output(self, stage: str, out: LossOutput, batch: Any) -> None:
         train = stage == "train"
@@ -223,14 +237,15 @@ def train(
         config: full config (defaults: ``task.config``); ``trainer`` keys in
             :data:`TRAINER_DEFAULTS`.
         resume: continue from ``out_dir/checkpoints/last.ckpt`` (same global step, optimiser
-            and RNG states).
+            and RNG states, and, with a :class:`ResumableLoader`, the position in the epoch).
 
     Returns:
         :class:`TrainResult`. After the call ``task`` holds the exported weights and
         ``task.config`` the resolved config (``trainer.monitor`` filled in).
 
     Raises:
-        VaeAudioError: resume without a checkpoint; a fresh run into a used folder.
+        VaeAudioError: resume without a checkpoint or from one that is unreadable or does
+            not fit ``task``; a fresh run into a used folder.
     """
     config = with_training_defaults(task.config if config is None else config)
     tcfg = config["trainer"]
@@ -247,8 +262,13 @@ def train(
             f"{out_dir} already holds a run ({last}); pass --resume to continue it, "
             "trainer.overwrite=true to start over, or another trainer.out_dir"
         )
+    loader_state = _read_resume_checkpoint(last, task) if resume else None
     L.seed_everything(int(tcfg["seed"]), workers=True, verbose=False)
     train_loader, val_loader, datamodule = _split_data(data)
+    if isinstance(train_loader, ResumableLoader) and loader_state is not None:
+        # Lightning restores loader states only when it built the loaders after restoring,
+        # which configure_optimizers (estimated_stepping_batches) prevents: do it here.
+        train_loader.load_state_dict(loader_state)
     has_val = val_loader is not None or (
         datamodule is not None and is_overridden("val_dataloader", datamodule)
     )
@@ -268,6 +288,20 @@ def train(
     last_cb = ModelCheckpoint(
         dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1, enable_version_counter=False
     )
+    callbacks = [checkpoint_cb, last_cb]
+    every = int(tcfg["checkpoint_every_n_steps"] or 0)
+    if every > 0:  # mid-epoch saves bound what a killed run loses (ModelCheckpoint takes one
+        # trigger per instance: a second one refreshes the same file every `every` steps)
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=ckpt_dir,
+                filename="last",
+                monitor=None,
+                save_top_k=1,
+                every_n_train_steps=every,
+                enable_version_counter=False,
+            )
+        )
     loggers = [CSVLogger(save_dir=out_dir, name="logs")]
     if tcfg["tensorboard"] and importlib.util.find_spec("tensorboard") is not None:
         loggers.append(TensorBoardLogger(save_dir=out_dir, name="tb", version=loggers[0].version))
@@ -289,19 +323,27 @@ def train(
         enable_progress_bar=tcfg["enable_progress_bar"],
         deterministic=tcfg["deterministic"],
         logger=loggers,
-        callbacks=[checkpoint_cb, last_cb],
+        callbacks=callbacks,
+        # a ResumableLoader splits its order across ranks itself
+        use_distributed_sampler=not isinstance(train_loader, ResumableLoader),
         **extra,
     )
+    if isinstance(train_loader, ResumableLoader):
+        train_loader.follow(lambda: trainer.current_epoch)
     if trainer.is_global_zero:
         save_config(config, out_dir / "config.yaml")
-    trainer.fit(
-        task,
-        train_dataloaders=train_loader,
-        val_dataloaders=val_loader,
-        datamodule=datamodule,
-        ckpt_path=str(last) if resume else None,
-        weights_only=True,
-    )
+    try:
+        trainer.fit(
+            task,
+            train_dataloaders=train_loader,
+            val_dataloaders=val_loader,
+            datamodule=datamodule,
+            ckpt_path=str(last) if resume else None,
+            weights_only=True,
+        )
+    finally:
+        if isinstance(train_loader, ResumableLoader):
+            train_loader.follow(None)
     return _finish(task, trainer, checkpoint_cb, last, config, out_dir)
 
 
@@ -347,6 +389,59 @@ def _finish(task, trainer, checkpoint_cb, last: Path, config, out_dir: Path) -> 
     if csvs:
         result.curves_png = plot_curves(csvs, out_dir / "curves.png")
     return result
+
+
+def _read_resume_checkpoint(path: Path, task: VAETask) -> dict[str, int] | None:
+    """The training loader's position saved in ``path`` (None if none was saved).
+
+    Raises:
+        VaeAudioError: (one line) ``path`` is not a training checkpoint whose weights fit
+            ``task`` (names and shapes).
+    """
+    fix = (
+        "replace it with a good copy (e.g. one of the run's checkpoints/best-*.ckpt) or start "
+        "the run over without --resume and with trainer.overwrite=true"
+    )
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch.load raises many types for a bad file
+        what = (
+            "holds pickled objects that only code could rebuild, not weights and plain data"
+            if "Unsupported global" in str(err)  # weights_only refused a class
+            else "is corrupt, truncated or not a PyTorch training checkpoint"
+        )
+        raise VaeAudioError(f"cannot resume from {path}: it {what}; {fix}") from None
+    if isinstance(ckpt, dict) and ckpt.get("format") == MODEL_FORMAT:
+        raise VaeAudioError(
+            f"cannot resume from {path}: it holds exported model weights (a model.pt), not the "
+            f"training state Lightning writes; {fix}"
+        )
+    if not (
+        isinstance(ckpt, dict) and isinstance(ckpt.get("state_dict"), dict) and "loops" in ckpt
+    ):
+        raise VaeAudioError(
+            f"cannot resume from {path}: it is a PyTorch file but not a Lightning training "
+            f"checkpoint (no state_dict and loop state); {fix}"
+        )
+    own = task.state_dict()
+    saved = ckpt["state_dict"]
+    wrong = sorted(set(own) ^ set(saved)) or [
+        k for k in own if getattr(saved[k], "shape", None) != own[k].shape
+    ]
+    if wrong:
+        raise VaeAudioError(
+            f"cannot resume from {path}: its weights do not fit this recipe's model "
+            f"({len(wrong)} tensor(s) missing, extra or of another shape, e.g. {wrong[0]!r}); "
+            "resume with the config the run was trained with (its config.yaml), or start a new "
+            "run in another trainer.out_dir"
+        )
+    states = _get(_get(_get(ckpt, "loops"), "fit_loop"), "state_dict").get("combined_loader")
+    return states[0] if isinstance(states, list) and len(states) == 1 else None
+
+
+def _get(mapping: Any, key: str) -> dict:
+    value = mapping.get(key) if isinstance(mapping, dict) else None
+    return value if isinstance(value, dict) else {}
 
 
 def _monitor(tcfg: dict, has_val: bool) -> str:

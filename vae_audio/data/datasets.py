@@ -1,12 +1,14 @@
 """Torch datasets over manifests: clean-speech segments and simulated mixtures.
 
-Random crops differ per DataLoader worker and epoch (they follow ``torch.initial_seed()``);
-fixed crops (``random_offset=False`` / ``random_crop=False``) are for validation.
+Random crops are drawn from ``numpy.random.default_rng([seed, epoch, index])``
+(:func:`vae_audio.core.draws.epoch_rng`): a new crop every epoch under the training loader
+(:class:`~vae_audio.core.loader.ResumableLoader`), the same in every run, worker and restart;
+epoch 0's crop when an item is read directly. Fixed crops (``random_offset=False`` /
+``random_crop=False``) are for validation.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -15,15 +17,17 @@ import torch
 from torch.utils.data import Dataset
 
 from vae_audio.audio.io import load_audio, resample
+from vae_audio.core.draws import epoch_rng
 from vae_audio.data.levels import normalise_rms
 from vae_audio.data.manifest import read_manifest
 from vae_audio.errors import VaeAudioError
 
 
-def _crop_start(total: int, length: int, random_crop: bool) -> int:
-    if total <= length or not random_crop:
+def _crop_start(total: int, length: int, rng: np.random.Generator | None) -> int:
+    """Start of a ``length``-sample crop of ``total`` samples: random with ``rng``, else 0."""
+    if total <= length or rng is None:
         return 0
-    return int(torch.randint(total - length + 1, ()).item())
+    return int(rng.integers(total - length + 1))
 
 
 def _fit(wav: torch.Tensor, length: int) -> torch.Tensor:
@@ -42,9 +46,8 @@ class SpeechSegmentDataset(Dataset):
     Each utterance is resampled to ``sample_rate`` Hz, averaged to mono and, when
     ``target_dbfs`` is set, scaled as a whole to that RMS level (before cropping, so the
     segments of one utterance keep their natural loudness differences). Offsets: with
-    ``random_offset`` a fresh random offset on every access (numpy generator seeded from
-    ``seed``, the process and ``torch.initial_seed()``, which the DataLoader changes per worker
-    and epoch); without it a fixed offset per utterance drawn from ``seed`` (for validation).
+    ``random_offset`` a new offset every epoch, drawn from ``(seed, epoch, index)`` (module
+    docstring); without it a fixed offset per utterance drawn from ``seed`` (for validation).
     Utterances shorter than ``min_seconds`` are dropped.
     """
 
@@ -71,7 +74,6 @@ class SpeechSegmentDataset(Dataset):
         self.n_samples = (
             None if segment_seconds is None else int(round(segment_seconds * sample_rate))
         )
-        self._rng, self._rng_key = None, None
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -83,11 +85,7 @@ class SpeechSegmentDataset(Dataset):
             return int(
                 np.random.default_rng([self.seed, index]).integers(total - self.n_samples + 1)
             )
-        key = (os.getpid(), torch.initial_seed())
-        if self._rng_key != key:
-            self._rng = np.random.default_rng([self.seed, key[0], key[1] % 2**63])
-            self._rng_key = key
-        return int(self._rng.integers(total - self.n_samples + 1))
+        return _crop_start(total, self.n_samples, epoch_rng(self.seed, index))
 
     def __getitem__(self, index: int) -> torch.Tensor:
         wav, _ = load_audio(self.entries[index]["path"], sr=self.sample_rate)  # [C, S']
@@ -117,6 +115,8 @@ class MixtureDataset(Dataset):
     ``noise [M, S]``, cut at the same samples, so ``mix == sources.sum(0) + noise``.
     ``S = round(segment_seconds * sr)`` (mixtures shorter than that are zero-padded), or the
     whole mixture when ``segment_seconds`` is None. Batching needs equal N across items.
+    With ``random_crop`` the crop start is drawn from ``(seed, epoch, index)`` (module
+    docstring), else the crop starts at 0.
     """
 
     def __init__(
@@ -128,6 +128,7 @@ class MixtureDataset(Dataset):
         split: str | None = None,
         with_sources: bool = False,
         random_crop: bool = True,
+        seed: int = 0,
     ) -> None:
         self.entries = read_manifest(manifest, require=("mix", "sources", "noise"), split=split)
         rates = {int(e["sample_rate"]) for e in self.entries}
@@ -135,7 +136,7 @@ class MixtureDataset(Dataset):
         if self.file_sr is None:
             raise VaeAudioError(f"'{manifest}' mixes sample rates; simulate one set per rate")
         self.sr = sr or self.file_sr
-        self.with_sources, self.random_crop = with_sources, random_crop
+        self.with_sources, self.random_crop, self.seed = with_sources, random_crop, seed
         self.segment_seconds = segment_seconds
 
     def __len__(self) -> int:
@@ -148,7 +149,8 @@ class MixtureDataset(Dataset):
             start, stop = 0, total
         else:
             length = int(round(self.segment_seconds * self.file_sr))
-            start = _crop_start(total, length, self.random_crop)
+            rng = epoch_rng(self.seed, index) if self.random_crop else None
+            start = _crop_start(total, length, rng)
             stop = start + min(length, total)
         paths = [e["mix"]] + (e["sources"] + [e["noise"]] if self.with_sources else [])
         chunks = [_read_chunk(p, start, stop) for p in paths]  # each [M, S']

@@ -17,7 +17,6 @@ Items (dicts, collatable by the default ``collate_fn``):
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from vae_audio.core.draws import current_draw
 from vae_audio.data.manifest import read_manifest
 from vae_audio.data.mixing import MixtureBatch, mix_images, spatialise
 from vae_audio.data.noise import place
@@ -68,10 +68,13 @@ class DynamicMixer(nn.Module):
 class DynamicMixingDataset(Dataset):
     """``epoch_size`` fresh mixtures of ``n_speakers`` distinct corpus speakers per epoch.
 
-    ``seed=None`` draws new mixtures on every access (seeded per DataLoader worker from
-    ``torch.initial_seed()``, which changes every epoch); an integer makes item ``i`` always
-    the same mixture (use it for validation). ``segment_seconds`` sets S; SNR, level and
-    noise-kind ranges come from the bank's preset.
+    ``seed=None`` draws new mixtures every epoch under the training loader
+    (:class:`~vae_audio.core.loader.ResumableLoader`), from
+    ``numpy.random.default_rng([loader seed, epoch, index])``: the same in every run, worker
+    and restart; read directly (or through a plain ``DataLoader``) it draws from fresh OS
+    entropy on every access. An integer makes item ``i`` always the same mixture,
+    ``default_rng([seed, i])`` (use it for validation). ``segment_seconds`` sets S; SNR, level
+    and noise-kind ranges come from the bank's preset.
     """
 
     def __init__(
@@ -109,7 +112,6 @@ class DynamicMixingDataset(Dataset):
         self.n_samples = int(round(segment_seconds * self.sr))
         self.epoch_size, self.render, self.seed = int(epoch_size), render, seed
         self._mixer = DynamicMixer(self.bank) if render else None
-        self._rng, self._rng_key = None, None
 
     def __len__(self) -> int:
         return self.epoch_size
@@ -117,10 +119,10 @@ class DynamicMixingDataset(Dataset):
     def _generator(self, index: int) -> np.random.Generator:
         if self.seed is not None:
             return np.random.default_rng([self.seed, index])
-        key = (os.getpid(), torch.initial_seed())
-        if self._rng_key != key:
-            self._rng, self._rng_key = np.random.default_rng([key[1] % 2**63, key[0]]), key
-        return self._rng
+        key = current_draw()
+        if key is None:
+            return np.random.default_rng()
+        return np.random.default_rng([key.seed, key.epoch, key.index])
 
     def _utterance(self, speaker: int, rng: np.random.Generator) -> np.ndarray:
         paths = self.by_speaker[self.speakers[speaker]]

@@ -28,8 +28,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
+from vae_audio.core.loader import ResumableLoader
 from vae_audio.core.training import train
 from vae_audio.errors import VaeAudioError
 
@@ -111,6 +112,7 @@ def build_datasets(config: dict) -> tuple[Dataset, Dataset | None, Dataset | Non
     data = data_config(config)
     sr = int((config.get("stft") or {}).get("sample_rate", 16000))
     seg = float(data["segment_seconds"])
+    seed = _seed(config)  # random crops; dynamic mixtures follow the loader's seed
     valid = examples = None
     if data["valid_manifest"]:
         valid = MixtureDataset(data["valid_manifest"], seg, sr=sr, random_crop=False)
@@ -120,7 +122,7 @@ def build_datasets(config: dict) -> tuple[Dataset, Dataset | None, Dataset | Non
     if data["teacher_set"]:
         from vae_audio.neural_fca.teacher import TeacherDataset
 
-        train_set = TeacherDataset(data["teacher_set"], seg)
+        train_set = TeacherDataset(data["teacher_set"], seg, seed=seed)
         stft = {**train_set.settings["stft"], **(config.get("stft") or {})}
         if stft != train_set.settings["stft"]:
             raise VaeAudioError(
@@ -130,7 +132,7 @@ def build_datasets(config: dict) -> tuple[Dataset, Dataset | None, Dataset | Non
             )
         return train_set, valid, examples, None, train_set.n_mics
     if not data["dynamic"]:
-        train_set = MixtureDataset(data["train_manifest"], seg, sr=sr)
+        train_set = MixtureDataset(data["train_manifest"], seg, sr=sr, seed=seed)
         return train_set, valid, examples, None, int(train_set[0]["mix"].shape[0])
     from vae_audio.data.dynamic import DynamicMixingDataset
     from vae_audio.data.rir_bank import RirBank
@@ -154,12 +156,18 @@ def build_datasets(config: dict) -> tuple[Dataset, Dataset | None, Dataset | Non
     return train_set, valid, examples, bank, int(bank.rirs.shape[2])
 
 
-def _loader(dataset, data: dict, shuffle: bool) -> DataLoader:
+def _seed(config: dict) -> int:
+    return int((config.get("trainer") or {}).get("seed", 0))
+
+
+def _loader(dataset, data: dict, shuffle: bool, seed: int) -> ResumableLoader:
+    """Seeded, resumable loader (:mod:`vae_audio.core.loader`)."""
     workers = int(data["num_workers"])
-    return DataLoader(
+    return ResumableLoader(
         dataset,
         batch_size=int(data["batch_size"]),
         shuffle=shuffle,
+        seed=seed,
         num_workers=workers,
         drop_last=shuffle,
         persistent_workers=workers > 0,
@@ -193,8 +201,8 @@ def train_from_config(config: dict, resume: bool = False) -> int:
         task.mixer = DynamicMixer(bank)
     task.example_set = examples
     loaders = (
-        _loader(train_set, data, True),
-        None if valid is None else _loader(valid, data, False),
+        _loader(train_set, data, True, _seed(config)),
+        None if valid is None else _loader(valid, data, False, _seed(config)),
     )
     result = train(task, loaders, resume=resume)
     if result.model_path is None:  # non-zero DDP rank

@@ -29,6 +29,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from vae_audio.core.draws import epoch_rng
 from vae_audio.errors import VaeAudioError
 from vae_audio.fileio import atomic_write
 
@@ -181,10 +182,13 @@ def build_teacher_set(
 class TeacherDataset(Dataset):
     """Items ``{"mix": [M, S'] float32, "teacher_log_psd": [N, F, T'] float32}`` from a
     teacher set: random crops of ``segment_seconds`` starting on a frame boundary, so the
-    crop's STFT frames are the stored frames ``t0 .. t0 + T' − 1`` (``center=True``).
+    crop's STFT frames are the stored frames ``t0 .. t0 + T' − 1`` (``center=True``); the
+    crop is drawn from ``(seed, epoch, index)`` (:func:`vae_audio.core.draws.epoch_rng`).
     ``random_crop=False`` takes the first ``segment_seconds``."""
 
-    def __init__(self, root: str | Path, segment_seconds: float, random_crop: bool = True) -> None:
+    def __init__(
+        self, root: str | Path, segment_seconds: float, random_crop: bool = True, seed: int = 0
+    ) -> None:
         root = Path(root)
         record = root / f"{SETTINGS_NAME}.json"
         if not record.is_file():
@@ -205,7 +209,7 @@ class TeacherDataset(Dataset):
         sr = int(self.settings["stft"]["sample_rate"])
         total = self.log_psd.shape[-1]
         self.frames = min(total, int(round(segment_seconds * sr)) // self.hop + 1)
-        self.random_crop = random_crop
+        self.random_crop, self.seed = random_crop, seed
 
     @property
     def n_mics(self) -> int:
@@ -216,7 +220,8 @@ class TeacherDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         total = self.log_psd.shape[-1]
-        t0 = int(torch.randint(total - self.frames + 1, ())) if self.random_crop else 0
+        rng = epoch_rng(self.seed, index) if self.random_crop else None
+        t0 = int(rng.integers(total - self.frames + 1)) if rng is not None else 0
         s0, length = t0 * self.hop, (self.frames - 1) * self.hop
         return {
             "mix": self.mix[index, :, s0 : s0 + length].float(),
