@@ -6,7 +6,21 @@ the content dimensions, the six affine ones are added), ``hidden`` (MLP widths),
 (``tanh`` | ``relu``) of the affine VAE's coordinate decoder, ``affine_prior_std`` (the
 prior std of its six affine dimensions: one number or six, ``A`` row-major).
 The objective kind picks the model class: ``jmvae`` -> :class:`JMVAE`, ``affine`` ->
-:class:`AffineVAE`, ``cvae`` -> conditional :class:`ImageVAE`, the others -> :class:`ImageVAE`.
+:class:`AffineVAE`, ``cvae`` -> conditional :class:`ImageVAE`, ``vq_vae`` -> :class:`VQVAE`,
+``vae_gan`` -> :class:`VAEGAN`, ``gmm_vae`` -> :class:`MixturePriorVAE`, the others ->
+:class:`ImageVAE`.
+
+Keys of the newer models (defaults in :data:`VQ_DEFAULTS` and beside them):
+
+- ``vq_vae``: ``codebook_size`` (K), ``code_dim`` (D per grid position), ``channels`` (conv
+  width), ``downsample`` (stride-2 layers: grid side = image side / 2^downsample),
+  ``ema_decay``, ``restart_threshold`` (EMA uses per batch below which a code is restarted),
+  ``prior_width``, ``prior_layers``, ``prior_heads`` (the code prior's transformer). The
+  networks are always convolutional (a spatial code grid); ``network``/``hidden`` are unused.
+- ``vae_gan``: ``discriminator_hidden`` (fully connected widths of the discriminator; default
+  ``hidden``); ``network`` picks conv or MLP for all three networks. The feature layer
+  ``Dis_l`` is the conv output (conv) or the first fully connected layer (mlp).
+- ``gmm_vae``: ``num_components`` (K of the mixture prior).
 """
 
 from __future__ import annotations
@@ -19,15 +33,21 @@ from torch import nn
 from vae_audio.core.checkpoint import load_model_file
 from vae_audio.core.likelihoods import build_likelihood
 from vae_audio.errors import VaeAudioError
-from vae_audio.image.models import JMVAE, AffineVAE, ImageVAE
+from vae_audio.image.models import JMVAE, VAEGAN, VQVAE, AffineVAE, ImageVAE, MixturePriorVAE
 from vae_audio.image.networks import (
     AFFINE_DIM,
+    CodePrior,
     ConvDecoder,
     ConvEncoder,
     CoordinateDecoder,
+    Discriminator,
+    GridDecoder,
+    GridEncoder,
     MLPDecoder,
     MLPEncoder,
+    grid_side,
 )
+from vae_audio.image.vq import VectorQuantizer
 
 MODEL_KIND = "image-vae"
 _MODEL_KEYS = {
@@ -38,6 +58,21 @@ _MODEL_KEYS = {
     "coord_hidden",
     "coord_activation",
     "affine_prior_std",
+    *("codebook_size", "code_dim", "channels", "downsample", "ema_decay", "restart_threshold"),
+    *("prior_width", "prior_layers", "prior_heads"),
+    "discriminator_hidden",
+    "num_components",
+}
+VQ_DEFAULTS: dict[str, Any] = {
+    "codebook_size": 64,
+    "code_dim": 16,
+    "channels": 32,
+    "downsample": None,  # 3 for 64x64 images, 2 for 28x28 (grid side 8 or 7)
+    "ema_decay": 0.99,
+    "restart_threshold": 1.0,
+    "prior_width": 64,
+    "prior_layers": 2,
+    "prior_heads": 4,
 }
 
 
@@ -103,9 +138,36 @@ def build_model(
             latent,
             num_classes,
         )
+    if kind == "vq_vae":
+        return _vq_vae(cfg, shape, likelihood)
     cond = num_classes if kind == "cvae" else 0
     encoder, decoder = _networks(cfg, shape, latent, cond)
+    if kind == "vae_gan":
+        hidden = cfg.get("discriminator_hidden", cfg.get("hidden", (512, 256)))
+        discriminator = Discriminator(shape, cfg.get("network", "mlp"), tuple(hidden))
+        return VAEGAN(encoder, decoder, discriminator, likelihood, latent)
+    if kind == "gmm_vae":
+        components = int(cfg.get("num_components", 10))
+        if components < 1:
+            raise VaeAudioError(f"model.num_components={components} must be at least 1")
+        return MixturePriorVAE(encoder, decoder, likelihood, latent, components)
     return ImageVAE(encoder, decoder, likelihood, latent, cond)
+
+
+def _vq_vae(cfg: dict, shape: tuple[int, ...], likelihood) -> VQVAE:
+    """The VQ-VAE of ``cfg`` (keys and defaults in :data:`VQ_DEFAULTS`) for ``(C, H, W)``."""
+    c = {**VQ_DEFAULTS, **{k: v for k, v in cfg.items() if k in VQ_DEFAULTS}}
+    channels, side = shape[0], min(shape[1:])
+    downsample = int(c["downsample"] or (3 if side >= 64 else 2))
+    grid = (grid_side(shape[1], downsample), grid_side(shape[2], downsample))
+    k, d, width = int(c["codebook_size"]), int(c["code_dim"]), int(c["channels"])
+    return VQVAE(
+        GridEncoder(channels, d, width, downsample),
+        VectorQuantizer(k, d, float(c["ema_decay"]), float(c["restart_threshold"])),
+        GridDecoder(channels, d, width, downsample),
+        likelihood,
+        CodePrior(k, grid, int(c["prior_width"]), int(c["prior_layers"]), int(c["prior_heads"])),
+    )
 
 
 def load_image_model(path: str | os.PathLike) -> tuple[nn.Module, dict]:

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from vae_audio.core.loader import ResumableLoader
 from vae_audio.errors import VaeAudioError
 from vae_audio.image.datasets import (
     AffineDigits,
@@ -61,13 +62,15 @@ class ImageData:
     batch_size: int
     num_workers: int
 
-    def loaders(self) -> tuple[DataLoader, DataLoader]:
+    def loaders(self, seed: int = 0) -> tuple[DataLoader, DataLoader]:
+        """Training (shuffled per epoch from ``seed``, resumable mid-epoch) and validation
+        loaders (:class:`~vae_audio.core.loader.ResumableLoader`)."""
         common = dict(
             batch_size=self.batch_size, num_workers=self.num_workers, collate_fn=collate_batch
         )
         return (
-            DataLoader(self.train, shuffle=True, drop_last=True, **common),
-            DataLoader(self.val, shuffle=False, **common),
+            ResumableLoader(self.train, shuffle=True, seed=seed, drop_last=True, **common),
+            ResumableLoader(self.val, shuffle=False, seed=seed, **common),
         )
 
 

@@ -6,6 +6,9 @@
   set, with the encoder mean as representation (disentanglement_lib's convention).
 - :func:`affine_normalisation`: spread of the digits' principal-axis angle in the inputs vs
   the affine VAE's reconstructions with the transform off.
+- :func:`codebook_on`: VQ-VAE codebook usage and perplexity over a data loader.
+- :func:`clustering_on`: a mixture-prior VAE's clustering accuracy against a label (digits'
+  class, or a ground-truth factor such as the dSprites shape).
 
 ``eval`` section of a recipe::
 
@@ -28,6 +31,7 @@ from torch.utils.data import DataLoader
 from vae_audio.errors import VaeAudioError
 from vae_audio.image.datasets.ground_truth import GroundTruthData
 from vae_audio.image.metrics import (
+    clustering_accuracy,
     compute_beta_vae,
     compute_chen_mig,
     compute_dci,
@@ -35,6 +39,7 @@ from vae_audio.image.metrics import (
     compute_mig,
 )
 from vae_audio.image.moments import axial_std, image_moments
+from vae_audio.image.vq import code_histogram, perplexity
 
 METRICS: dict[str, Callable] = {
     "beta_vae": compute_beta_vae,
@@ -160,3 +165,39 @@ def affine_normalisation(model: nn.Module, images: torch.Tensor) -> dict[str, fl
         "recon_angle_std": axial_std(image_moments(recon).angle),
         "normalised_angle_std": axial_std(image_moments(normalised).angle),
     }
+
+
+@torch.no_grad()
+def codebook_on(model: nn.Module, loader: DataLoader) -> dict[str, float]:
+    """VQ-VAE codes over ``loader``: ``perplexity`` (effective number of codes, exp of the
+    code entropy), ``usage`` (fraction of the K codes used at least once)."""
+    counts = torch.zeros(model.quantizer.num_codes)
+    for batch in loader:
+        indices = model.codes(batch["x"].to(_device(model)))
+        counts += code_histogram(indices, model.quantizer.num_codes).cpu()
+    return {"perplexity": float(perplexity(counts)), "usage": float((counts > 0).float().mean())}
+
+
+@torch.no_grad()
+def clustering_on(model: nn.Module, loader: DataLoader, target: str = "label") -> dict:
+    """Clustering accuracy of ``model.cluster`` over ``loader`` against ``target``.
+
+    ``target``: ``label`` (the batch's class labels) or ``factor:K`` (column K of the batch's
+    ground-truth factor indices, e.g. ``factor:0`` for the dSprites shape).
+    """
+    assigned, truth = [], []
+    for batch in loader:
+        if target == "label":
+            labels = batch.get("label")
+        elif target.startswith("factor:") and "factors" in batch:
+            labels = batch["factors"][:, int(target.split(":", 1)[1])]
+        else:
+            labels = None
+        if labels is None:
+            raise VaeAudioError(f"clustering target {target!r} is not in the data batches")
+        assigned.append(model.cluster(batch["x"].to(_device(model))).cpu())
+        truth.append(labels.long())
+    score = clustering_accuracy(
+        torch.cat(assigned).numpy(), torch.cat(truth).numpy(), model.prior.num_components
+    )
+    return {"target": target, **score.as_dict()}

@@ -16,7 +16,17 @@ infovae     ``NLL + (1 − α) KL + (α + λ − 1) MMD(q(z), p(z))``  (Zhao et 
 cvae        ``NLL + β KL`` with the label as condition   (Sohn et al. 2015)
 jmvae       ``NLL_x + NLL_y + KL + α [KL(q_xy‖q_x) + KL(q_xy‖q_y)]``  (Suzuki et al. 2016)
 affine      ``NLL + β KL`` of :class:`~vae_audio.image.models.AffineVAE`
+gmm_vae     ``NLL + β KL``, KL to the mixture prior by Monte Carlo (one sample)
+vq_vae      ``NLL + β_c ‖z_e − sg(e)‖² − log p(c)``  (van den Oord et al. 2017, Eq. (3))
+vae_gan     three per-network objectives (Larsen et al. 2016), see
+            :mod:`vae_audio.image.vae_gan_objective`; here the encoder's ``KL + L_llike``
 ==========  ===========================================================================
+
+``vq_vae``: ``β_c`` is ``commitment``; the codebook moves by EMA, not by this loss; the last
+term is the code prior's NLL on the detached code indices (it trains only the prior).
+``vae_gan``: ``gamma`` is the paper's γ (decoder: ``γ L_llike − L_GAN``), ``gan_form``
+``minimax`` (Algorithm 1) or ``non_saturating``; its training step lives in
+:mod:`vae_audio.image.gan_task`, and :class:`Objective` gives the validation loss.
 
 In ``beta_b`` the KL inside ``|·|`` is the batch mean, as in the paper. ``tcvae`` uses the
 minibatch estimators of :func:`vae_audio.core.objectives.tc_decomposition` (``mws`` or
@@ -34,8 +44,12 @@ from torch import Tensor
 from vae_audio.core.objectives import capacity_kl, mmd, tc_decomposition
 from vae_audio.core.schedules import Schedule
 from vae_audio.errors import VaeAudioError
+from vae_audio.image.vae_gan_objective import GAN_FORMS, vae_gan_losses
 
-KINDS = ("vae", "beta_h", "beta_b", "tcvae", "infovae", "cvae", "jmvae", "affine")
+KINDS = (
+    *("vae", "beta_h", "beta_b", "tcvae", "infovae", "cvae", "jmvae", "affine"),
+    *("gmm_vae", "vq_vae", "vae_gan"),
+)
 
 
 @dataclass
@@ -54,11 +68,14 @@ class ObjectiveConfig:
         kind: one of :data:`KINDS`.
         beta: β (a number or a schedule spec, see :class:`~vae_audio.core.schedules.Schedule`).
         capacity: ``C`` in nats for ``beta_b`` (schedule spec, e.g. a linear warm-up to 25).
-        gamma: γ of ``beta_b`` (e.g. 1000) and of ``tcvae``'s dimension-wise KL (1).
+        gamma: γ of ``beta_b`` (e.g. 1000), of ``tcvae``'s dimension-wise KL (1) and of
+            ``vae_gan`` (weight of the feature reconstruction in the decoder's objective).
         alpha: α of ``tcvae`` (MI weight), ``infovae`` and ``jmvae``.
         lam: λ of ``infovae``.
         estimator: ``mss`` or ``mws`` (``tcvae``).
         kernel: ``rbf`` or ``imq`` (``infovae``).
+        commitment: β of the ``vq_vae`` commitment loss (0.25 in the paper).
+        gan_form: ``minimax`` or ``non_saturating`` (``vae_gan``'s decoder term).
     """
 
     kind: str = "vae"
@@ -69,6 +86,8 @@ class ObjectiveConfig:
     lam: float = 1.0
     estimator: str = "mss"
     kernel: str = "imq"
+    commitment: float = 0.25
+    gan_form: str = "minimax"
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -77,6 +96,8 @@ class ObjectiveConfig:
             raise VaeAudioError(f"objective.estimator {self.estimator!r}: use mss or mws")
         if self.kernel not in ("rbf", "imq"):
             raise VaeAudioError(f"objective.kernel {self.kernel!r}: use rbf or imq")
+        if self.gan_form not in GAN_FORMS:
+            raise VaeAudioError(f"objective.gan_form {self.gan_form!r}: use one of {GAN_FORMS}")
 
     @classmethod
     def from_config(cls, spec: dict[str, Any]) -> ObjectiveConfig:
@@ -118,13 +139,18 @@ class Objective:
                 "kl_joint_label": out.kl_y.mean(),
             }
             return ImageLoss(out.loss(c.alpha), _detach(logs))
+        if c.kind == "vq_vae":
+            return self._vq_vae(model, x)
+        if c.kind == "vae_gan":
+            losses = vae_gan_losses(model, x, c.gamma, gan_form=c.gan_form)
+            return ImageLoss(losses.encoder, losses.logs())
         out = model(x, label)
         nll, kl = out.recon_nll.mean(), out.kl.mean()  # nats per image
         logs = {"nll": nll, "kl": kl, "elbo": -(nll + kl)}
         beta = self.beta(step)
         if c.kind == "vae":
             loss = nll + kl
-        elif c.kind in ("beta_h", "cvae", "affine"):
+        elif c.kind in ("beta_h", "cvae", "affine", "gmm_vae"):
             loss = nll + beta * kl
             logs["beta"] = beta
         elif c.kind == "beta_b":
@@ -147,6 +173,19 @@ class Objective:
             loss = nll + (1.0 - c.alpha) * kl + (c.alpha + c.lam - 1.0) * divergence
             logs["mmd"] = divergence
         return ImageLoss(loss, _detach(logs))
+
+    def _vq_vae(self, model, x: Tensor) -> ImageLoss:
+        out = model(x)
+        nll, prior_nll = out.recon_nll.mean(), out.kl.mean()  # nats per image
+        logs = {
+            "nll": nll,
+            "prior_nll": prior_nll,
+            "elbo": -(nll + prior_nll),
+            "commitment": out.commitment.mean(),
+            "perplexity": out.perplexity,
+            "codebook_usage": out.usage,
+        }
+        return ImageLoss(out.loss(self.config.commitment), _detach(logs))
 
 
 def _detach(logs: dict[str, Tensor | float]) -> dict[str, Tensor | float]:

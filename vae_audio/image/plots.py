@@ -1,7 +1,9 @@
 """Figures of an image VAE (matplotlib, Agg backend): image grids written as PNG.
 
 - :func:`save_reconstructions`: inputs (top rows) over their reconstructions.
-- :func:`save_samples`: decoded prior samples ``z ~ N(0, I)``.
+- :func:`save_samples`: decoded prior samples (``model.sample`` when the model has its own
+  prior, e.g. the VQ-VAE's code prior or a mixture; else ``z ~ N(0, I)``).
+- :func:`save_component_samples`: one row of samples per mixture-prior component.
 - :func:`save_traversals`: one row per latent dimension, that dimension swept over
   ``[−limit, limit]`` from a seed image's posterior mean, the others held.
 - :func:`save_affine_normalisation`: inputs, reconstructions, and reconstructions with the
@@ -78,12 +80,26 @@ def save_reconstructions(x: Tensor, recon: Tensor, path: str | os.PathLike, ncol
 def save_samples(
     model, path: str | os.PathLike, n: int = 32, label: Tensor | None = None, seed: int = 0
 ):
-    """Decode ``n`` prior samples ``z ~ N(0, I)`` (``label [n]`` for conditional models)."""
+    """Decode ``n`` prior samples (``label [n]`` for conditional models)."""
     gen = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, model.latent_dim, generator=gen)
-    device = next(model.parameters()).device
-    images = model.generate(z.to(device), None if label is None else label.to(device))
+    if label is None and hasattr(model, "sample"):
+        images = model.sample(n, gen)
+    else:
+        z = torch.randn(n, model.latent_dim, generator=gen)
+        device = next(model.parameters()).device
+        images = model.generate(z.to(device), None if label is None else label.to(device))
     save_grid(images, 8, path, "prior samples")
+
+
+@torch.no_grad()
+def save_component_samples(model, path: str | os.PathLike, per_row: int = 8, seed: int = 0):
+    """Samples of a mixture-prior model, one row per component ``k`` (``model.sample``)."""
+    gen = torch.Generator().manual_seed(seed)
+    k = model.prior.num_components
+    weights = torch.softmax(model.prior.logits.detach().cpu(), -1)
+    rows = [model.sample(per_row, gen, component=c) for c in range(k)]
+    labels = [f"{c}: {float(weights[c]):.2f}" for c in range(k)]
+    save_grid(torch.cat(rows), per_row, path, "samples per prior component (k: π_k)", labels)
 
 
 @torch.no_grad()

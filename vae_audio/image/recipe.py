@@ -7,11 +7,18 @@ A recipe (``recipes/image_vae/*.yaml``) has the sections ``data`` (:mod:`.data`)
 (``trainer.out_dir``) receives, besides the core's checkpoints, logs, ``config.yaml``,
 ``model.pt`` and ``curves.png``:
 
-- ``reconstructions.png``, ``samples.png``, ``traversals.png``
-  (and ``affine_normalisation.png`` for the affine VAE);
+- ``reconstructions.png``, ``samples.png``, ``traversals.png`` (not for the VQ-VAE, whose
+  codes are discrete), ``affine_normalisation.png`` for the affine VAE and
+  ``component_samples.png`` (one row per prior component) for the mixture-prior VAE;
 - ``metrics.json``: validation ELBO terms (nats per image), the requested disentanglement
   metrics (dSprites), the angle spreads of the affine VAE, the JMVAE's image-only
-  classification accuracy.
+  classification accuracy, the VQ-VAE's codebook usage and perplexity, the mixture-prior
+  VAE's clustering accuracy (``eval.cluster_target``: ``label``, or ``factor:K`` for column
+  K of the ground-truth factors; default ``factor:0``, the dSprites shape, on dSprites and
+  ``label`` on labelled sets).
+
+``objective.kind: vae_gan`` trains with :class:`~vae_audio.image.gan_task.VAEGANTask`
+(three optimisers); every other kind with :class:`ImageVAETask`.
 """
 
 from __future__ import annotations
@@ -22,45 +29,22 @@ from typing import Any
 
 import torch
 
-from vae_audio.core.training import LossOutput, VAETask, train, with_training_defaults
+from vae_audio.core.training import train, with_training_defaults
 from vae_audio.errors import VaeAudioError
 from vae_audio.fileio import atomic_write_text
 from vae_audio.image import plots
-from vae_audio.image.build import MODEL_KIND, build_model
 from vae_audio.image.data import ImageData, build_data, first_batch, with_data_defaults
-from vae_audio.image.evaluate import affine_normalisation, disentanglement_scores, elbo_on
-from vae_audio.image.objectives import Objective, ObjectiveConfig
+from vae_audio.image.evaluate import (
+    affine_normalisation,
+    clustering_on,
+    codebook_on,
+    disentanglement_scores,
+    elbo_on,
+)
+from vae_audio.image.task import ImageVAETask
 
 _TOP_LEVEL = {"data", "model", "objective", "eval", "plots", "trainer", "optim"}
 PLOT_DEFAULTS = {"num_images": 16, "traversal_limit": 2.5, "traversal_steps": 9}
-
-
-class ImageVAETask(VAETask):
-    """Lightning task of every image recipe; the objective kind picks the model."""
-
-    kind = MODEL_KIND
-
-    def __init__(self, config: dict[str, Any], image_shape, num_classes: int, dataset_size: int):
-        super().__init__(config)
-        objective = ObjectiveConfig.from_config(dict(config.get("objective") or {}))
-        self.image_shape = tuple(int(s) for s in image_shape)
-        self.num_classes = int(num_classes)
-        self.dataset_size = int(dataset_size)
-        self.model = build_model(
-            dict(config.get("model") or {}), objective.kind, self.image_shape, self.num_classes
-        )
-        self.objective = Objective(objective, self.dataset_size)
-
-    def compute_loss(self, batch: dict[str, torch.Tensor], stage: str) -> LossOutput:
-        out = self.objective(self.model, batch, self.global_step)
-        return LossOutput(out.loss, out.logs)
-
-    def export_meta(self) -> dict[str, Any]:
-        return {
-            "image_shape": list(self.image_shape),
-            "num_classes": self.num_classes,
-            "dataset_size": self.dataset_size,
-        }
 
 
 def resolve_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -83,8 +67,15 @@ def train_from_config(config: dict[str, Any], resume: bool = False) -> int:
     """Train, export, plot and evaluate one image recipe; returns the exit code 0."""
     config = resolve_config(config)
     data = build_data(config["data"])
-    task = ImageVAETask(config, data.image_shape, data.num_classes, len(data.train))
-    result = train(task, data.loaders(), config, resume=resume)
+    task_class = ImageVAETask
+    if config["objective"]["kind"] == "vae_gan":
+        from vae_audio.image.gan_task import VAEGANTask  # it subclasses ImageVAETask
+
+        task_class = VAEGANTask
+    task = task_class(config, data.image_shape, data.num_classes, len(data.train))
+    result = train(task, data.loaders(int(config["trainer"]["seed"])), config, resume=resume)
+    if result.model_path is None:  # non-zero DDP rank: rank 0 writes the figures
+        return 0
     out_dir = Path(result.out_dir)
     model = task.model.to(_eval_device(config)).eval()
     write_figures(model, data, config, out_dir)
@@ -118,17 +109,23 @@ def write_figures(model, data: ImageData, config: dict[str, Any], out_dir: Path)
     if model.num_classes and config["objective"]["kind"] == "cvae":
         sample_labels = torch.arange(32) % model.num_classes
     plots.save_samples(model, out_dir / "samples.png", label=sample_labels)
-    with torch.no_grad():
-        kl = model.encode(x, label).kl_per_dim().mean(0)  # [D] mean KL per dim, nats
-    plots.save_traversals(
-        model,
-        x[:1],
-        out_dir / "traversals.png",
-        label=None if label is None else label[:1],
-        limit=float(p["traversal_limit"]),
-        steps=int(p["traversal_steps"]),
-        kl_per_dim=kl,
-    )
+    kind = config["objective"]["kind"]
+    if kind == "gmm_vae":
+        plots.save_component_samples(model, out_dir / "component_samples.png")
+    if hasattr(model, "encode"):  # a Gaussian latent space to traverse
+        kl = None
+        if kind != "gmm_vae":  # the closed-form KL is to N(0, I), not to a mixture prior
+            with torch.no_grad():
+                kl = model.encode(x, label).kl_per_dim().mean(0)  # [D] mean KL per dim, nats
+        plots.save_traversals(
+            model,
+            x[:1],
+            out_dir / "traversals.png",
+            label=None if label is None else label[:1],
+            limit=float(p["traversal_limit"]),
+            steps=int(p["traversal_steps"]),
+            kl_per_dim=kl,
+        )
     if config["objective"]["kind"] == "affine":
         plots.save_affine_normalisation(
             x,
@@ -154,6 +151,13 @@ def evaluate_run(model, data: ImageData, config: dict[str, Any]) -> dict[str, An
     if kind == "affine":
         images = torch.stack([data.val[i]["x"] for i in range(len(data.val))])
         metrics["affine"] = affine_normalisation(model, images)
+    if kind == "vq_vae":
+        metrics["codebook"] = codebook_on(model, val_loader)
+    if kind == "gmm_vae":
+        default = "factor:0" if config["data"]["name"] == "dsprites" else "label"
+        target = eval_cfg.get("cluster_target") or default
+        if target != "label" or data.num_classes:
+            metrics["clustering"] = clustering_on(model, val_loader, target)
     if kind == "jmvae":
         correct = total = 0
         device = next(model.parameters()).device
