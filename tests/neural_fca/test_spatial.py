@@ -156,6 +156,28 @@ def test_jd_likelihood_equals_full_rank_likelihood_of_its_scms():
     torch.testing.assert_close(got, expect, rtol=1e-8, atol=1e-8)
 
 
+def test_per_item_floors_apply_to_their_own_item():
+    """``eps [B]`` (one floor per mixture, as inference passes it) gives each item the NLL it
+    has with its floor as a scalar, for the JD and the full-rank model alike."""
+    B, N, F, M, T = 3, 2, 4, 3, 6
+    x = random_stft(B, M, F=F, T=T, dtype=torch.complex128)
+    g0 = torch.Generator().manual_seed(5)
+    Q = torch.view_as_complex(torch.randn(B, F, M, M, 2, generator=g0, dtype=torch.float64))
+    gains = torch.rand(B, N, F, M, generator=g0, dtype=torch.float64) + 0.1
+    lam = torch.rand(B, N, F, T, generator=g0, dtype=torch.float64) + 0.1
+    xt = decorrelated_power(x.transpose(1, 2), Q)
+    eps = torch.tensor([0.5, 2.0, 8.0], dtype=torch.float64)
+    H = jd_scm(Q, gains)
+    got_jd, got_full = jd_nll(xt, lam, gains, Q, eps), full_nll(x, lam, H, eps)
+    for b in range(B):
+        one = slice(b, b + 1)
+        alone = jd_nll(xt[one], lam[one], gains[one], Q[one], float(eps[b]))
+        torch.testing.assert_close(got_jd[b : b + 1], alone)
+        alone = full_nll(x[one], lam[one], H[one], float(eps[b]))
+        torch.testing.assert_close(got_full[b : b + 1], alone)
+    assert not torch.allclose(got_jd, jd_nll(xt, lam, gains, Q, 2.0))
+
+
 def test_jd_spatial_updates_never_raise_the_nll_and_carry_gradients():
     from vae_audio.neural_fca.iss import jd_spatial_updates
 
