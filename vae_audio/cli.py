@@ -29,7 +29,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
 )
 
 # `vae-audio train NAME`: NAME -> "module:function", the function taking
-# (config: dict, resume: bool) and returning an exit code.
+# (config: dict, resume: bool) and returning a vae_audio.core.training.TrainResult.
 _TRAINERS: dict[str, str] = {
     "speech-vae": "vae_audio.speech.recipe:train_from_config",
     "image-vae": "vae_audio.image.recipe:train_from_config",
@@ -47,7 +47,10 @@ def _run_train(args: argparse.Namespace) -> int:
 
     overrides = [*args.overrides, *(["trainer.enable_progress_bar=false"] if args.quiet else [])]
     config = load_config(args.config, overrides)
-    return _resolve(_TRAINERS[args.recipe])(config, resume=args.resume) or 0
+    result = _resolve(_TRAINERS[args.recipe])(config, resume=args.resume)
+    if result.summary:
+        print(result.summary)
+    return 0
 
 
 def _register_train(subparsers) -> None:

@@ -126,9 +126,12 @@ def test_tcvae_recipe_on_dsprites_writes_run_and_reloads(tmp_path):
 
 def test_affine_recipe_on_digits_reports_angle_spread(tmp_path):
     config = _config(tmp_path, "affine", {"name": "digits", "num_val": 32})
-    assert train_from_config(config) == 0
+    result = train_from_config(config)
     run = tmp_path / "affine"
+    assert result.model_path == run / "model.pt" and result.model_path.is_file()
+    assert str(run) in result.summary
     metrics = json.loads((run / "metrics.json").read_text())
+    assert result.report == metrics
     spreads = metrics["affine"]
     assert set(spreads) == {"input_angle_std", "recon_angle_std", "normalised_angle_std"}
     assert all(np.isfinite(v) and v >= 0 for v in spreads.values())

@@ -95,3 +95,52 @@ def test_foreign_or_mismatched_files_are_refused(tmp_path):
     with pytest.raises(VaeAudioError, match="bad.pt"):
         load_speech_prior(tmp_path / "bad.pt")
     assert load_model_file(tmp_path / "img.pt")["kind"] == "image-vae"
+
+
+def test_manifest_settings_accept_a_union_with_repeats():
+    from vae_audio.speech.recipe import manifest_list
+
+    assert manifest_list("a.jsonl") == [("a.jsonl", 1)]
+    assert manifest_list(["a.jsonl", {"manifest": "b.jsonl", "repeat": 3}]) == [
+        ("a.jsonl", 1),
+        ("b.jsonl", 3),
+    ]
+    for bad in ([], [{"manifest": "b.jsonl", "repeat": 0}], [{"path": "b.jsonl"}], [3]):
+        with pytest.raises(VaeAudioError, match="data.train_manifest"):
+            manifest_list(bad)
+
+
+def test_loaders_draw_from_every_manifest_of_a_union():
+    from vae_audio.data.manifest import read_manifest
+    from vae_audio.speech.recipe import build_loaders, load_utterances
+
+    n_train = len(read_manifest(FIXTURES / "train.jsonl"))
+    n_valid = len(read_manifest(FIXTURES / "valid.jsonl"))
+    union = [
+        str(FIXTURES / "train.jsonl"),
+        {"manifest": str(FIXTURES / "valid.jsonl"), "repeat": 3},
+    ]
+    config = {
+        "data": {
+            "train_manifest": union,
+            "valid_manifest": union,
+            "batch_size": 2,
+            "segment_seconds": 0.5,
+        }
+    }
+    train, valid = build_loaders(config)
+    assert len(train.dataset) == n_train + 3 * n_valid  # the repeat weights the training draw
+    assert len(valid.dataset) == n_train + n_valid  # validation reads each utterance once
+    assert next(iter(train)).shape == (2, 8000)
+    # the repeats of a manifest crop different segments of the same utterance
+    union_set = getattr(train.dataset, "dataset", train.dataset)  # under the loader's keying
+    copies = union_set.datasets[1:]
+    assert [c.entries for c in copies] == [copies[0].entries] * 3
+    assert not torch.equal(copies[0][0], copies[1][0])
+    # the report's utterances alternate between the manifests, so each corpus is represented
+    waves = load_utterances(union, 16000, -25.0, limit=4)
+    first_train = load_utterances(FIXTURES / "train.jsonl", 16000, -25.0, limit=2)
+    first_valid = load_utterances(FIXTURES / "valid.jsonl", 16000, -25.0, limit=2)
+    want = [first_train[0], first_valid[0], first_train[1], first_valid[1]]
+    for got, expected in zip(waves, want, strict=True):
+        torch.testing.assert_close(got, expected)

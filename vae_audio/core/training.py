@@ -104,7 +104,11 @@ class LossOutput:
 
 @dataclass
 class TrainResult:
-    """Where a run's outputs are and how it ended (paths are None on non-zero DDP ranks)."""
+    """Where a run's outputs are and how it ended (paths are None on non-zero DDP ranks).
+
+    A recipe's ``train_from_config`` returns it with ``summary`` (one line for the user,
+    which ``vae-audio train`` prints) and ``report`` (the recipe's held-out numbers) filled in.
+    """
 
     out_dir: Path
     global_step: int
@@ -116,6 +120,8 @@ class TrainResult:
     model_path: Path | None
     metrics_csv: list[Path]
     curves_png: Path | None
+    summary: str = ""
+    report: dict[str, Any] = field(default_factory=dict)
 
 
 def with_training_defaults(config: dict[str, Any]) -> dict[str, Any]:

@@ -23,13 +23,14 @@ A recipe (``recipes/image_vae/*.yaml``) has the sections ``data`` (:mod:`.data`)
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from vae_audio.core.training import train, with_training_defaults
+from vae_audio.core.training import TrainResult, train, with_training_defaults
 from vae_audio.errors import VaeAudioError
 from vae_audio.fileio import atomic_write_text
 from vae_audio.image import plots
@@ -63,8 +64,9 @@ def resolve_config(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-def train_from_config(config: dict[str, Any], resume: bool = False) -> int:
-    """Train, export, plot and evaluate one image recipe; returns the exit code 0."""
+def train_from_config(config: dict[str, Any], resume: bool = False) -> TrainResult:
+    """Train, export, plot and evaluate one image recipe; the run's
+    :class:`~vae_audio.core.training.TrainResult` with ``metrics.json`` in ``report``."""
     config = resolve_config(config)
     data = build_data(config["data"])
     task_class = ImageVAETask
@@ -75,15 +77,15 @@ def train_from_config(config: dict[str, Any], resume: bool = False) -> int:
     task = task_class(config, data.image_shape, data.num_classes, len(data.train))
     result = train(task, data.loaders(int(config["trainer"]["seed"])), config, resume=resume)
     if result.model_path is None:  # non-zero DDP rank: rank 0 writes the figures
-        return 0
+        return result
     out_dir = Path(result.out_dir)
     model = task.model.to(_eval_device(config)).eval()
     write_figures(model, data, config, out_dir)
     metrics = evaluate_run(model, data, config)
     metrics["global_step"] = result.global_step
     atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2))
-    print(f"image-vae: wrote {out_dir}/model.pt, metrics.json and figures")
-    return 0
+    summary = f"image-vae: wrote {out_dir}/model.pt, metrics.json and figures"
+    return dataclasses.replace(result, summary=summary, report=metrics)
 
 
 def _eval_device(config: dict[str, Any]) -> torch.device:

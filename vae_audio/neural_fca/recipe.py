@@ -26,12 +26,13 @@ separation examples alone. Writes into ``trainer.out_dir``: ``model.pt`` (kind
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
 from torch.utils.data import Dataset
 
 from vae_audio.core.loader import ResumableLoader
-from vae_audio.core.training import train
+from vae_audio.core.training import TrainResult, train
 from vae_audio.errors import VaeAudioError
 
 DATA_DEFAULTS: dict[str, Any] = {
@@ -174,8 +175,9 @@ def _loader(dataset, data: dict, shuffle: bool, seed: int) -> ResumableLoader:
     )
 
 
-def train_from_config(config: dict, resume: bool = False) -> int:
-    """Train, export ``model.pt`` and the examples. Returns an exit code."""
+def train_from_config(config: dict, resume: bool = False) -> TrainResult:
+    """Train, export ``model.pt`` and the examples; the run's
+    :class:`~vae_audio.core.training.TrainResult`."""
     from vae_audio.neural_fca.task import NeuralFCATask
 
     config = copy.deepcopy(config)
@@ -206,11 +208,11 @@ def train_from_config(config: dict, resume: bool = False) -> int:
     )
     result = train(task, loaders, resume=resume)
     if result.model_path is None:  # non-zero DDP rank
-        return 0
+        return result
     cfg = task.model.config
-    print(
+    summary = (
         f"Neural FCA ({'FastFCA, ISS' if cfg.spatial == 'jd' else 'full-rank, EM'}; "
         f"M = {cfg.n_mics}, N = {cfg.n_src}): {result.model_path} (step {result.global_step}); "
         f"metrics: " + ", ".join(f"{k}={v:.3f}" for k, v in sorted(result.metrics.items()))
     )
-    return 0
+    return dataclasses.replace(result, summary=summary)
