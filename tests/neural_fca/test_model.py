@@ -154,3 +154,16 @@ def test_training_loss_is_nll_plus_beta_times_the_closed_form_kl(spatial):
     assert float(expected_kl.detach()) > 1e-3  # a KL that matters to the loss
     torch.testing.assert_close(result.logs["kl"], expected_kl, rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(result.loss, result.logs["nll"] + 0.7 * expected_kl)
+
+
+@pytest.mark.parametrize("spatial", ["full", "jd"])
+def test_loss_defaults_are_the_elbo_at_the_models_default_floor(spatial):
+    """``neural_fca_loss(x, out)``: β = 1 (the negative ELBO) and the model's default ε."""
+    model = tiny_model(3, spatial)
+    x, _ = model.normalise(random_stft(2, 3))
+    out = model(x, sample=False)
+    default = neural_fca_loss(x, out)
+    explicit = neural_fca_loss(x, out, beta=1.0, eps=NeuralFCAConfig(n_mics=3).eps)
+    torch.testing.assert_close(default.loss, explicit.loss)
+    torch.testing.assert_close(default.loss, default.nll + default.kl)
+    assert not torch.allclose(default.nll, neural_fca_loss(x, out, eps=1.0).nll)
