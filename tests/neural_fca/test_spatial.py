@@ -11,6 +11,7 @@ from vae_audio.neural_fca.iss import (
     iss_objective,
     iss_sweep,
     iss_update,
+    normalise_scale,
     weighted_covariance,
 )
 from vae_audio.neural_fca.objective import full_nll, jd_nll
@@ -197,3 +198,30 @@ def test_jd_spatial_updates_never_raise_the_nll_and_carry_gradients():
     assert torch.isfinite(jd_nll(out.xt, out.lam, out.g, out.Q, 1e-6)).all()
     jd_nll(out.xt, out.lam, out.g, out.Q, 1e-6).sum().backward()
     assert float(model.encoder.head.z.weight.grad.abs().sum()) > 0
+
+
+def test_iss_update_is_one_sweep_on_the_plain_weighted_covariance():
+    """Defaults: one sweep, no loading, and the floor only guards a vanishing ``q V qᴴ``."""
+    x = random_stft(2, 3, F=5, T=9, dtype=torch.complex128).transpose(1, 2)  # [B, F, M, T]
+    g0 = torch.Generator().manual_seed(7)
+    r = torch.rand(2, 5, 3, 9, generator=g0, dtype=torch.float64) + 0.1
+    Q = torch.eye(3, dtype=torch.complex128).expand(2, 5, 3, 3).clone()
+    V = weighted_covariance(x, r)
+    plain = torch.einsum("bfkt,bfmt,bfnt->bfkmn", r.to(x.dtype), x, x.conj()) / 9
+    torch.testing.assert_close(V, plain)
+    torch.testing.assert_close(iss_update(x, r, Q), iss_sweep(Q, V))
+    assert not torch.allclose(iss_update(x, r, Q), iss_update(x, r, Q, sweeps=2))
+    # a decorrelated channel with no power at all: q V qᴴ = 0 is floored at 1e-6, not below
+    V0 = V.clone()
+    V0[:, :, 0] = 0
+    out = iss_sweep(Q, V0)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out[:, :, 0, 0].real, torch.full((2, 5), 1e3, dtype=torch.float64))
+
+
+def test_normalise_scale_gives_unit_mean_power_of_the_new_diagonaliser():
+    x = random_stft(2, 3, F=4, T=6, dtype=torch.complex128).transpose(1, 2)
+    Q = torch.view_as_complex(torch.randn(2, 4, 3, 3, 2, dtype=torch.float64))
+    Qn, xt = normalise_scale(x, Q)
+    torch.testing.assert_close(xt, decorrelated_power(x, Qn))
+    torch.testing.assert_close(xt.mean((1, 2, 3)), torch.ones(2, dtype=torch.float64))
