@@ -225,3 +225,14 @@ def test_normalise_scale_gives_unit_mean_power_of_the_new_diagonaliser():
     Qn, xt = normalise_scale(x, Q)
     torch.testing.assert_close(xt, decorrelated_power(x, Qn))
     torch.testing.assert_close(xt.mean((1, 2, 3)), torch.ones(2, dtype=torch.float64))
+
+
+def test_iss_objective_matches_its_closed_form_for_a_scaled_identity():
+    """``J(2I) = Σ_m 4 V_m[m, m] − 2 M log 2`` per frequency."""
+    x = random_stft(1, 3, F=4, T=8, dtype=torch.complex128).transpose(1, 2)
+    r = torch.rand(1, 4, 3, 8, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    V = weighted_covariance(x, r + 0.1)
+    Q = 2 * torch.eye(3, dtype=torch.complex128).expand(1, 4, 3, 3)
+    diag = torch.diagonal(torch.diagonal(V, dim1=-2, dim2=-1), dim1=-2, dim2=-1).real  # [1, F, M]
+    expect = 4 * diag.sum(-1) - 2 * 3 * torch.log(torch.tensor(2.0, dtype=torch.float64))
+    torch.testing.assert_close(iss_objective(Q, V), expect)
