@@ -337,9 +337,7 @@ def register(subparsers) -> None:
     p.add_argument("--corpus", required=True, metavar="MANIFEST", help="speech corpus manifest")
     p.add_argument("--rir-bank", required=True, metavar="BANK.pt", help="from `vae-audio rir-bank`")
     p.add_argument("--n", type=count("10"), required=True, help="number of mixtures")
-    p.add_argument(
-        "--seconds", type=seconds("4"), default=4.0, help="mixture length (default 4)"
-    )
+    p.add_argument("--seconds", type=seconds("4"), default=4.0, help="mixture length (default 4)")
     p.add_argument(
         "--n-speakers", type=count("2"), default=2, help="talkers per mixture (default 2)"
     )
