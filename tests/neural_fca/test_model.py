@@ -167,3 +167,33 @@ def test_loss_defaults_are_the_elbo_at_the_models_default_floor(spatial):
     torch.testing.assert_close(default.loss, explicit.loss)
     torch.testing.assert_close(default.loss, default.nll + default.kl)
     assert not torch.allclose(default.nll, neural_fca_loss(x, out, eps=1.0).nll)
+
+
+def test_a_model_trained_with_wpe_applies_it_wherever_it_separates(tmp_path):
+    """``model.wpe`` is stored in the model file; the training step dereverberates its
+    mixtures and `separate` with the model runs WPE unless told otherwise."""
+    pytest.importorskip("nara_wpe")
+    from vae_audio.neural_fca import load_neural_fca, save_neural_fca
+    from vae_audio.neural_fca.inference import separate_with_model
+
+    config = tiny_config(2, spatial="jd")
+    config["model"]["wpe"] = {"taps": 4, "iterations": 1}
+    task = NeuralFCATask(config)
+    assert task.wpe is not None and task.wpe.taps == 4
+    wav = torch.randn(2, 2, 4000, generator=torch.Generator().manual_seed(0))
+    calls = []
+    task.stft.register_forward_hook(lambda module, args, out: calls.append(args[0]))
+    assert torch.isfinite(task.compute_loss(wav, "train").loss)
+    assert calls[0].shape == wav.shape and not torch.allclose(calls[0], wav)  # dereverberated
+    path = save_neural_fca(tmp_path / "model.pt", task.model)
+    assert load_neural_fca(path).config.wpe == {"taps": 4, "iterations": 1}
+    res = separate_with_model(wav[0], path, n_iter=0)
+    assert res.settings["wpe"]["taps"] == 4 and "wpe" in res.timings
+    plain = separate_with_model(wav[0], path, n_iter=0, wpe={"taps": 2})
+    assert plain.settings["wpe"]["taps"] == 2  # the caller's setting wins
+    from vae_audio.errors import VaeAudioError
+    from vae_audio.neural_fca.export import export_separator
+
+    with pytest.raises(VaeAudioError, match="WPE"):  # the traced graph has no WPE
+        export_separator(path, tmp_path / "model.ts.pt")
+    assert not (tmp_path / "model.ts.pt").exists()

@@ -154,6 +154,12 @@ def export_separator(model: str | os.PathLike | NeuralFCA, path: str | os.PathLi
     Load it with :func:`load_separator` or ``torch.jit.load(path)``. Returns ``Path(path)``.
     """
     separator = _separator(model)
+    if separator.model.config.wpe:
+        raise VaeAudioError(
+            "this model dereverberates its input by WPE (model.wpe), which the TorchScript "
+            "export does not contain; export a model trained without it, or run WPE "
+            "(vae_audio.separation.frontend.dereverberate) before the exported separator"
+        )
     traced = trace_separator(separator)
     buffer = io.BytesIO()  # a file path would name the archive's entries after the temp file
     with warnings.catch_warnings():

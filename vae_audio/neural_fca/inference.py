@@ -219,6 +219,14 @@ def _api_fit(spatial: str, method: str):
     return fit
 
 
+def _model_frontend(opts: dict):
+    """The WPE front end the model in ``opts["model"]`` was trained with (None: none)."""
+    model = opts.get("model")
+    if model is None:
+        return None
+    return _model_for(model, torch.zeros(())).config.wpe  # the cached CPU copy
+
+
 def register() -> None:
     """Add ``"neural-fca"`` and ``"neural-fastfca"`` to the separation method registry."""
     from vae_audio.separation.api import METHODS, MethodSpec, register_method
@@ -229,7 +237,10 @@ def register() -> None:
     }
     for name, (spatial, description) in specs.items():
         if name not in METHODS:
-            spec = MethodSpec(_api_fit(spatial, name), default_n_iter=0, description=description)
+            spec = MethodSpec(
+                _api_fit(spatial, name), default_n_iter=0, description=description,
+                frontend=_model_frontend,
+            )  # fmt: skip
             register_method(name, spec)
 
 

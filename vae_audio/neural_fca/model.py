@@ -70,6 +70,10 @@ class NeuralFCAConfig:
         freeze_decoder: keep the speech decoder's weights fixed.
         encoder: :class:`EncoderConfig`.
         decoder: the speech prior's :class:`SpeechVAEConfig` (``n_freq`` follows the STFT).
+        wpe: WPE dereverberation of the mixture before the STFT, in training and wherever the
+            model separates (``True`` or a dict of
+            :class:`~vae_audio.separation.frontend.WpeConfig` fields; None: none), as the
+            published Neural FCA does.
     """
 
     n_mics: int
@@ -88,6 +92,7 @@ class NeuralFCAConfig:
     freeze_decoder: bool = False
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     decoder: SpeechVAEConfig = field(default_factory=SpeechVAEConfig)
+    wpe: bool | dict | None = None
 
     def __post_init__(self) -> None:
         m = self.n_mics

@@ -38,6 +38,7 @@ from vae_audio.errors import VaeAudioError
 from vae_audio.neural_fca.modelfile import KIND, build_neural_fca
 from vae_audio.neural_fca.objective import neural_fca_loss
 from vae_audio.neural_fca.teacher import distillation_loss
+from vae_audio.separation.frontend import dereverberate, wpe_config
 
 SECTION_DEFAULTS: dict[str, dict[str, Any]] = {
     "loss": {
@@ -96,6 +97,7 @@ class NeuralFCATask(VAETask):
         self.model = build_neural_fca(self.config, prior)
         self.config["model"] = self.model.config.to_dict()
         self.stft = STFT(stft)
+        self.wpe = wpe_config(self.model.config.wpe)  # front end (None: off)
         self.mixer = None  # DynamicMixer for dynamic mixing (set by the recipe)
         self.example_set = None  # held-out items with references (set by the recipe)
 
@@ -129,7 +131,10 @@ class NeuralFCATask(VAETask):
         return Schedule.from_config(self.config["loss"]["teacher"])(self.global_step)
 
     def compute_loss(self, batch: Any, stage: str) -> LossOutput:
-        x = self.stft(self.mixture(batch))  # [B, M, F, T]
+        wav = self.mixture(batch)  # [B, M, S]
+        if self.wpe is not None:
+            wav = dereverberate(wav, self.stft.config.sample_rate, self.wpe)
+        x = self.stft(wav)  # [B, M, F, T]
         if stage == "train" and self.config["augment"]["mic_permutation"]:
             x = permute_mics(x)  # the teacher's PSDs are averaged over mics: unaffected
         xn, _ = self.model.normalise(x)

@@ -62,7 +62,9 @@ class MethodSpec:
     and ``n_src <= M``, its default iteration count, a one-line description, if known the
     names of the options ``fit`` accepts (others are rejected with a clear error), and
     ``noise_defaults``: options used when :func:`separate` fits a noise slot and the caller
-    did not set them (e.g. a start that makes one slot the noise)."""
+    did not set them (e.g. a start that makes one slot the noise); ``frontend(opts)``: the
+    WPE front end the method asks for when the caller sets none (e.g. a Neural FCA model
+    trained on dereverberated mixtures)."""
 
     fit: Callable[..., Any]
     multichannel: bool = True
@@ -71,6 +73,7 @@ class MethodSpec:
     description: str = ""
     options: tuple[str, ...] | None = None
     noise_defaults: dict[str, Any] = field(default_factory=dict)
+    frontend: Callable[[dict[str, Any]], Any] | None = None
 
 
 METHODS: dict[str, MethodSpec] = {}
@@ -257,6 +260,8 @@ def separate(
     if noise_slot:
         opts = {**spec.noise_defaults, **opts}
     n_iter = spec.default_n_iter if n_iter is None else n_iter
+    if (wpe is None or wpe is False) and spec.frontend is not None:
+        wpe = spec.frontend(opts)  # e.g. a Neural FCA model trained on dereverberated input
     wpe_cfg = wpe_config(wpe)
     if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 0:
         raise VaeAudioError(f"n_iter must be a non-negative integer, got {n_iter!r}")
