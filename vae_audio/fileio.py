@@ -51,19 +51,21 @@ def check_not_protected(path: PathLike, protect: Iterable[PathLike] = ()) -> Non
             )
 
 
-def temp_name_pattern() -> re.Pattern:
+def temp_name_pattern(stem: str | None = None) -> re.Pattern:
     """The names :func:`atomic_write` gives its temporary files: ``.<stem>.<8 random
-    characters of mkstemp>.tmp<suffix>``."""
-    return re.compile(r"\..+\.[a-z0-9_]{8}\.tmp(\.[^.]+)?")
+    characters of mkstemp>.tmp<suffix>`` (any stem, or only ``stem``)."""
+    name = ".+" if stem is None else re.escape(stem)
+    return re.compile(rf"\.{name}\.[a-z0-9_]{{8}}\.tmp(\.[^.]+)?")
 
 
-def remove_stale_temps(folder: PathLike) -> list[Path]:
+def remove_stale_temps(folder: PathLike, stem: str | None = None) -> list[Path]:
     """Delete the temporary files that :func:`atomic_write` left in ``folder`` (not
-    recursively) when its process was killed mid-write; return their paths.
+    recursively; only those of ``stem`` when given) when its process was killed mid-write;
+    return their paths.
 
-    Call it only where no other process is writing into ``folder`` at the time.
+    Call it only where no other process is writing those files at the time.
     """
-    pattern = temp_name_pattern()
+    pattern = temp_name_pattern(stem)
     removed = []
     with contextlib.suppress(OSError):
         for path in Path(folder).iterdir():

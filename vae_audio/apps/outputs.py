@@ -93,15 +93,7 @@ class OutputPaths:
 
         if self.layout == "folders":
             return remove_stale_temps(self.out / self.name)
-        mine = re.compile(rf"\.{re.escape(self.name)}\.[a-z0-9_]{{8}}\.tmp(\.[^.]+)?")
-        removed = []
-        for folder in self.folders():
-            for path in folder.iterdir():
-                if mine.fullmatch(path.name) and path.is_file():
-                    with contextlib.suppress(OSError):
-                        path.unlink()
-                        removed.append(path)
-        return removed
+        return [p for folder in self.folders() for p in remove_stale_temps(folder, self.name)]
 
 
 def as_output_paths(target: Path | OutputPaths) -> OutputPaths:
