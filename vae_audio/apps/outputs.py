@@ -131,6 +131,25 @@ def _stale_files(paths: OutputPaths, keep: Iterable[str]) -> list[Path]:
     return [paths.marker.parent / f for f in _previous_files(paths) if f not in keep]
 
 
+def check_finite(source: object, name: str, wav: torch.Tensor) -> None:
+    """Refuse NaN/Inf samples in the output ``name`` of the input ``source``."""
+    if not bool(torch.isfinite(wav).all()):
+        raise VaeAudioError(
+            f"separating '{source}' gave NaN/Inf samples in {name}; try "
+            "--method fastmnmf2, fewer --iters, or check the recording's levels"
+        )
+
+
+def write_record(
+    paths: OutputPaths, record: dict, files: Iterable[Path], *, protect: Iterable[Path] = ()
+) -> Path:
+    """Write ``record`` with the list of ``files`` as the record file (atomically, last)."""
+    record = {**record, "files": [paths.relative(p) for p in files]}
+    text = json.dumps(record, indent=2, default=str) + "\n"
+    atomic_write_text(paths.marker, text, protect=protect)
+    return paths.marker
+
+
 def _unlink(files: Iterable[Path]) -> None:
     for path in files:
         with contextlib.suppress(OSError):
@@ -160,11 +179,7 @@ def write_outputs(
     if noise is not None:
         wavs["noise.wav"] = noise
     for name, wav in wavs.items():
-        if not bool(torch.isfinite(wav).all()):
-            raise VaeAudioError(
-                f"separating '{record.get('input')}' gave NaN/Inf samples in {name}; try "
-                "--method fastmnmf2, fewer --iters, or check the recording's levels"
-            )
+        check_finite(record.get("input"), name, wav)
     protect = list(protect)
     stale = _stale_files(paths, [paths.relative(paths.file(name)) for name in wavs])
     with contextlib.suppress(FileNotFoundError):
@@ -177,11 +192,7 @@ def write_outputs(
             rows = [("mixture (mic 0)", mixture[0])]
             rows += [(f"{n.removesuffix('.wav')} (mic 0)", w[0]) for n, w in wavs.items()]
             written.append(plot_spectrograms(paths.file(PLOT), rows, stft, protect=protect))
-        record = {**record, "files": [paths.relative(p) for p in written]}
-        atomic_write_text(
-            paths.marker, json.dumps(record, indent=2, default=str) + "\n", protect=protect
-        )
-        written.append(paths.marker)
+        written.append(write_record(paths, record, written, protect=protect))
     except BaseException:
         _unlink(written)
         raise
@@ -228,11 +239,7 @@ class StreamingOutputs:
         blocks = [*speakers] + ([] if noise is None else [noise])
         for name, fh, wav in zip(self.names, self.files, blocks, strict=True):
             data = wav.detach().to("cpu", torch.float32)
-            if not bool(torch.isfinite(data).all()):
-                raise VaeAudioError(
-                    f"separating '{self.source}' gave NaN/Inf samples in {name}; try "
-                    "--method fastmnmf2, fewer --iters, or check the recording's levels"
-                )
+            check_finite(self.source, name, data)
             fh.write(data.T.contiguous().numpy())  # [L, M]
         for k in range(len(self.energy)):
             self.energy[k] += float(speakers[k].double().square().sum())
@@ -248,12 +255,9 @@ class StreamingOutputs:
         written = []
         for name, tmp in zip(self.names, temps, strict=True):
             written.append(commit_temp(tmp, paths.file(name), protect=self.protect))
-        record = {**record, "files": [paths.relative(p) for p in written]}
-        atomic_write_text(
-            paths.marker, json.dumps(record, indent=2, default=str) + "\n", protect=self.protect
-        )
+        marker = write_record(paths, record, written, protect=self.protect)
         _unlink(stale)
-        return [*written, paths.marker]
+        return [*written, marker]
 
     def abort(self) -> None:
         """Close and delete the temporary files (the folder keeps no partial output)."""

@@ -141,10 +141,10 @@ def separate_streaming(
     """Separate ``item`` chunk by chunk into ``target`` (an output folder, or
     :class:`~vae_audio.apps.outputs.OutputPaths`; module docstring, "Streaming")."""
     from vae_audio.apps.outputs import StreamingOutputs, as_output_paths
-
-    target = as_output_paths(target)
     from vae_audio.separation import separate
     from vae_audio.separation.chunking import ChunkJoiner, ChunkOutput, chunk_bounds
+
+    target = as_output_paths(target)
 
     sr = plan.sample_rate or item.sample_rate
     stft = plan.stft_for(sr)
@@ -189,8 +189,7 @@ def _plot_head(target, reader: BlockReader, stft, protect, seconds: float = 30.0
 
     import soundfile as sf
 
-    from vae_audio.apps.outputs import PLOT, plot_spectrograms
-    from vae_audio.fileio import atomic_write_text
+    from vae_audio.apps.outputs import PLOT, plot_spectrograms, write_record
 
     n = min(reader.length, int(seconds * reader.sr))
     rows = [(f"mixture (mic 0, first {n / reader.sr:.0f} s)", reader.read(0, n)[0])]
@@ -199,6 +198,6 @@ def _plot_head(target, reader: BlockReader, stft, protect, seconds: float = 30.0
     for name in record["files"]:
         head, _ = sf.read(marker.parent / name, frames=n, dtype="float32", always_2d=True)
         rows.append((f"{target.label(name)} (mic 0)", torch.from_numpy(head[:, 0].copy())))
-    plot_spectrograms(target.file(PLOT), rows, stft, protect=protect)
-    record["files"].append(target.relative(target.file(PLOT)))
-    atomic_write_text(marker, json.dumps(record, indent=2, default=str) + "\n")
+    plot = plot_spectrograms(target.file(PLOT), rows, stft, protect=protect)
+    listed = [marker.parent / name for name in record.pop("files")]
+    write_record(target, record, [*listed, plot], protect=protect)
