@@ -30,18 +30,14 @@ from pathlib import Path
 
 import torch
 
+from vae_audio.separation.memory import proc_kib
+
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
 
 
 def _status_kib(key: str) -> int | None:
-    try:
-        for line in _STATUS.read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
+    return proc_kib(_STATUS, key)
 
 
 def _reset_high_water_mark() -> bool:

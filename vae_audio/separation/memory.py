@@ -76,14 +76,21 @@ def _read_int(path: Path) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def _proc_kib(path: str, key: str) -> int | None:
+def proc_kib(path: str | Path, key: str) -> int | None:
+    """The ``key:`` field of a ``/proc`` table (``/proc/meminfo``, ``/proc/self/status``) in
+    KiB, or None when it cannot be read."""
     try:
         for line in Path(path).read_text().splitlines():
             if line.startswith(key + ":"):
-                return int(line.split()[1]) * 1024
+                return int(line.split()[1])
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+def _proc_bytes(path: str, key: str) -> int | None:
+    kib = proc_kib(path, key)
+    return None if kib is None else kib * 1024
 
 
 def _cgroup_free() -> int | None:
@@ -103,10 +110,10 @@ def available_bytes(device: torch.device | str = "cpu") -> int | None:
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return int(free)
-    found = [_proc_kib("/proc/meminfo", "MemAvailable"), _cgroup_free()]
+    found = [_proc_bytes("/proc/meminfo", "MemAvailable"), _cgroup_free()]
     soft, _ = resource.getrlimit(resource.RLIMIT_AS)
     if soft != resource.RLIM_INFINITY:
-        size = _proc_kib("/proc/self/status", "VmSize")
+        size = _proc_bytes("/proc/self/status", "VmSize")
         found.append(max(soft - size, 0) if size is not None else None)
     found = [b for b in found if b is not None]
     return min(found) if found else None
