@@ -142,16 +142,21 @@ def test_weighted_covariance_is_the_weighted_outer_product_sum():
     torch.testing.assert_close(V, expect + 0.5 * torch.eye(3, dtype=x.dtype))
 
 
-def test_jd_likelihood_equals_full_rank_likelihood_of_its_scms():
-    """Y = Q⁻¹ diag(ŷ) Q⁻ᴴ: the JD NLL must equal the full-rank NLL with H_n = Q⁻¹ diag(g_n) Q⁻ᴴ
-    and ε I replaced by ε Q⁻¹ Q⁻ᴴ (here ε = 0 up to 1e-12)."""
-    B, N, F, M, T = 2, 3, 4, 3, 7
+def _jd_draw(B: int, N: int, F: int, M: int, T: int, seed: int):
+    """A mixture ``x [B, M, F, T]``, diagonalisers ``Q``, gains ``[B, N, F, M]``, PSDs
+    ``[B, N, F, T]`` and the decorrelated power ``x̃ [B, F, M, T]``, in float64."""
     x = random_stft(B, M, F=F, T=T, dtype=torch.complex128)
-    g0 = torch.Generator().manual_seed(3)
+    g0 = torch.Generator().manual_seed(seed)
     Q = torch.view_as_complex(torch.randn(B, F, M, M, 2, generator=g0, dtype=torch.float64))
     gains = torch.rand(B, N, F, M, generator=g0, dtype=torch.float64) + 0.1
     lam = torch.rand(B, N, F, T, generator=g0, dtype=torch.float64) + 0.1
-    xt = decorrelated_power(x.transpose(1, 2), Q)
+    return x, Q, gains, lam, decorrelated_power(x.transpose(1, 2), Q)
+
+
+def test_jd_likelihood_equals_full_rank_likelihood_of_its_scms():
+    """Y = Q⁻¹ diag(ŷ) Q⁻ᴴ: the JD NLL must equal the full-rank NLL with H_n = Q⁻¹ diag(g_n) Q⁻ᴴ
+    and ε I replaced by ε Q⁻¹ Q⁻ᴴ (here ε = 0 up to 1e-12)."""
+    x, Q, gains, lam, xt = _jd_draw(B=2, N=3, F=4, M=3, T=7, seed=3)
     got = jd_nll(xt, lam, gains, Q, 1e-12)
     expect = full_nll(x, lam, jd_scm(Q, gains), 0.0)
     torch.testing.assert_close(got, expect, rtol=1e-8, atol=1e-8)
@@ -160,13 +165,8 @@ def test_jd_likelihood_equals_full_rank_likelihood_of_its_scms():
 def test_per_item_floors_apply_to_their_own_item():
     """``eps [B]`` (one floor per mixture, as inference passes it) gives each item the NLL it
     has with its floor as a scalar, for the JD and the full-rank model alike."""
-    B, N, F, M, T = 3, 2, 4, 3, 6
-    x = random_stft(B, M, F=F, T=T, dtype=torch.complex128)
-    g0 = torch.Generator().manual_seed(5)
-    Q = torch.view_as_complex(torch.randn(B, F, M, M, 2, generator=g0, dtype=torch.float64))
-    gains = torch.rand(B, N, F, M, generator=g0, dtype=torch.float64) + 0.1
-    lam = torch.rand(B, N, F, T, generator=g0, dtype=torch.float64) + 0.1
-    xt = decorrelated_power(x.transpose(1, 2), Q)
+    B = 3
+    x, Q, gains, lam, xt = _jd_draw(B=B, N=2, F=4, M=3, T=6, seed=5)
     eps = torch.tensor([0.5, 2.0, 8.0], dtype=torch.float64)
     H = jd_scm(Q, gains)
     got_jd, got_full = jd_nll(xt, lam, gains, Q, eps), full_nll(x, lam, H, eps)
