@@ -48,9 +48,7 @@ class Number:
         return what
 
     def contains(self, value: float) -> bool:
-        if self.kind is int and (not math.isfinite(value) or value != int(value)):
-            return False
-        if not math.isfinite(value):
+        if not math.isfinite(value) or (self.kind is int and value != int(value)):
             return False
         if self.low is not None and (value <= self.low if self.low_open else value < self.low):
             return False
