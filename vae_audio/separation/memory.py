@@ -15,8 +15,11 @@ The constants are upper envelopes of the peak resident-set growth measured with
 :class:`vae_audio.bench.memory.PeakMemory` on 10- and 20-s inputs with 2, 4 and 8 mics and
 2-3 talkers, float32 on the CPU (e.g. FastMNMF2, 4 mics, 2 talkers: 490-580 B/bin measured,
 780 estimated; FCA, 8 mics: 4.8 kB/bin measured, 5.4 kB estimated). They include the
-waveform in and out of :func:`~vae_audio.separation.separate`. float64 doubles them. A test
-checks that the estimate bounds the measured peak, and not by more than a few times.
+waveform in and out of :func:`~vae_audio.separation.separate`. The same run's peak varies by
+up to a quarter from one process to the next (allocator arenas, BLAS work space: FCA with
+4 mics measured 333-425 MiB on one 8-s input), so the estimate is the envelope times
+``MARGIN`` = 1.5. float64 doubles it. A test checks that the estimate bounds the measured
+peak, and not by more than a few times.
 
 **Available.** On the CPU, the smallest of ``MemAvailable`` (``/proc/meminfo``), the cgroup's
 ``memory.max`` minus its ``memory.current`` (v2) or ``limit - usage`` (v1), and the
@@ -45,6 +48,7 @@ _COSTS: dict[str, tuple[str, float, float]] = {
     "vae-nmf": ("single", 600, 0),
 }
 _UNKNOWN = ("full", 700, 80)  # a method registered elsewhere: the costliest family
+MARGIN = 1.5  # over the measured envelope, for the run-to-run spread of the peak
 
 
 def bytes_per_bin(method: str, channels: int, n_slots: int, dtype=torch.float32) -> float:
@@ -57,7 +61,7 @@ def bytes_per_bin(method: str, channels: int, n_slots: int, dtype=torch.float32)
         cost = c + k * (M * M + 2 * M * n_slots)
     else:
         cost = c
-    return cost * (2 if dtype == torch.float64 else 1)
+    return MARGIN * cost * (2 if dtype == torch.float64 else 1)
 
 
 def fit_bytes(
