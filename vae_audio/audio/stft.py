@@ -183,6 +183,9 @@ def stft(x: torch.Tensor, config: StftConfig, window: torch.Tensor | None = None
     return spec.reshape(*lead, *spec.shape[-2:])  # [..., F, T]
 
 
+_ISTFT_BLOCK = 1 << 23  # frame values per torch.istft call (32 MiB at float32)
+
+
 def istft(
     spec: torch.Tensor,
     config: StftConfig,
@@ -204,16 +207,24 @@ def istft(
         window = make_window(config, spec.device, real_dtype)
     window = window.to(device=spec.device, dtype=real_dtype)
     lead = spec.shape[:-2]
-    wav = torch.istft(
-        spec.reshape(-1, *spec.shape[-2:]),  # [L, F, T]
-        n_fft=config.n_fft,
-        hop_length=config.hop_length,
-        win_length=config.win_len,
-        window=window,
-        center=config.center,
-        normalized=False,
-        onesided=True,
-        length=length,
+    flat = spec.reshape(-1, *spec.shape[-2:])  # [L, F, T]
+    # torch.istft holds a few [L, n_fft, T] frame tensors at once: take the rows in blocks
+    rows = max(1, _ISTFT_BLOCK // (config.n_fft * flat.shape[-1]))
+    wav = torch.cat(
+        [
+            torch.istft(
+                flat[start : start + rows],
+                n_fft=config.n_fft,
+                hop_length=config.hop_length,
+                win_length=config.win_len,
+                window=window,
+                center=config.center,
+                normalized=False,
+                onesided=True,
+                length=length,
+            )
+            for start in range(0, flat.shape[0], rows)
+        ]
     )  # [L, S]
     return wav.reshape(*lead, wav.shape[-1])  # [..., S]
 

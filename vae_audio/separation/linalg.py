@@ -227,6 +227,9 @@ def weighted_covariances(xx: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return torch.view_as_complex(V.reshape(*V.shape[:-1], M, M, 2).contiguous())
 
 
+_OUTER_BLOCK = 1 << 22  # values per block of outer_hermitian's temporaries (16 MiB at float32)
+
+
 def outer_hermitian(x: torch.Tensor) -> torch.Tensor:
     """Packed real coordinates of the Hermitian ``x xᴴ``: ``x [..., M, T]`` -> ``[..., T, M²]``.
 
@@ -234,13 +237,23 @@ def outer_hermitian(x: torch.Tensor) -> torch.Tensor:
     ``Im(x_i x_j*)`` for the ``i < j`` pairs of ``torch.triu_indices(M, M, 1)``. Half the
     size of :func:`outer_real` (Hermitian symmetry), so :func:`weighted_covariances_packed`
     does half the work; ``T`` is the contraction axis, laid out as a GEMM's right operand.
+    Filled in blocks of the leading rows (about :data:`_OUTER_BLOCK` values of temporaries at
+    a time), so that building it takes little more memory than the result: built whole, the
+    pair products and the transposed copy took up to five times its size.
     """
-    M = x.shape[-2]
-    i, j = torch.triu_indices(M, M, 1, device=x.device)  # [M(M-1)/2] pairs i < j
-    cross = x[..., i, :] * x[..., j, :].conj()  # [..., M(M-1)/2, T]
-    diag = x.real.square() + x.imag.square()  # [..., M, T]
-    packed = torch.cat([diag, cross.real, cross.imag], -2)  # [..., M², T]
-    return packed.mT.contiguous()  # [..., T, M²]
+    *lead, M, T = x.shape
+    flat = x.reshape(-1, M, T)
+    out = torch.empty(flat.shape[0], T, M * M, dtype=x.real.dtype, device=x.device)
+    i, j = torch.triu_indices(M, M, 1, device=x.device)  # [P] pairs i < j
+    P = i.numel()
+    rows = max(1, _OUTER_BLOCK // (M * M * T))
+    for start in range(0, flat.shape[0], rows):
+        xs, o = flat[start : start + rows], out[start : start + rows]  # [b, M, T], [b, T, M²]
+        o[..., :M] = (xs.real.square() + xs.imag.square()).mT
+        cross = xs[:, i] * xs[:, j].conj()  # [b, P, T]
+        o[..., M : M + P] = cross.real.mT
+        o[..., M + P :] = cross.imag.mT
+    return out.reshape(*lead, T, M * M)
 
 
 @functools.lru_cache(maxsize=16)
