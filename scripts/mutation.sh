@@ -7,8 +7,11 @@
 #
 #   make mutation                 # every module (hours on 2 CPU cores)
 #   bash scripts/mutation.sh likelihoods objective   # some modules, by short name
+#   bash scripts/mutation.sh --retest inference      # only the survivors of the last run,
+#                                                    # against the current tests
 #
-# Reports: exp/mutation/<name>.txt (cr-report: every surviving mutant with its diff) and
+# Reports: exp/mutation/<name>.txt (cr-report: every surviving mutant with its diff),
+# exp/mutation/<name>.survivors.txt (one line per survivor: line, operator, change) and
 # exp/mutation/summary.md (mutants, killed, survived per module).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,12 +32,12 @@ MODULES=(
   "vae_fca|vae_audio/separation/vae_fca.py|tests/separation/test_vae_fca.py|400"
 )
 
+retest=0
+if [ "${1:-}" = "--retest" ]; then retest=1; shift; fi
 selected=("$@")
 mkdir -p "$OUT"
 rm -rf "$OUT/tree" && mkdir -p "$OUT/tree"
 git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$OUT/tree"
-echo "| module | mutants | killed | survived | other (timeout, error) |" > "$OUT/summary.md"
-echo "|---|---|---|---|---|" >> "$OUT/summary.md"
 for row in "${MODULES[@]}"; do
   IFS='|' read -r name module tests timeout <<< "$row"
   if [ ${#selected[@]} -gt 0 ] && [[ ! " ${selected[*]} " == *" $name "* ]]; then continue; fi
@@ -55,11 +58,29 @@ name = "local"
 exclude-operators = ["core/ReplaceBinaryOperator_BitOr_.*"]
 TOML
   echo "== $name: $module"
-  rm -f "$db"
-  (cd "$OUT/tree" && "$BIN/cosmic-ray" init "$cfg" "$db" && "$BIN/cr-filter-operators" "$db" "$cfg" \
-    && "$BIN/cosmic-ray" exec "$cfg" "$db")
+  if [ $retest = 1 ]; then  # forget the survivors' outcomes: exec runs them again
+    [ -f "$db" ] || { echo "no earlier run of $name ($db); run without --retest first" >&2; exit 2; }
+    "$PY" -c "import sqlite3, sys; con = sqlite3.connect(sys.argv[1]); con.execute(\"DELETE FROM work_results WHERE test_outcome = 'SURVIVED'\"); con.commit()" "$db"
+    (cd "$OUT/tree" && "$BIN/cosmic-ray" exec "$cfg" "$db")
+  else
+    rm -f "$db"
+    (cd "$OUT/tree" && "$BIN/cosmic-ray" init "$cfg" "$db" && "$BIN/cr-filter-operators" "$db" "$cfg" \
+      && "$BIN/cosmic-ray" exec "$cfg" "$db")
+  fi
   "$BIN/cr-report" --show-pending "$db" > "$OUT/$name.txt" || true
-  "$PY" - "$db" "$module" >> "$OUT/summary.md" <<'PYEOF'
+  "$PY" - "$db" > "$OUT/$name.survivors.txt" <<'PYEOF'
+import sqlite3, sys
+con = sqlite3.connect(sys.argv[1])
+rows = con.execute(
+    "SELECT s.start_pos_row, s.operator_name, r.diff FROM mutation_specs s JOIN work_results r"
+    " ON s.job_id = r.job_id WHERE r.test_outcome = 'SURVIVED' ORDER BY s.start_pos_row"
+).fetchall()
+for row, operator, diff in rows:
+    changed = [line[0] + " " + line[1:].strip() for line in diff.splitlines()
+               if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    print(f"L{row} {operator.split('/')[-1]}: " + " | ".join(changed))
+PYEOF
+  "$PY" - "$db" "$module" > "$OUT/$name.summary" <<'PYEOF'
 import sqlite3, sys
 con = sqlite3.connect(sys.argv[1])
 rows = con.execute(
@@ -74,4 +95,12 @@ total = sum(counts.values()) - counts.get("skipped", 0)
 print(f"| {sys.argv[2]} | {total} | {killed} | {survived} | {total - killed - survived} |")
 PYEOF
 done
+{  # every module run so far, the latest run of each
+  echo "| module | mutants | killed | survived | other (timeout, error) |"
+  echo "|---|---|---|---|---|"
+  for row in "${MODULES[@]}"; do
+    IFS='|' read -r name _ <<< "$row"
+    if [ -f "$OUT/$name.summary" ]; then cat "$OUT/$name.summary"; fi
+  done
+} > "$OUT/summary.md"
 cat "$OUT/summary.md"
