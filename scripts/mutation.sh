@@ -2,8 +2,9 @@
 # Mutation testing of the core math with cosmic-ray: each module below is mutated one
 # operator at a time (a flipped sign, a swapped comparison, a changed constant, a removed
 # statement, ...) and its tests are run against every mutant; a mutant the tests do not
-# catch "survives". Runs on a copy of the tree under exp/mutation/tree (cosmic-ray edits
-# the files it mutates), so the working tree is never touched.
+# catch "survives". Each module runs on its own copy of the committed tree (HEAD) under
+# exp/mutation/tree/<name> (cosmic-ray edits the files it mutates), so the working tree is
+# never touched and two invocations with different modules can run side by side.
 #
 #   make mutation                 # every module (hours on 2 CPU cores)
 #   bash scripts/mutation.sh likelihoods objective   # some modules, by short name
@@ -36,18 +37,18 @@ retest=0
 if [ "${1:-}" = "--retest" ]; then retest=1; shift; fi
 selected=("$@")
 mkdir -p "$OUT"
-rm -rf "$OUT/tree" && mkdir -p "$OUT/tree"
-git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$OUT/tree"
 for row in "${MODULES[@]}"; do
   IFS='|' read -r name module tests timeout <<< "$row"
   if [ ${#selected[@]} -gt 0 ] && [[ ! " ${selected[*]} " == *" $name "* ]]; then continue; fi
-  cfg="$OUT/$name.toml"; db="$OUT/$name.sqlite"
+  cfg="$OUT/$name.toml"; db="$OUT/$name.sqlite"; tree="$OUT/tree/$name"
+  rm -rf "$tree" && mkdir -p "$tree"
+  git archive HEAD | tar -x -C "$tree"  # the committed tree: commit new tests before --retest
   cat > "$cfg" <<TOML
 [cosmic-ray]
 module-path = "$module"
 timeout = $timeout
 excluded-modules = []
-test-command = "env PYTHONPATH=$OUT/tree OMP_NUM_THREADS=1 $PY -m pytest -x -q -p no:cacheprovider $tests"
+test-command = "env PYTHONPATH=$tree OMP_NUM_THREADS=1 $PY -m pytest -x -q -p no:cacheprovider $tests"
 
 [cosmic-ray.distributor]
 name = "local"
@@ -61,10 +62,10 @@ TOML
   if [ $retest = 1 ]; then  # forget the survivors' outcomes: exec runs them again
     [ -f "$db" ] || { echo "no earlier run of $name ($db); run without --retest first" >&2; exit 2; }
     "$PY" -c "import sqlite3, sys; con = sqlite3.connect(sys.argv[1]); con.execute(\"DELETE FROM work_results WHERE test_outcome = 'SURVIVED'\"); con.commit()" "$db"
-    (cd "$OUT/tree" && "$BIN/cosmic-ray" exec "$cfg" "$db")
+    (cd "$tree" && "$BIN/cosmic-ray" exec "$cfg" "$db")
   else
     rm -f "$db"
-    (cd "$OUT/tree" && "$BIN/cosmic-ray" init "$cfg" "$db" && "$BIN/cr-filter-operators" "$db" "$cfg" \
+    (cd "$tree" && "$BIN/cosmic-ray" init "$cfg" "$db" && "$BIN/cr-filter-operators" "$db" "$cfg" \
       && "$BIN/cosmic-ray" exec "$cfg" "$db")
   fi
   "$BIN/cr-report" --show-pending "$db" > "$OUT/$name.txt" || true
