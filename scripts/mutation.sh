@@ -10,6 +10,8 @@
 #   bash scripts/mutation.sh likelihoods objective   # some modules, by short name
 #   bash scripts/mutation.sh --retest inference      # only the survivors of the last run,
 #                                                    # against the current tests
+#   bash scripts/mutation.sh --resume fastmnmf       # finish an interrupted run (the
+#                                                    # mutants without an outcome yet)
 #
 # Reports: exp/mutation/<name>.txt (cr-report: every surviving mutant with its diff),
 # exp/mutation/<name>.survivors.txt (one line per survivor: line, operator, change) and
@@ -33,8 +35,8 @@ MODULES=(
   "vae_fca|vae_audio/separation/vae_fca.py|tests/separation/test_vae_fca.py|400"
 )
 
-retest=0
-if [ "${1:-}" = "--retest" ]; then retest=1; shift; fi
+mode=new
+case "${1:-}" in --retest) mode=retest; shift ;; --resume) mode=resume; shift ;; esac
 selected=("$@")
 mkdir -p "$OUT"
 for row in "${MODULES[@]}"; do
@@ -59,9 +61,9 @@ name = "local"
 exclude-operators = ["core/ReplaceBinaryOperator_BitOr_.*"]
 TOML
   echo "== $name: $module"
-  if [ $retest = 1 ]; then  # forget the survivors' outcomes: exec runs them again
-    [ -f "$db" ] || { echo "no earlier run of $name ($db); run without --retest first" >&2; exit 2; }
-    "$PY" -c "import sqlite3, sys; con = sqlite3.connect(sys.argv[1]); con.execute(\"DELETE FROM work_results WHERE test_outcome = 'SURVIVED'\"); con.commit()" "$db"
+  if [ $mode != new ]; then  # exec runs the mutants without an outcome
+    [ -f "$db" ] || { echo "no earlier run of $name ($db); run without --$mode first" >&2; exit 2; }
+    [ $mode = retest ] && "$PY" -c "import sqlite3, sys; con = sqlite3.connect(sys.argv[1]); con.execute(\"DELETE FROM work_results WHERE test_outcome = 'SURVIVED'\"); con.commit()" "$db"
     (cd "$tree" && "$BIN/cosmic-ray" exec "$cfg" "$db")
   else
     rm -f "$db"
@@ -93,12 +95,13 @@ for worker, test, n in rows:
     counts[key] = counts.get(key, 0) + n
 killed, survived = counts.get("killed", 0), counts.get("survived", 0)
 total = sum(counts.values()) - counts.get("skipped", 0)
-print(f"| {sys.argv[2]} | {total} | {killed} | {survived} | {total - killed - survived} |")
+pending = con.execute("SELECT COUNT(*) FROM work_items").fetchone()[0] - sum(counts.values())
+print(f"| {sys.argv[2]} | {total} | {killed} | {survived} | {total - killed - survived} | {pending} |")
 PYEOF
 done
 {  # every module run so far, the latest run of each
-  echo "| module | mutants | killed | survived | other (timeout, error) |"
-  echo "|---|---|---|---|---|"
+  echo "| module | mutants run | killed | survived | other (timeout, error) | not run yet |"
+  echo "|---|---|---|---|---|---|"
   for row in "${MODULES[@]}"; do
     IFS='|' read -r name _ <<< "$row"
     if [ -f "$OUT/$name.summary" ]; then cat "$OUT/$name.summary"; fi
