@@ -101,3 +101,20 @@ def test_wpe_option_runs_the_front_end_per_method(fixture_set):
     assert not torch.allclose(with_wpe, plain, atol=1e-4)
     floor, _ = candidates("mixture", data, 2, wpe=True)  # the floor stays the mixture
     assert torch.equal(floor[0], data.mix)
+
+
+def test_bench_starts_option(fixture_set):
+    """``NAME:starts=K`` runs separate(starts=K) for our methods and ``auto``; the peers, the
+    oracles and the floor refuse it, and K must be a positive integer."""
+    assert resolve_methods("fastmnmf2:starts=2,auto:starts=2")
+    for name, message in (("pra-ilrma:starts=2", "takes no option 'starts'"),
+                          ("oracle-mwf:starts=2", "takes no option 'starts'"),
+                          ("fastmnmf2:starts=0", "starts is a positive integer")):  # fmt: skip
+        with pytest.raises(VaeAudioError, match=message):
+            resolve_methods(name)
+    data = load_mixture(load_references(fixture_set)[0])
+    got, _ = candidates("fastmnmf2@2:starts=2", data, 2)
+    from vae_audio.separation import separate
+
+    ref = separate(data.mix, n_src=2, sr=data.sr, n_iter=2, starts=2)
+    assert torch.equal(got[:2], ref.sources) and torch.equal(got[2], ref.noise)

@@ -84,7 +84,13 @@ def _digest(path: Path) -> str:
 
 
 def _job_key(
-    item, plan, iters: int | None, chunk: float | None, seed: int, wpe: bool = False
+    item,
+    plan,
+    iters: int | None,
+    chunk: float | None,
+    seed: int,
+    wpe: bool = False,
+    starts: int = 1,
 ) -> dict:
     """What shapes an input's outputs, JSON-normalised for comparison with a finished
     folder's record: the input file (resolved path, size and SHA-256 of its bytes, so another
@@ -109,6 +115,8 @@ def _job_key(
     }
     if wpe:  # only when on: outputs made without WPE keep their key
         key["wpe"] = True
+    if starts > 1:  # likewise
+        key["starts"] = starts
     return json.loads(json.dumps(key))
 
 
@@ -142,6 +150,7 @@ def separate_files(
     batch_size: int | None = None,
     seed: int = 0,
     wpe: bool = False,
+    starts: int = 1,
     progress: bool = True,
     env: Mapping[str, str] | None = None,
     log=None,
@@ -153,7 +162,9 @@ def separate_files(
     and per-input failures (default: stderr, above the progress bar). ``wpe``: WPE
     dereverberation of every input (of every chunk) before the fit
     (:mod:`vae_audio.separation.frontend`); part of the job key, so outputs made without it
-    are redone, and the reverse.
+    are redone, and the reverse. ``starts``: fit every input (every chunk) from that many
+    random starts and average them (:func:`vae_audio.separation.api.average_starts`); also
+    part of the job key.
     """
     from tqdm import tqdm
 
@@ -219,7 +230,7 @@ def separate_files(
                 f"holds {item.duration:.2f} s ({item.missing_frames / item.sample_rate:.2f} s "
                 "missing); separating the part that is there"
             )
-    jobs = {i.path: _job_key(i, plans[i.path], iters, chunk, seed, wpe) for i in mine}
+    jobs = {i.path: _job_key(i, plans[i.path], iters, chunk, seed, wpe, starts) for i in mine}
     previous = {i.path: None if overwrite else finished_job(targets[i.path]) for i in mine}
     todo = [i for i in mine if previous[i.path] != jobs[i.path]]
     n_skipped = len(mine) - len(todo)
@@ -282,7 +293,7 @@ def separate_files(
         file=sys.stderr,
     )  # fmt: skip
     run = _BatchRunner(
-        targets, plans, jobs, dev, iters, chunks, plot, seed, inputs_paths, wavs, wpe
+        targets, plans, jobs, dev, iters, chunks, plot, seed, inputs_paths, wavs, wpe, starts
     )
     with bar:
         for batch in batches:
@@ -314,6 +325,7 @@ class _BatchRunner:
     protect: list
     wavs: dict
     wpe: bool = False
+    starts: int = 1
 
     def __call__(self, batch: list) -> list:
         import torch
@@ -359,7 +371,7 @@ class _BatchRunner:
             x, method=plan.method, n_src=plan.n_src, sr=sr, stft=stft,
             n_iter=plan.iterations(self.iters),
             device=self.device,
-            seed=self.seed, wpe=self.wpe, **dict(plan.opts),
+            seed=self.seed, wpe=self.wpe, starts=self.starts, **dict(plan.opts),
         )  # fmt: skip
         sources = res.sources.cpu()  # [B, N, M, S]
         noise = None if res.noise is None else res.noise.cpu()  # [B, M, S]
@@ -401,6 +413,7 @@ class _BatchRunner:
             item, plan, self.targets[item.path], chunk_s, _OVERLAP_S, device=self.device,
             iters=self.iters, seed=self.seed, record={**self._record(item, plan, sr),
             "batch_size": 1}, protect=self.protect, plot=self.plot, wpe=self.wpe,
+            starts=self.starts,
         )  # fmt: skip
         return [(item, None)]
 
@@ -425,6 +438,7 @@ def _run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         seed=args.seed,
         wpe=args.wpe,
+        starts=args.starts,
         progress=not args.quiet,
     )
     print(summary.line())
@@ -491,6 +505,11 @@ def register(subparsers) -> None:
         "--wpe", action="store_true",
         help="dereverberate every input (every chunk) by WPE before separating (needs "
         "nara_wpe: pip install 'vae_audio[wpe]'); outputs estimate the dry + early images",
+    )  # fmt: skip
+    p.add_argument(
+        "--starts", type=count("4"), default=1, metavar="K",
+        help="fit every input from K random starts and average the K separations (talkers "
+        "matched first); K times the time, a steadier and usually better result (default 1)",
     )  # fmt: skip
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)

@@ -136,7 +136,7 @@ class BlockReader:
 
 def separate_streaming(
     item, plan, target, chunk_s: float, overlap_s: float, *, device, iters, seed,
-    record: dict, protect, plot: bool = False, wpe: bool = False,
+    record: dict, protect, plot: bool = False, wpe: bool = False, starts: int = 1,
 ) -> None:  # fmt: skip
     """Separate ``item`` chunk by chunk into ``target`` (an output folder, or
     :class:`~vae_audio.apps.outputs.OutputPaths`; module docstring, "Streaming")."""
@@ -159,7 +159,7 @@ def separate_streaming(
             res = separate(
                 reader.read(start, end), method=plan.method, n_src=plan.n_src, sr=sr,
                 stft=stft, n_iter=plan.iterations(iters), device=device, seed=seed,
-                wpe=wpe, **dict(plan.opts),
+                wpe=wpe, starts=starts, **dict(plan.opts),
             )  # fmt: skip
             noise = None if res.noise is None else res.noise[None].cpu()
             out = ChunkOutput(res.sources[None].cpu(), noise, res.objective[None])

@@ -12,9 +12,11 @@ amortised and refined Neural FastFCA); ``NAME:key=value`` sets an option (``n_ff
 of the STFT, or the method's own, e.g. ``fastmnmf2:init=twostep``,
 ``neural-fastfca:model=PATH``) or ``wpe=1`` (WPE dereverberation of the mixture before
 the method, :mod:`vae_audio.separation.frontend`; our methods, ``auto`` and the peers, e.g.
-``fastmnmf2:wpe=1`` beside ``fastmnmf2``). As in ``vae-audio separate``, the Neural FCA
-methods run the shipped model when none is named, with 200 refinement steps by default, and
-``auto`` runs what ``separate --method auto`` would.
+``fastmnmf2:wpe=1`` beside ``fastmnmf2``) or ``starts=K`` (our methods and ``auto``: K
+random starts averaged, :func:`~vae_audio.separation.api.average_starts`). As in
+``vae-audio separate``, the Neural FCA methods run the shipped model when none is named,
+with 200 refinement steps by default, and ``auto`` runs what ``separate --method auto``
+would.
 
 **Which outputs are the talkers** (``select``). A method returns ``N >= n_src`` candidate
 images: our methods and the pyroomacoustics FastMNMFs ``n_src`` talkers + 1 noise slot,
@@ -72,6 +74,7 @@ AUTO = {"auto": "what `vae-audio separate --method auto` runs on the mixture"}
 SELECTIONS = ("best", "blind")
 STFT_OPTIONS = ("n_fft", "hop")  # NAME:n_fft=1024:hop=256 (hop default n_fft / 4)
 FRONTEND_OPTIONS = ("wpe",)  # NAME:wpe=1: WPE before the method (ours, auto, peers)
+START_OPTIONS = ("starts",)  # NAME:starts=4: starts averaged (ours, auto)
 PEER_ITERATIONS = 100  # default for the pyroomacoustics peers (their own defaults are 20-30)
 
 
@@ -157,13 +160,20 @@ def _check_options(name: str) -> None:
     base, _, options = parse_method(name)
     takes_stft = base in METHODS or base in PEERS
     takes_frontend = takes_stft or base in AUTO
+    takes_starts = base in METHODS or base in AUTO
     bad = [
         k
         for k in options
         if not (k in STFT_OPTIONS and takes_stft)
         and not (k in FRONTEND_OPTIONS and takes_frontend)
+        and not (k in START_OPTIONS and takes_starts)
         and not accepts_option(base, k)
     ]
+    starts = options.get("starts", 1)
+    if "starts" not in bad and (
+        isinstance(starts, bool) or not isinstance(starts, int) or starts < 1
+    ):
+        raise VaeAudioError(f"method {name!r}: starts is a positive integer, got {starts!r}")
     if "wpe" in options and "wpe" not in bad and options["wpe"] not in (0, 1):
         raise VaeAudioError(
             f"method {name!r}: wpe is 1 or 0 (true or false), got {options['wpe']!r}"
@@ -287,7 +297,7 @@ class _Probe:
 
 def _auto_candidates(
     data: Mixture, n_src: int, n_iter: int | None, seed: int, model: str | None, device: str,
-    wpe: bool = False,
+    wpe: bool = False, starts: int = 1,
 ) -> tuple[torch.Tensor, list[int]]:  # fmt: skip
     """What ``vae-audio separate --method auto --n-src n_src`` writes for ``data``: the
     talkers, then the noise image (when the chosen method has one)."""
@@ -301,7 +311,8 @@ def _auto_candidates(
     mix = data.mix if sr == data.sr else resample(data.mix, data.sr, sr)
     res = separate(
         mix, plan.method, n_src=plan.n_src, sr=sr, stft=plan.stft_for(sr),
-        n_iter=plan.iterations(n_iter), seed=seed, device=device, wpe=wpe, **dict(plan.opts),
+        n_iter=plan.iterations(n_iter), seed=seed, device=device, wpe=wpe, starts=starts,
+        **dict(plan.opts),
     )  # fmt: skip
     est = _talkers_then_noise(res)  # [N, M', S']
     if sr != data.sr:
@@ -333,9 +344,11 @@ def candidates(
     method, _, options = parse_method(method)
     cfg = _stft_config(data.sr, options)
     wpe = bool(options.get("wpe", wpe))
-    options = {k: v for k, v in options.items() if k not in (*STFT_OPTIONS, *FRONTEND_OPTIONS)}
+    starts = int(options.get("starts", 1))
+    own = (*STFT_OPTIONS, *FRONTEND_OPTIONS, *START_OPTIONS)
+    options = {k: v for k, v in options.items() if k not in own}
     if method in AUTO:
-        return _auto_candidates(data, n_src, n_iter, seed, model, device, wpe)
+        return _auto_candidates(data, n_src, n_iter, seed, model, device, wpe, starts)
     if method in METHODS:
         if model is None and "model" not in options and method in NEURAL:
             model = _shipped_model(method)  # as `vae-audio separate` does
@@ -345,7 +358,7 @@ def candidates(
         mix = data.mix if METHODS[method].multichannel else data.mix[:1]
         res = separate(
             mix, method, n_src=n_src, sr=data.sr, stft=cfg, n_iter=n_iter, seed=seed,
-            device=device, wpe=wpe, **opts,
+            device=device, wpe=wpe, starts=starts, **opts,
         )  # fmt: skip
         return _talkers_then_noise(res), list(range(res.sources.shape[0]))  # [N, M, S]
     if method in PEERS:

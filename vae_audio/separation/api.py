@@ -44,7 +44,7 @@ import torch
 from vae_audio.audio.stft import StftConfig, istft
 from vae_audio.audio.stft import stft as stft_transform
 from vae_audio.errors import VaeAudioError
-from vae_audio.separation.chunking import ChunkOutput, separate_in_chunks
+from vae_audio.separation.chunking import ChunkOutput, align_to_previous, separate_in_chunks
 from vae_audio.separation.covariance import diffuseness_rank
 from vae_audio.separation.fastmnmf import fit_fastmnmf
 from vae_audio.separation.fca import fit_free_fca
@@ -212,6 +212,7 @@ def separate(
     noise_slot: bool = True,
     callback: Callable[[int, torch.Tensor], None] | None = None,
     wpe: bool | dict | None = False,
+    starts: int = 1,
     **opts: Any,
 ) -> SeparationResult:
     """Separate ``n_src`` speakers from ``mixture [M, S]`` or ``[B, M, S]`` (real, ``sr`` Hz).
@@ -237,6 +238,11 @@ def separate(
     :class:`~vae_audio.separation.frontend.WpeConfig` fields, e.g. ``{"taps": 15}``; needs
     nara_wpe). The outputs are then images of the dry + early part of every talker, and
     ``settings["wpe"]`` records the resolved settings (None without WPE).
+
+    ``starts``: fit each chunk from ``starts`` random starts (seeds ``seed``, ``seed + 1``,
+    ...), match every start's talkers to the first start's (:func:`average_starts`) and
+    average the images: the average of the starts' Wiener filters. It costs ``starts``
+    fits; ``objective`` and ``chosen_start`` are then those of the first start.
     """
     t_start = time.perf_counter()
     spec = _check_method(method)
@@ -265,21 +271,23 @@ def separate(
     wpe_cfg = wpe_config(wpe)
     if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 0:
         raise VaeAudioError(f"n_iter must be a non-negative integer, got {n_iter!r}")
+    if isinstance(starts, bool) or not isinstance(starts, int) or starts < 1:
+        raise VaeAudioError(f"starts must be a positive integer, got {starts!r}")
     timings = dict.fromkeys(("stft", "fit", "wiener", "istft"), 0.0)
     if wpe_cfg is not None:
         timings["wpe"] = 0.0
     chosen_starts: list[list[str]] = []  # init="auto": per chunk, per batch item
 
-    def run_chunk(chunk: torch.Tensor) -> ChunkOutput:
+    def run_start(chunk: torch.Tensor, start: int) -> ChunkOutput:
         tick = _Clock(chunk.device)
         if wpe_cfg is not None:
             chunk = dereverberate(chunk, sr, wpe_cfg)  # [B, M, S_c]
             timings["wpe"] += tick()
         X = stft_transform(chunk, stft_config)  # [B, M, F, T]
         timings["stft"] += tick()
-        model = spec.fit(X, n_src + noise_slot, n_iter, seed, callback, **opts)
+        model = spec.fit(X, n_src + noise_slot, n_iter, seed + start, callback, **opts)
         timings["fit"] += tick()
-        if isinstance(model, SelectedFit):
+        if isinstance(model, SelectedFit) and start == 0:
             chosen_starts.append(list(model.record.chosen))
         images = model.images(X)  # [B, N, M, F, T]
         timings["wiener"] += tick()
@@ -287,6 +295,12 @@ def separate(
         timings["istft"] += tick()
         objective = model.log_likelihood / (X.shape[-2] * X.shape[-1])  # [B, I + 1]
         return _split_noise(wav, model, noise_slot, objective)
+
+    def run_chunk(chunk: torch.Tensor) -> ChunkOutput:
+        first = run_start(chunk, 0)
+        if starts == 1:
+            return first
+        return average_starts([first, *(run_start(chunk, k) for k in range(1, starts))])
 
     if chunk_seconds is None:
         out = run_chunk(x)
@@ -311,6 +325,7 @@ def separate(
         "seed": seed,
         "noise_slot": noise_slot,
         "wpe": None if wpe_cfg is None else wpe_cfg.to_dict(sr),
+        "starts": starts,
         "dtype": str(dtype).removeprefix("torch."),
         "device": str(x.device),
         **opts,
@@ -353,6 +368,28 @@ def _split_noise(wav, model, noise_slot: bool, objective) -> ChunkOutput:
     keep[torch.arange(B, device=wav.device), index] = False
     speakers = wav[keep].reshape(B, N - 1, *wav.shape[2:])  # [B, N - 1, M, S]
     return ChunkOutput(speakers, wav[~keep], objective)  # noise [B, M, S]
+
+
+def average_starts(outs: list[ChunkOutput]) -> ChunkOutput:
+    """The mean of several starts' outputs of one chunk: each start's talkers are matched to
+    the first start's by the normalised correlation of their multichannel images
+    (:func:`~vae_audio.separation.chunking.align_to_previous`, as across chunks), then the
+    talker images and the noise images are averaged. Since every start's images are its
+    Wiener filter applied to the same mixture, this applies the average filter. Different
+    starts err differently, and the mean loses less than a typical start: on the condition
+    matrix it scored above the start with the best likelihood and, on many mixtures, above
+    the best single start. ``objective`` is the first start's."""
+    ref = outs[0].speakers  # [B, N, M, S]
+    total = ref.clone()
+    noise = None if outs[0].noise is None else outs[0].noise.clone()
+    batch = torch.arange(ref.shape[0], device=ref.device)[:, None]
+    for out in outs[1:]:
+        perm = torch.tensor(align_to_previous(ref, out.speakers), device=ref.device)  # [B, N]
+        total += out.speakers[batch, perm]
+        if noise is not None:
+            noise += out.noise
+    n = len(outs)
+    return ChunkOutput(total / n, None if noise is None else noise / n, outs[0].objective)
 
 
 def _order_by_energy(speakers: torch.Tensor) -> torch.Tensor:

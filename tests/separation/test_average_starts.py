@@ -1,0 +1,96 @@
+"""Several random starts averaged: ``separate(..., starts=K)`` and ``vae-audio separate
+--starts``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import soundfile as sf
+import torch
+
+from tests.apps.conftest import FAST, MIXTURE, read
+from vae_audio import cli
+from vae_audio.errors import VaeAudioError
+from vae_audio.separation import separate
+from vae_audio.separation.api import _order_by_energy, average_starts
+from vae_audio.separation.chunking import ChunkOutput, align_to_previous
+
+
+def _outputs(seed: int, B: int = 2, N: int = 3) -> ChunkOutput:
+    g = torch.Generator().manual_seed(seed)
+    return ChunkOutput(
+        torch.randn(B, N, 4, 200, generator=g), torch.randn(B, 4, 200, generator=g),
+        torch.randn(B, 6, generator=g),
+    )  # fmt: skip
+
+
+def test_a_permuted_copy_averages_back_to_the_original():
+    """Talkers are matched before averaging: a start that found the same talkers in another
+    order (per batch item) changes nothing; the objective is the first start's."""
+    a = _outputs(0)
+    perms = [[2, 0, 1], [1, 2, 0]]
+    shuffled = torch.stack([a.speakers[b, p] for b, p in enumerate(perms)])
+    out = average_starts([a, ChunkOutput(shuffled, a.noise.clone(), a.objective + 1)])
+    torch.testing.assert_close(out.speakers, a.speakers)
+    torch.testing.assert_close(out.noise, a.noise)
+    assert torch.equal(out.objective, a.objective)
+
+
+def test_the_average_is_the_mean_of_the_matched_starts():
+    outs = [_outputs(s) for s in range(3)]
+    ref = outs[0].speakers
+    matched = [ref]
+    for out in outs[1:]:
+        perm = align_to_previous(ref, out.speakers)
+        matched.append(torch.stack([out.speakers[b, p] for b, p in enumerate(perm)]))
+    got = average_starts(outs)
+    torch.testing.assert_close(got.speakers, torch.stack(matched).mean(0))
+    torch.testing.assert_close(got.noise, torch.stack([o.noise for o in outs]).mean(0))
+    no_noise = [ChunkOutput(o.speakers, None, o.objective) for o in outs]
+    assert average_starts(no_noise).noise is None
+
+
+def _mixture() -> tuple[torch.Tensor, int]:
+    x, sr = sf.read(MIXTURE, dtype="float32")  # [S, M]
+    return torch.from_numpy(x.T.copy()), sr
+
+
+def test_separate_averages_the_seeds_from_its_own():
+    """``starts=2`` equals the runs from ``seed`` and ``seed + 1`` matched and averaged;
+    ``starts=1`` is the single run; the record says how many starts ran."""
+    x, sr = _mixture()
+    kw = dict(n_src=2, sr=sr, n_iter=3)
+    runs = [separate(x, seed=s, **kw) for s in (5, 6)]
+    one = separate(x, seed=5, starts=1, **kw)
+    assert torch.equal(one.sources, runs[0].sources) and one.settings["starts"] == 1
+    two = separate(x, seed=5, starts=2, **kw)
+    a, b = runs[0].sources[None], runs[1].sources[None]  # [1, N, M, S]
+    perm = align_to_previous(a, b)[0]
+    mean = (a + b[:, perm]) / 2
+    torch.testing.assert_close(two.sources, _order_by_energy(mean)[0], rtol=0, atol=1e-6)
+    torch.testing.assert_close(two.noise, (runs[0].noise + runs[1].noise) / 2, rtol=0, atol=1e-6)
+    assert two.settings["starts"] == 2
+    assert not torch.allclose(two.sources, one.sources, atol=1e-4)  # the second start counts
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_starts_must_be_a_positive_integer(bad):
+    x, sr = _mixture()
+    with pytest.raises(VaeAudioError, match="starts must be a positive integer"):
+        separate(x, sr=sr, n_iter=1, starts=bad)
+
+
+def test_cli_starts_is_passed_on_recorded_and_keyed(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert cli.main(["separate", str(MIXTURE), "-o", str(out), *FAST]) == 0
+    assert cli.main(["separate", str(MIXTURE), "-o", str(out), *FAST, "--starts", "2"]) == 0
+    assert "1 separated, 0 skipped" in capsys.readouterr().out  # one start before: redone
+    record = json.loads((out / "mix" / "separation.json").read_text())
+    assert record["job"]["starts"] == 2 and record["settings"]["starts"] == 2
+    x, sr = _mixture()
+    ref = separate(x, n_src=2, sr=sr, n_iter=2, starts=2)
+    got = torch.from_numpy(read(out / "mix" / "src1.wav")[0].T)  # [M, S]
+    torch.testing.assert_close(got, ref.sources[0], rtol=0, atol=1e-6)
+    assert cli.main(["separate", str(MIXTURE), "-o", str(out), *FAST, "--starts", "2"]) == 0
+    assert "0 separated, 1 skipped" in capsys.readouterr().out
