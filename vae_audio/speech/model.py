@@ -106,7 +106,10 @@ class _ResConv(nn.Module):
 
 
 class _ConvEncoder(nn.Module):
-    """Temporal ``[..., F, T] -> (μ, log σ²)``; receptive field ``1 + (k−1)(2^L − 1)`` frames."""
+    """Temporal ``[..., F, T] -> (μ, log σ²)``. The dilated convolutions reach
+    ``1 + (k−1)(2^L − 1)`` frames; each block's ``GroupNorm(1, C)`` normalises over the
+    channels and all frames of the input, so every frame's posterior also depends on the
+    whole input's statistics (an input encoded in chunks differs from it encoded whole)."""
 
     def __init__(self, cfg: SpeechVAEConfig) -> None:
         super().__init__()
