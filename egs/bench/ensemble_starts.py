@@ -14,7 +14,8 @@ images). Rows:
 * ``medoid``: the run whose talker images agree most with the other runs' (mean absolute
   correlation at mic 0 after matching the talkers of every pair);
 * ``average``: the talker images of all runs averaged after matching each run's talkers to
-  seed 0's (averaging the runs' linear filters);
+  seed 0's (averaging the runs' linear filters), as ``separate(..., starts=K)`` does;
+  ``average of k``: the same over the first k runs (k = 2, 4, ... below ``--starts``);
 * ``oracle best run``: the run with the highest SDR (needs the references; a ceiling for any
   selection rule).
 
@@ -75,19 +76,26 @@ def run_mixture(root: Path, item: dict, method: str, starts: int, iters: int) ->
         for j in range(i + 1, starts):
             agreement[i, j] = agreement[j, i] = _aligned(est[j], est[i])[1]
     medoid = int(agreement.sum(1).argmax())
-    average = torch.stack([est[0]] + [_aligned(e, est[0])[0] for e in est[1:]]).mean(0)
+    matched = torch.stack([est[0]] + [_aligned(e, est[0])[0] for e in est[1:]])  # [R, K, M, S]
+    prefixes = {f"average of {k}": sdr(matched[:k].mean(0)) for k in _prefixes(starts)}
     return {
         "id": item["id"],
         "seed 0": per_run[0],
         "best likelihood": per_run[int(np.argmax(final_ll))],
         "medoid": per_run[medoid],
-        "average": sdr(average),
+        **prefixes,
+        "average": sdr(matched.mean(0)),
         "oracle best run": max(per_run),
         "mean agreement": float(agreement.sum() / max(starts * (starts - 1), 1)),
     }
 
 
 ROWS = ("seed 0", "best likelihood", "medoid", "average", "oracle best run")
+
+
+def _prefixes(starts: int) -> list[int]:
+    """2, 4, 8, ... below ``starts``."""
+    return [2**i for i in range(1, starts.bit_length()) if 2**i < starts]
 
 
 def main() -> None:
@@ -118,9 +126,10 @@ def main() -> None:
         writer.writeheader()
         writer.writerows(results)
     base = np.array([r["seed 0"] for r in results])
+    rows = [*ROWS[:3], *(f"average of {k}" for k in _prefixes(args.starts)), *ROWS[3:]]
     print(f"\n{args.method}, {args.starts} starts, {len(results)} mixtures")
     print("SDR dB: mean, and the paired difference to seed 0 (mean ± std)")
-    for key in ROWS:
+    for key in rows:
         values = np.array([r[key] for r in results])
         diff = values - base
         spread = diff.std(ddof=1) if len(diff) > 1 else 0.0
