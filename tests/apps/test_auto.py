@@ -58,3 +58,34 @@ def test_auto_on_one_channel_with_several_talkers_is_one_line(tmp_path):
     mono = write_cut(tmp_path / "mono.wav", channels=1)
     with pytest.raises(VaeAudioError, match="mono.wav.*2 talkers cannot be separated"):
         separate_files([mono], tmp_path / "out", n_src=2, progress=False, env={})
+
+
+def test_auto_fallback_averages_several_starts_unless_told(tiny_model_file, cuts, tmp_path,
+                                                           monkeypatch):  # fmt: skip
+    """Where auto runs FastMNMF2 it averages AUTO_STARTS random starts (noted, recorded and
+    in the job key, so outputs of one start are redone); --starts overrides it."""
+    import json
+
+    import torch
+
+    from tests.apps.conftest import read
+    from vae_audio.separation import separate
+
+    monkeypatch.setattr(methods, "shipped_model_path", lambda: tiny_model_file)
+    assert methods.AUTO_STARTS["fastmnmf2"] == 4
+    monkeypatch.setitem(methods.AUTO_STARTS, "fastmnmf2", 2)  # the same path, half the time
+    out, notes = tmp_path / "out", []
+    kw = dict(n_src=3, iters=1, progress=False, env={}, log=notes.append)
+    assert separate_files([cuts[0]], out, **kw).n_separated == 1
+    assert any("auto: fastmnmf2 averages 2 random starts" in n for n in notes)
+    record = json.loads((out / "m0" / "separation.json").read_text())
+    assert record["job"]["starts"] == 2 and record["settings"]["starts"] == 2
+    assert record["label"] == "fastmnmf2 (2 starts)"
+    data, sr = read(cuts[0])
+    ref = separate(torch.from_numpy(data.T.copy()), n_src=3, sr=sr, n_iter=1, starts=2)
+    got = torch.from_numpy(read(out / "m0" / "src1.wav")[0].T)
+    torch.testing.assert_close(got, ref.sources[0], rtol=0, atol=1e-6)
+    assert separate_files([cuts[0]], out, **kw).n_skipped == 1
+    assert separate_files([cuts[0]], out, starts=1, **kw).n_separated == 1  # redone
+    record = json.loads((out / "m0" / "separation.json").read_text())
+    assert "starts" not in record["job"] and record["settings"]["starts"] == 1

@@ -19,7 +19,7 @@ from vae_audio.separation import METHODS
 @pytest.mark.filterwarnings("ignore::FutureWarning")
 def test_demo_cli_prints_the_table_and_writes_its_files(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(methods, "shipped_model_path", lambda: None)
-    monkeypatch.setattr(methods, "AUTO_FALLBACK", ("fastmnmf2",))  # the fast one
+    monkeypatch.setattr(methods, "AUTO_FALLBACK", ("fastmnmf2",))
     out = tmp_path / "demo"
     argv = ["demo", "--out", str(out), "--fast", "--iters", "3", "--baselines", "fastmnmf2"]
     assert cli.main(argv) == 0

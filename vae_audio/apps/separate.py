@@ -90,7 +90,7 @@ def _job_key(
     chunk: float | None,
     seed: int,
     wpe: bool = False,
-    starts: int = 1,
+    starts: int | None = None,
 ) -> dict:
     """What shapes an input's outputs, JSON-normalised for comparison with a finished
     folder's record: the input file (resolved path, size and SHA-256 of its bytes, so another
@@ -115,8 +115,8 @@ def _job_key(
     }
     if wpe:  # only when on: outputs made without WPE keep their key
         key["wpe"] = True
-    if starts > 1:  # likewise
-        key["starts"] = starts
+    if plan.n_starts(starts) > 1:  # likewise
+        key["starts"] = plan.n_starts(starts)
     return json.loads(json.dumps(key))
 
 
@@ -150,7 +150,7 @@ def separate_files(
     batch_size: int | None = None,
     seed: int = 0,
     wpe: bool = False,
-    starts: int = 1,
+    starts: int | None = None,
     progress: bool = True,
     env: Mapping[str, str] | None = None,
     log=None,
@@ -163,8 +163,8 @@ def separate_files(
     dereverberation of every input (of every chunk) before the fit
     (:mod:`vae_audio.separation.frontend`); part of the job key, so outputs made without it
     are redone, and the reverse. ``starts``: fit every input (every chunk) from that many
-    random starts and average them (:func:`vae_audio.separation.api.average_starts`); also
-    part of the job key.
+    random starts and average them (:func:`vae_audio.separation.api.average_starts`; None:
+    the plan's, 4 for ``auto``'s FastMNMF2, else 1); also part of the job key.
     """
     from tqdm import tqdm
 
@@ -325,7 +325,7 @@ class _BatchRunner:
     protect: list
     wavs: dict
     wpe: bool = False
-    starts: int = 1
+    starts: int | None = None
 
     def __call__(self, batch: list) -> list:
         import torch
@@ -371,7 +371,7 @@ class _BatchRunner:
             x, method=plan.method, n_src=plan.n_src, sr=sr, stft=stft,
             n_iter=plan.iterations(self.iters),
             device=self.device,
-            seed=self.seed, wpe=self.wpe, starts=self.starts, **dict(plan.opts),
+            seed=self.seed, wpe=self.wpe, starts=plan.n_starts(self.starts), **dict(plan.opts),
         )  # fmt: skip
         sources = res.sources.cpu()  # [B, N, M, S]
         noise = None if res.noise is None else res.noise.cpu()  # [B, M, S]
@@ -413,7 +413,7 @@ class _BatchRunner:
             item, plan, self.targets[item.path], chunk_s, _OVERLAP_S, device=self.device,
             iters=self.iters, seed=self.seed, record={**self._record(item, plan, sr),
             "batch_size": 1}, protect=self.protect, plot=self.plot, wpe=self.wpe,
-            starts=self.starts,
+            starts=plan.n_starts(self.starts),
         )  # fmt: skip
         return [(item, None)]
 
@@ -507,9 +507,10 @@ def register(subparsers) -> None:
         "nara_wpe: pip install 'vae_audio[wpe]'); outputs estimate the dry + early images",
     )  # fmt: skip
     p.add_argument(
-        "--starts", type=count("4"), default=1, metavar="K",
+        "--starts", type=count("4"), metavar="K",
         help="fit every input from K random starts and average the K separations (talkers "
-        "matched first); K times the time, a steadier and usually better result (default 1)",
+        "matched first); K times the time, a steadier and usually better result (default: "
+        "4 where auto runs fastmnmf2, else 1)",
     )  # fmt: skip
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)

@@ -297,7 +297,7 @@ class _Probe:
 
 def _auto_candidates(
     data: Mixture, n_src: int, n_iter: int | None, seed: int, model: str | None, device: str,
-    wpe: bool = False, starts: int = 1,
+    wpe: bool = False, starts: int | None = None,
 ) -> tuple[torch.Tensor, list[int]]:  # fmt: skip
     """What ``vae-audio separate --method auto --n-src n_src`` writes for ``data``: the
     talkers, then the noise image (when the chosen method has one)."""
@@ -311,7 +311,8 @@ def _auto_candidates(
     mix = data.mix if sr == data.sr else resample(data.mix, data.sr, sr)
     res = separate(
         mix, plan.method, n_src=plan.n_src, sr=sr, stft=plan.stft_for(sr),
-        n_iter=plan.iterations(n_iter), seed=seed, device=device, wpe=wpe, starts=starts,
+        n_iter=plan.iterations(n_iter), seed=seed, device=device, wpe=wpe,
+        starts=plan.n_starts(starts),
         **dict(plan.opts),
     )  # fmt: skip
     est = _talkers_then_noise(res)  # [N, M', S']
@@ -344,7 +345,7 @@ def candidates(
     method, _, options = parse_method(method)
     cfg = _stft_config(data.sr, options)
     wpe = bool(options.get("wpe", wpe))
-    starts = int(options.get("starts", 1))
+    starts = options.get("starts")  # None: the method's (auto's plan, else 1)
     own = (*STFT_OPTIONS, *FRONTEND_OPTIONS, *START_OPTIONS)
     options = {k: v for k, v in options.items() if k not in own}
     if method in AUTO:
@@ -358,7 +359,7 @@ def candidates(
         mix = data.mix if METHODS[method].multichannel else data.mix[:1]
         res = separate(
             mix, method, n_src=n_src, sr=data.sr, stft=cfg, n_iter=n_iter, seed=seed,
-            device=device, wpe=wpe, starts=starts, **opts,
+            device=device, wpe=wpe, starts=starts or 1, **opts,
         )  # fmt: skip
         return _talkers_then_noise(res), list(range(res.sources.shape[0]))  # [N, M, S]
     if method in PEERS:
