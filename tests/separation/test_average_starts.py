@@ -94,3 +94,41 @@ def test_cli_starts_is_passed_on_recorded_and_keyed(tmp_path, capsys):
     torch.testing.assert_close(got, ref.sources[0], rtol=0, atol=1e-6)
     assert cli.main(["separate", str(MIXTURE), "-o", str(out), *FAST, "--starts", "2"]) == 0
     assert "0 separated, 1 skipped" in capsys.readouterr().out
+
+
+def test_blend_averages_other_methods_with_equal_weights():
+    """``blend`` runs each listed method (its own starts averaged first) on the same STFT and
+    averages the methods' separations with equal weights, talkers matched to the first."""
+    x, sr = _mixture()
+    kw = dict(n_src=2, sr=sr, seed=3)
+    main = separate(x, method="fastmnmf2", n_iter=3, **kw)
+    other = separate(x, method="fastmnmf2", n_iter=2, starts=2, init="twostep", **kw)
+    got = separate(
+        x, method="fastmnmf2", n_iter=3, **kw,
+        blend=[{"method": "fastmnmf2", "n_iter": 2, "starts": 2, "init": "twostep"}],
+    )  # fmt: skip
+    a, b = main.sources[None], other.sources[None]  # [1, N, M, S]
+    mean = (a + b[:, align_to_previous(a, b)[0]]) / 2
+    torch.testing.assert_close(got.sources, _order_by_energy(mean)[0], rtol=0, atol=1e-6)
+    torch.testing.assert_close(got.noise, (main.noise + other.noise) / 2, rtol=0, atol=1e-6)
+    assert got.settings["blend"] == [
+        {"method": "fastmnmf2", "starts": 2, "n_iter": 2, "init": "twostep"}
+    ]
+    assert separate(x, method="fastmnmf2", n_iter=1, **kw).settings["blend"] == []
+
+
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ("fastmnmf2", "each blend entry is a dict with a 'method'"),
+        ({"starts": 2}, "each blend entry is a dict with a 'method'"),
+        ({"method": "no-such"}, "unknown separation method 'no-such'"),
+        ({"method": "fastmnmf2", "starts": 0}, "starts must be a positive integer"),
+        ({"method": "fastmnmf2", "n_iter": -1}, "blend n_iter must be a non-negative"),
+        ({"method": "fastmnmf2", "colour": "red"}, "blend method 'fastmnmf2' has no option"),
+    ],
+)
+def test_bad_blend_entries_are_one_clear_error(entry, message):
+    x, sr = _mixture()
+    with pytest.raises(VaeAudioError, match=message):
+        separate(x, sr=sr, n_iter=1, blend=[entry])

@@ -34,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -213,6 +213,7 @@ def separate(
     callback: Callable[[int, torch.Tensor], None] | None = None,
     wpe: bool | dict | None = False,
     starts: int = 1,
+    blend: Sequence[Mapping[str, Any]] = (),
     **opts: Any,
 ) -> SeparationResult:
     """Separate ``n_src`` speakers from ``mixture [M, S]`` or ``[B, M, S]`` (real, ``sr`` Hz).
@@ -243,6 +244,12 @@ def separate(
     ...), match every start's talkers to the first start's (:func:`average_starts`) and
     average the images: the average of the starts' Wiener filters. It costs ``starts``
     fits; ``objective`` and ``chosen_start`` are then those of the first start.
+
+    ``blend``: other methods whose separations of every chunk are averaged with this one's,
+    each with equal weight (talkers matched as for ``starts``): dicts with ``method`` and
+    optionally ``starts`` (1), ``n_iter`` (that method's default) and the method's own
+    options, e.g. ``[{"method": "fastmnmf2", "starts": 4}]``. They share the STFT, the
+    noise slot, the seed and WPE; ``settings["blend"]`` lists them resolved.
     """
     t_start = time.perf_counter()
     spec = _check_method(method)
@@ -271,36 +278,40 @@ def separate(
     wpe_cfg = wpe_config(wpe)
     if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 0:
         raise VaeAudioError(f"n_iter must be a non-negative integer, got {n_iter!r}")
-    if isinstance(starts, bool) or not isinstance(starts, int) or starts < 1:
-        raise VaeAudioError(f"starts must be a positive integer, got {starts!r}")
+    _check_starts(starts)
+    members = [(method, spec, n_iter, opts, starts)]
+    members += [_blend_member(item, M, S, n_src, noise_slot, stft_config) for item in blend]
     timings = dict.fromkeys(("stft", "fit", "wiener", "istft"), 0.0)
     if wpe_cfg is not None:
         timings["wpe"] = 0.0
     chosen_starts: list[list[str]] = []  # init="auto": per chunk, per batch item
 
-    def run_start(chunk: torch.Tensor, start: int) -> ChunkOutput:
+    def fit_start(X, length, member, start: int) -> ChunkOutput:
+        _, fit_spec, fit_iter, fit_opts, _ = member
+        tick = _Clock(X.device)
+        model = fit_spec.fit(X, n_src + noise_slot, fit_iter, seed + start, callback, **fit_opts)
+        timings["fit"] += tick()
+        if isinstance(model, SelectedFit) and member is members[0] and start == 0:
+            chosen_starts.append(list(model.record.chosen))
+        images = model.images(X)  # [B, N, M, F, T]
+        timings["wiener"] += tick()
+        wav = istft(images, stft_config, length=length)  # [B, N, M, S_c]
+        timings["istft"] += tick()
+        objective = model.log_likelihood / (X.shape[-2] * X.shape[-1])  # [B, I + 1]
+        return _split_noise(wav, model, noise_slot, objective)
+
+    def run_chunk(chunk: torch.Tensor) -> ChunkOutput:
         tick = _Clock(chunk.device)
         if wpe_cfg is not None:
             chunk = dereverberate(chunk, sr, wpe_cfg)  # [B, M, S_c]
             timings["wpe"] += tick()
         X = stft_transform(chunk, stft_config)  # [B, M, F, T]
         timings["stft"] += tick()
-        model = spec.fit(X, n_src + noise_slot, n_iter, seed + start, callback, **opts)
-        timings["fit"] += tick()
-        if isinstance(model, SelectedFit) and start == 0:
-            chosen_starts.append(list(model.record.chosen))
-        images = model.images(X)  # [B, N, M, F, T]
-        timings["wiener"] += tick()
-        wav = istft(images, stft_config, length=chunk.shape[-1])  # [B, N, M, S_c]
-        timings["istft"] += tick()
-        objective = model.log_likelihood / (X.shape[-2] * X.shape[-1])  # [B, I + 1]
-        return _split_noise(wav, model, noise_slot, objective)
-
-    def run_chunk(chunk: torch.Tensor) -> ChunkOutput:
-        first = run_start(chunk, 0)
-        if starts == 1:
-            return first
-        return average_starts([first, *(run_start(chunk, k) for k in range(1, starts))])
+        outs = []
+        for member in members:  # each method's starts averaged, then the methods
+            runs = [fit_start(X, chunk.shape[-1], member, k) for k in range(member[4])]
+            outs.append(runs[0] if len(runs) == 1 else average_starts(runs))
+        return outs[0] if len(outs) == 1 else average_starts(outs)
 
     if chunk_seconds is None:
         out = run_chunk(x)
@@ -326,6 +337,9 @@ def separate(
         "noise_slot": noise_slot,
         "wpe": None if wpe_cfg is None else wpe_cfg.to_dict(sr),
         "starts": starts,
+        "blend": [
+            {"method": name, "starts": k, "n_iter": it, **o} for name, _, it, o, k in members[1:]
+        ],
         "dtype": str(dtype).removeprefix("torch."),
         "device": str(x.device),
         **opts,
@@ -428,6 +442,43 @@ def _as_batch(mixture, device, dtype: torch.dtype) -> torch.Tensor:
     if not bool(torch.isfinite(x).all()):
         raise VaeAudioError("mixture contains NaN or Inf samples; clean or re-read the audio")
     return x if x.ndim == 3 else x[None]
+
+
+def _check_starts(starts: Any) -> None:
+    if isinstance(starts, bool) or not isinstance(starts, int) or starts < 1:
+        raise VaeAudioError(f"starts must be a positive integer, got {starts!r}")
+
+
+def _blend_member(
+    item: Mapping[str, Any], M: int, S: int, n_src: int, noise_slot: bool, stft_config: StftConfig
+) -> tuple[str, MethodSpec, int, dict[str, Any], int]:
+    """``(method, spec, n_iter, options, starts)`` of one ``blend`` entry of
+    :func:`separate`."""
+    if not isinstance(item, Mapping) or "method" not in item:
+        raise VaeAudioError(
+            f"each blend entry is a dict with a 'method', e.g. {{'method': 'fastmnmf2'}}; "
+            f"got {item!r}"
+        )
+    opts = {k: v for k, v in item.items() if k not in ("method", "starts", "n_iter")}
+    method = item["method"]
+    spec = _check_method(method)
+    _check_sizes(method, spec, M, S, n_src)
+    if spec.options is not None and set(opts) - set(spec.options):
+        bad = ", ".join(sorted(set(opts) - set(spec.options)))
+        raise VaeAudioError(
+            f"blend method {method!r} has no option(s) {bad}; its options are "
+            f"{', '.join(spec.options) or 'none'}"
+        )
+    if spec.options is not None and "prior" in spec.options:
+        check_prior_stft(method, opts.get("prior"), stft_config)
+    n_iter = item.get("n_iter", spec.default_n_iter)
+    if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 0:
+        raise VaeAudioError(f"blend n_iter must be a non-negative integer, got {n_iter!r}")
+    starts = item.get("starts", 1)
+    _check_starts(starts)
+    if noise_slot:
+        opts = {**spec.noise_defaults, **opts}
+    return method, spec, n_iter, opts, starts
 
 
 def _check_sizes(method: str, spec: MethodSpec, M: int, S: int, n_src: int) -> None:
