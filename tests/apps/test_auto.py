@@ -89,3 +89,39 @@ def test_auto_fallback_averages_several_starts_unless_told(tiny_model_file, cuts
     assert separate_files([cuts[0]], out, starts=1, **kw).n_separated == 1  # redone
     record = json.loads((out / "m0" / "separation.json").read_text())
     assert "starts" not in record["job"] and record["settings"]["starts"] == 1
+
+
+def test_auto_averages_the_neural_model_with_fastmnmf2(tiny_model_file, cuts, tmp_path,
+                                                       monkeypatch):  # fmt: skip
+    """On the model's channel and talker counts auto averages the model's separation with
+    AUTO_NEURAL_BLEND's (noted, recorded, in the job key); explicit neural methods do not."""
+    import json
+
+    import torch
+
+    from tests.apps.conftest import read
+    from vae_audio.neural_fca import load_neural_fca
+    from vae_audio.separation import separate
+
+    monkeypatch.setattr(methods, "shipped_model_path", lambda: tiny_model_file)
+    assert methods.AUTO_NEURAL_BLEND == (("fastmnmf2", 4),)
+    monkeypatch.setattr(methods, "AUTO_NEURAL_BLEND", (("fastmnmf2", 2),))  # half the time
+    out, notes = tmp_path / "out", []
+    kw = dict(iters=1, progress=False, env={}, log=notes.append)
+    assert separate_files([cuts[0]], out, **kw).n_separated == 1
+    assert any("averaged with fastmnmf2 (2 starts)" in n for n in notes)
+    record = json.loads((out / "m0" / "separation.json").read_text())
+    assert record["job"]["blend"] == [{"method": "fastmnmf2", "starts": 2}]
+    assert record["settings"]["blend"][0]["method"] == "fastmnmf2"
+    data, sr = read(cuts[0])
+    net = load_neural_fca(tiny_model_file)
+    ref = separate(
+        torch.from_numpy(data.T.copy()), method="neural-fastfca", model=str(tiny_model_file),
+        n_src=2, sr=sr, stft=net.stft_config, n_iter=1,
+        blend=[{"method": "fastmnmf2", "starts": 2}],
+    )  # fmt: skip
+    got = torch.from_numpy(read(out / "m0" / "src1.wav")[0].T)
+    torch.testing.assert_close(got, ref.sources[0], rtol=0, atol=1e-6)
+    plain = tmp_path / "plain"
+    assert separate_files([cuts[0]], plain, method="neural-fastfca", **kw).n_separated == 1
+    assert "blend" not in json.loads((plain / "m0" / "separation.json").read_text())["job"]

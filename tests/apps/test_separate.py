@@ -270,7 +270,10 @@ def test_auto_uses_the_shipped_model_for_its_channel_count(
         d.name: json.loads((d / "separation.json").read_text())["label"]
         for d in (tmp_path / "out").iterdir()
     }
-    assert label == {"m0": "neural-fastfca (shipped model)", "two": "fastmnmf2 (4 starts)"}
+    assert label == {
+        "m0": "neural-fastfca (shipped model) + fastmnmf2 (4 starts)",
+        "two": "fastmnmf2 (4 starts)",
+    }
 
 
 def test_neural_method_without_any_model_says_what_to_pass(cuts, tmp_path, capsys, monkeypatch):

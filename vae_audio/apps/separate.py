@@ -117,6 +117,8 @@ def _job_key(
         key["wpe"] = True
     if plan.n_starts(starts) > 1:  # likewise
         key["starts"] = plan.n_starts(starts)
+    if plan.blend:
+        key["blend"] = plan.blend_entries()
     return json.loads(json.dumps(key))
 
 
@@ -371,7 +373,8 @@ class _BatchRunner:
             x, method=plan.method, n_src=plan.n_src, sr=sr, stft=stft,
             n_iter=plan.iterations(self.iters),
             device=self.device,
-            seed=self.seed, wpe=self.wpe, starts=plan.n_starts(self.starts), **dict(plan.opts),
+            seed=self.seed, wpe=self.wpe, starts=plan.n_starts(self.starts),
+            blend=plan.blend_entries(), **dict(plan.opts),
         )  # fmt: skip
         sources = res.sources.cpu()  # [B, N, M, S]
         noise = None if res.noise is None else res.noise.cpu()  # [B, M, S]
