@@ -1,0 +1,83 @@
+"""Averages of different methods' separations of the same mixture.
+
+    OMP_NUM_THREADS=1 .venv/bin/python egs/bench/ensemble_methods.py --set SET [--set ...] \\
+        --methods auto,fastmnmf2:starts=4 --combine auto+fastmnmf2:starts=4 [--limit N]
+
+Every name of ``--methods`` runs as in ``vae-audio bench`` (:func:`vae_audio.bench.methods.
+candidates`: ``auto`` is what ``separate --method auto`` writes, ``NAME:starts=K`` averages K
+starts of one method); its talker images are scored blind at mic 0 (BSS Eval SDR against the
+reverberant images). Each ``--combine A+B[+C]`` averages the methods' talker images with
+equal weights after matching every method's talkers to the first's (as
+:func:`vae_audio.separation.api.average_starts` does for starts). Prints the mean SDR of
+every method and combination and its paired difference to the first method.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vae_audio.bench.methods import candidates, load_mixture
+from vae_audio.eval.matching import load_references
+from vae_audio.eval.scoring import score_mixture
+from vae_audio.separation.chunking import align_to_previous
+
+
+def _sdr(data, est: torch.Tensor) -> float:
+    """Mean blind SDR of talker images ``est [K, M, S]`` at mic 0."""
+    scores = score_mixture(data.images, est, data.mix, data.sr, metrics=("sdr",))
+    return float(np.mean(scores.values["sdr"]))
+
+
+def _average(talkers: list[torch.Tensor]) -> torch.Tensor:
+    """Mean of ``[K, M, S]`` talker images, each matched to the first's."""
+    ref = talkers[0][None]
+    total = talkers[0].clone()
+    for t in talkers[1:]:
+        total += t[align_to_previous(ref, t[None])[0]]
+    return total / len(talkers)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--set", action="append", required=True, type=Path)
+    parser.add_argument("--methods", required=True)
+    parser.add_argument("--combine", action="append", default=[])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--out", type=Path, default=Path("exp/bench/ensemble_methods.csv"))
+    args = parser.parse_args()
+    methods = args.methods.split(",")
+    rows: list[dict] = []
+    for root in args.set:
+        for ref in load_references(root)[: args.limit]:
+            data = load_mixture(ref)
+            K = data.images.shape[0]
+
+            talkers = {m: candidates(m, data, K, seed=args.seed)[0][:K] for m in methods}
+            row = {"id": f"{root.name}/{ref.id}"}
+            row.update({m: _sdr(data, t) for m, t in talkers.items()})
+            for combo in args.combine:
+                row[combo] = _sdr(data, _average([talkers[m] for m in combo.split("+")]))
+            rows.append(row)
+            print("  ".join(f"{k} {v:.2f}" if isinstance(v, float) else v for k, v in row.items()))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with args.out.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    first = np.array([r[methods[0]] for r in rows])
+    print(f"\n{len(rows)} mixtures; SDR dB: mean, paired difference to {methods[0]} (mean ± std)")
+    for key in [*methods, *args.combine]:
+        values = np.array([r[key] for r in rows])
+        diff = values - first
+        spread = diff.std(ddof=1) if len(diff) > 1 else 0.0
+        print(f"  {key:40s} {values.mean():6.2f}   {diff.mean():+.2f} ± {spread:.2f}")
+
+
+if __name__ == "__main__":
+    main()
