@@ -124,8 +124,8 @@ def test_blend_averages_other_methods_with_equal_weights():
         ({"starts": 2}, "each blend entry is a dict with a 'method'"),
         ({"method": "no-such"}, "unknown separation method 'no-such'"),
         ({"method": "fastmnmf2", "starts": 0}, "starts must be a positive integer"),
-        ({"method": "fastmnmf2", "n_iter": -1}, "blend n_iter must be a non-negative"),
-        ({"method": "fastmnmf2", "colour": "red"}, "blend method 'fastmnmf2' has no option"),
+        ({"method": "fastmnmf2", "n_iter": -1}, "n_iter must be a non-negative"),
+        ({"method": "fastmnmf2", "colour": "red"}, "method 'fastmnmf2' has no option"),
     ],
 )
 def test_bad_blend_entries_are_one_clear_error(entry, message):

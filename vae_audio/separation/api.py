@@ -36,7 +36,7 @@ import inspect
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -252,46 +252,33 @@ def separate(
     noise slot, the seed and WPE; ``settings["blend"]`` lists them resolved.
     """
     t_start = time.perf_counter()
-    spec = _check_method(method)
+    _check_method(method)
     x = _as_batch(mixture, device, dtype)
     unbatched = mixture.ndim == 2
     B, M, S = x.shape
-    _check_sizes(method, spec, M, S, n_src)
     stft_config = StftConfig(sample_rate=sr) if stft is None else stft
     if stft_config.sample_rate != sr:
         raise VaeAudioError(
             f"sr={sr} but stft.sample_rate={stft_config.sample_rate}; pass matching rates"
         )
-    if spec.options is not None and set(opts) - set(spec.options):
-        bad = ", ".join(sorted(set(opts) - set(spec.options)))
-        raise VaeAudioError(
-            f"method {method!r} has no option(s) {bad}; its options are "
-            f"{', '.join(spec.options) or 'none'}"
-        )
-    if spec.options is not None and "prior" in spec.options:
-        check_prior_stft(method, opts.get("prior"), stft_config)
-    if noise_slot:
-        opts = {**spec.noise_defaults, **opts}
-    n_iter = spec.default_n_iter if n_iter is None else n_iter
+    shape = (M, S, n_src, noise_slot, stft_config)
+    main = _member(method, n_iter, starts, opts, *shape)
+    members = [main, *(_blend_member(item, *shape) for item in blend)]
+    spec, n_iter, opts = main.spec, main.n_iter, main.opts
     if (wpe is None or wpe is False) and spec.frontend is not None:
         wpe = spec.frontend(opts)  # e.g. a Neural FCA model trained on dereverberated input
     wpe_cfg = wpe_config(wpe)
-    if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 0:
-        raise VaeAudioError(f"n_iter must be a non-negative integer, got {n_iter!r}")
-    _check_starts(starts)
-    members = [(method, spec, n_iter, opts, starts)]
-    members += [_blend_member(item, M, S, n_src, noise_slot, stft_config) for item in blend]
     timings = dict.fromkeys(("stft", "fit", "wiener", "istft"), 0.0)
     if wpe_cfg is not None:
         timings["wpe"] = 0.0
     chosen_starts: list[list[str]] = []  # init="auto": per chunk, per batch item
 
-    def fit_start(X, length, member, start: int) -> ChunkOutput:
-        _, fit_spec, fit_iter, fit_opts, _ = member
+    def fit_start(X, length, member: _Member, start: int) -> ChunkOutput:
         tick = _Clock(X.device)
-        model = fit_spec.fit(X, n_src + noise_slot, fit_iter, seed + start, callback, **fit_opts)
+        fit = member.spec.fit
+        model = fit(X, n_src + noise_slot, member.n_iter, seed + start, callback, **member.opts)
         timings["fit"] += tick()
-        if isinstance(model, SelectedFit) and member is members[0] and start == 0:
+        if isinstance(model, SelectedFit) and member is main and start == 0:
             chosen_starts.append(list(model.record.chosen))
         images = model.images(X)  # [B, N, M, F, T]
         timings["wiener"] += tick()
@@ -309,7 +296,7 @@ def separate(
         timings["stft"] += tick()
         outs = []
         for member in members:  # each method's starts averaged, then the methods
-            runs = [fit_start(X, chunk.shape[-1], member, k) for k in range(member[4])]
+            runs = [fit_start(X, chunk.shape[-1], member, k) for k in range(member.starts)]
             outs.append(runs[0] if len(runs) == 1 else average_starts(runs))
         return outs[0] if len(outs) == 1 else average_starts(outs)
 
@@ -338,7 +325,8 @@ def separate(
         "wpe": None if wpe_cfg is None else wpe_cfg.to_dict(sr),
         "starts": starts,
         "blend": [
-            {"method": name, "starts": k, "n_iter": it, **o} for name, _, it, o, k in members[1:]
+            {"method": m.method, "starts": m.starts, "n_iter": m.n_iter, **m.opts}
+            for m in members[1:]
         ],
         "dtype": str(dtype).removeprefix("torch."),
         "device": str(x.device),
@@ -444,41 +432,50 @@ def _as_batch(mixture, device, dtype: torch.dtype) -> torch.Tensor:
     return x if x.ndim == 3 else x[None]
 
 
-def _check_starts(starts: Any) -> None:
+class _Member(NamedTuple):
+    """One method :func:`separate` runs on every chunk, resolved."""
+
+    method: str
+    spec: MethodSpec
+    n_iter: int
+    opts: dict[str, Any]
+    starts: int
+
+
+def _member(
+    method: str, n_iter: int | None, starts: Any, opts: dict[str, Any],
+    M: int, S: int, n_src: int, noise_slot: bool, stft_config: StftConfig,
+) -> _Member:  # fmt: skip
+    """Check ``method`` and its settings against the input and resolve its defaults."""
+    spec = _check_method(method)
+    _check_sizes(method, spec, M, S, n_src)
+    if spec.options is not None and set(opts) - set(spec.options):
+        bad = ", ".join(sorted(set(opts) - set(spec.options)))
+        raise VaeAudioError(
+            f"method {method!r} has no option(s) {bad}; its options are "
+            f"{', '.join(spec.options) or 'none'}"
+        )
+    if spec.options is not None and "prior" in spec.options:
+        check_prior_stft(method, opts.get("prior"), stft_config)
+    if noise_slot:
+        opts = {**spec.noise_defaults, **opts}
+    n_iter = spec.default_n_iter if n_iter is None else n_iter
+    if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 0:
+        raise VaeAudioError(f"n_iter must be a non-negative integer, got {n_iter!r}")
     if isinstance(starts, bool) or not isinstance(starts, int) or starts < 1:
         raise VaeAudioError(f"starts must be a positive integer, got {starts!r}")
+    return _Member(method, spec, n_iter, opts, starts)
 
 
-def _blend_member(
-    item: Mapping[str, Any], M: int, S: int, n_src: int, noise_slot: bool, stft_config: StftConfig
-) -> tuple[str, MethodSpec, int, dict[str, Any], int]:
-    """``(method, spec, n_iter, options, starts)`` of one ``blend`` entry of
-    :func:`separate`."""
+def _blend_member(item: Mapping[str, Any], *shape) -> _Member:
+    """One ``blend`` entry of :func:`separate` (``shape`` as for :func:`_member`)."""
     if not isinstance(item, Mapping) or "method" not in item:
         raise VaeAudioError(
             f"each blend entry is a dict with a 'method', e.g. {{'method': 'fastmnmf2'}}; "
             f"got {item!r}"
         )
     opts = {k: v for k, v in item.items() if k not in ("method", "starts", "n_iter")}
-    method = item["method"]
-    spec = _check_method(method)
-    _check_sizes(method, spec, M, S, n_src)
-    if spec.options is not None and set(opts) - set(spec.options):
-        bad = ", ".join(sorted(set(opts) - set(spec.options)))
-        raise VaeAudioError(
-            f"blend method {method!r} has no option(s) {bad}; its options are "
-            f"{', '.join(spec.options) or 'none'}"
-        )
-    if spec.options is not None and "prior" in spec.options:
-        check_prior_stft(method, opts.get("prior"), stft_config)
-    n_iter = item.get("n_iter", spec.default_n_iter)
-    if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 0:
-        raise VaeAudioError(f"blend n_iter must be a non-negative integer, got {n_iter!r}")
-    starts = item.get("starts", 1)
-    _check_starts(starts)
-    if noise_slot:
-        opts = {**spec.noise_defaults, **opts}
-    return method, spec, n_iter, opts, starts
+    return _member(item["method"], item.get("n_iter"), item.get("starts", 1), opts, *shape)
 
 
 def _check_sizes(method: str, spec: MethodSpec, M: int, S: int, n_src: int) -> None:
