@@ -24,14 +24,17 @@ def test_demo_cli_prints_the_table_and_writes_its_files(tmp_path, capsys, monkey
     argv = ["demo", "--out", str(out), "--fast", "--iters", "3", "--baselines", "fastmnmf2"]
     assert cli.main(argv) == 0
     text = capsys.readouterr().out
-    assert "| mixture (unprocessed, mic 0)" in text and "| fastmnmf2 (auto)" in text
+    assert "| mixture (unprocessed, mic 0)" in text and "| auto: fastmnmf2 (4 starts)" in text
     assert "demo finished in" in text
     for path in ("sim/manifest.jsonl", "sim/demo/mix.wav", "fastmnmf2/demo/src2.wav",
                  "fastmnmf2/demo/spectrogram.png", "fastmnmf2/summary.json", "spectrograms.png",
                  "results.md"):  # fmt: skip
         assert (out / path).is_file(), path
     rows = json.loads((out / "results.json").read_text())["rows"]
-    assert [r["method"] for r in rows] == ["mixture (unprocessed, mic 0)", "fastmnmf2 (auto)"]
+    assert [r["method"] for r in rows] == [
+        "mixture (unprocessed, mic 0)",
+        "auto: fastmnmf2 (4 starts)",
+    ]
     assert all(math.isfinite(r[c]) for r in rows for c in ("sdr", "sir", "sar", "si_sdr"))
     # the mixture row against mir_eval directly: mic 0 of the mixture as each talker's estimate
     mix, sr = read(out / "sim" / "demo" / "mix.wav")
@@ -47,7 +50,11 @@ def test_demo_with_a_shipped_neural_model_adds_the_default_baselines(
 ):
     monkeypatch.setattr(methods, "shipped_model_path", lambda: tiny_model_file)
     result = run_demo(tmp_path / "demo", fast=True, iters=2, log=lambda *_: None)
-    expected = ["mixture (unprocessed, mic 0)", "neural-fastfca (auto, shipped model)", "fastmnmf2"]
+    expected = [
+        "mixture (unprocessed, mic 0)",
+        "auto: neural-fastfca (shipped model) + fastmnmf2 (4 starts)",
+        "fastmnmf2",
+    ]
     if "vae-fastfca" in METHODS:
         expected.append("vae-fastfca (shipped speech prior)")
     assert [r["method"] for r in result.rows] == expected

@@ -5,7 +5,8 @@
    circular array, diffuse pink noise): ``OUT/sim/demo/{mix,src1,src2,noise}.wav`` and
    ``OUT/sim/manifest.jsonl``, a one-mixture simulated set.
 2. ``vae-audio separate`` runs on it with ``--method`` (default ``auto``: the shipped Neural
-   FCA model when installed, else FastMNMF2) and the ``--baselines`` (default FastMNMF2 and
+   FCA model averaged with FastMNMF2's 4 starts when installed, else FastMNMF2's 4 starts)
+   and the ``--baselines`` (default FastMNMF2 and
    FastMNMF2-DP, i.e. ``vae-fastfca`` with the shipped speech prior; a default baseline this
    installation lacks is left out with a note): ``OUT/<method>/demo/src*.wav`` and a
    spectrogram per method.
@@ -147,7 +148,8 @@ def run_demo(
     item = collect_inputs([manifest])[0]
     probe(item)
     resolver = MethodResolver(method)
-    methods = [(resolver.plan(item).method, method)]
+    first = resolver.plan(item)
+    methods = [(first.method, method)]
     notes = []
     from vae_audio.separation import METHODS
 
@@ -174,6 +176,8 @@ def run_demo(
         elif "prior" in (METHODS[name].options or ()):
             tags.append("shipped speech prior")
         label = f"{name} ({', '.join(tags)})" if tags else name
+        if requested == "auto":  # what auto ran, with its starts and blend
+            label = f"auto: {first.label}"
         row = {"method": label, "seconds": round(summary.seconds, 2)}
         rows.append(row | {c: result.summary[c].mean for c in COLUMNS})
         matched[name] = [(r["source"], est_dir / "demo" / r["est_file"]) for r in result.rows]
