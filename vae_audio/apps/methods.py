@@ -3,7 +3,8 @@ gets (``--method``, ``--n-src``, ``--model``).
 
 ``auto``, per input (:func:`choose_auto`, which also says why): one channel and one talker
 -> ``vae-nmf``; the channel and talker counts of the Neural FCA model (``--model``, else the
-shipped ``"neural-fca"`` model when this installation has one) -> that model; any other
+shipped ``"neural-fca"`` model when this installation has one) -> that model, its
+separation averaged with those of :data:`AUTO_NEURAL_BLEND` (FastMNMF2 from 4 starts); any other
 ``M >= 2`` and any talker count -> :data:`AUTO_FALLBACK`, the first of them registered
 (FCA-type methods separate ``N >= M`` talkers too), FastMNMF2 with :data:`AUTO_STARTS` random
 starts averaged (:func:`vae_audio.separation.api.average_starts`). The choice is logged as
