@@ -512,8 +512,9 @@ def register(subparsers) -> None:
     p.add_argument(
         "--starts", type=count("4"), metavar="K",
         help="fit every input from K random starts and average the K separations (talkers "
-        "matched first); K times the time, a steadier and usually better result (default: "
-        "4 where auto runs fastmnmf2, else 1)",
+        "matched first); K times the time, a steadier and usually better result for the "
+        "methods with a random start (not the Neural FCA models); default 4 where auto runs "
+        "fastmnmf2, else 1",
     )  # fmt: skip
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)
