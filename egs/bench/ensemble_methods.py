@@ -15,22 +15,19 @@ every method and combination and its paired difference to the first method.
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
-import numpy as np
 import torch
+from ensemble_starts import mean_sdr, report  # the sibling script (egs/bench is on sys.path)
 
 from vae_audio.bench.methods import candidates, load_mixture
 from vae_audio.eval.matching import load_references
-from vae_audio.eval.scoring import score_mixture
 from vae_audio.separation.chunking import align_to_previous
 
 
 def _sdr(data, est: torch.Tensor) -> float:
     """Mean blind SDR of talker images ``est [K, M, S]`` at mic 0."""
-    scores = score_mixture(data.images, est, data.mix, data.sr, metrics=("sdr",))
-    return float(np.mean(scores.values["sdr"]))
+    return mean_sdr(data.images, est, data.mix, data.sr)
 
 
 def _average(talkers: list[torch.Tensor]) -> torch.Tensor:
@@ -65,18 +62,8 @@ def main() -> None:
                 row[combo] = _sdr(data, _average([talkers[m] for m in combo.split("+")]))
             rows.append(row)
             print("  ".join(f"{k} {v:.2f}" if isinstance(v, float) else v for k, v in row.items()))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with args.out.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    first = np.array([r[methods[0]] for r in rows])
-    print(f"\n{len(rows)} mixtures; SDR dB: mean, paired difference to {methods[0]} (mean ± std)")
-    for key in [*methods, *args.combine]:
-        values = np.array([r[key] for r in rows])
-        diff = values - first
-        spread = diff.std(ddof=1) if len(diff) > 1 else 0.0
-        print(f"  {key:40s} {values.mean():6.2f}   {diff.mean():+.2f} ± {spread:.2f}")
+    print(f"\n{len(rows)} mixtures")
+    report(rows, args.out, methods[0], [*methods, *args.combine], width=40)
 
 
 if __name__ == "__main__":

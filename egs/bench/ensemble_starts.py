@@ -57,6 +57,28 @@ def _aligned(est: torch.Tensor, to: torch.Tensor) -> tuple[torch.Tensor, float]:
     return est[torch.as_tensor(assignment.perm)], float(assignment.mean_score)
 
 
+def mean_sdr(ref: torch.Tensor, est: torch.Tensor, mix: torch.Tensor, sr: int) -> float:
+    """Mean blind SDR at mic 0 of talker images ``est [K, M, S]`` against ``ref [K, M, S]``."""
+    return float(np.mean(score_mixture(ref, est, mix, sr, metrics=("sdr",)).values["sdr"]))
+
+
+def report(results: list[dict], out: Path, base: str, keys: list[str], width: int = 16) -> None:
+    """Write the per-mixture rows to ``out`` (CSV) and print each key's mean SDR and its
+    paired difference to ``base`` (mean ± standard deviation over mixtures)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(results[0]))
+        writer.writeheader()
+        writer.writerows(results)
+    first = np.array([r[base] for r in results])
+    print(f"SDR dB: mean, and the paired difference to {base} (mean ± std)")
+    for key in keys:
+        values = np.array([r[key] for r in results])
+        diff = values - first
+        spread = diff.std(ddof=1) if len(diff) > 1 else 0.0
+        print(f"  {key:{width}s} {values.mean():6.2f}   {diff.mean():+.2f} ± {spread:.2f}")
+
+
 def run_mixture(root: Path, item: dict, method: str, starts: int, iters: int) -> dict:
     mix = _read(root / item["mix"])  # [M, S]
     ref = torch.stack([_read(root / s) for s in item["sources"]])  # [K, M, S]
@@ -66,9 +88,7 @@ def run_mixture(root: Path, item: dict, method: str, starts: int, iters: int) ->
     final_ll = [float(r.objective[0, -1][torch.isfinite(r.objective[0, -1])][-1]) for r in runs]
 
     def sdr(e: torch.Tensor) -> float:
-        return float(
-            np.mean(score_mixture(ref, e, mix, item["sample_rate"], metrics=("sdr",)).values["sdr"])
-        )
+        return mean_sdr(ref, e, mix, item["sample_rate"])
 
     per_run = [sdr(e) for e in est]
     agreement = np.zeros((starts, starts))
@@ -120,20 +140,9 @@ def main() -> None:
                 f"{root.name}/{row['id']}: " + "  ".join(f"{k} {row[k]:.2f}" for k in ROWS),
                 flush=True,
             )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with args.out.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(results[0]))
-        writer.writeheader()
-        writer.writerows(results)
-    base = np.array([r["seed 0"] for r in results])
     rows = [*ROWS[:3], *(f"average of {k}" for k in _prefixes(args.starts)), *ROWS[3:]]
     print(f"\n{args.method}, {args.starts} starts, {len(results)} mixtures")
-    print("SDR dB: mean, and the paired difference to seed 0 (mean ± std)")
-    for key in rows:
-        values = np.array([r[key] for r in results])
-        diff = values - base
-        spread = diff.std(ddof=1) if len(diff) > 1 else 0.0
-        print(f"  {key:16s} {values.mean():6.2f}   {diff.mean():+.2f} ± {spread:.2f}")
+    report(results, args.out, "seed 0", rows)
 
 
 if __name__ == "__main__":
