@@ -1,6 +1,8 @@
 """The package's modules import downward only: no cycle between them, counting the imports
 inside functions (a lazy import that dodges a cycle at run time is still a cycle of the
-design). Imports under ``if TYPE_CHECKING:`` do not count."""
+design). Imports under ``if TYPE_CHECKING:`` do not count. Importing ``a.b.c`` from outside
+``a.b`` first runs ``a.b``'s ``__init__``, so such an import also depends on the package
+``a.b`` (not on the top-level package, the façade that every module's import passes)."""
 
 from __future__ import annotations
 
@@ -49,7 +51,16 @@ def _imports(name: str, path: Path, mods: dict[str, Path]) -> set[str]:
                 target = target.rpartition(".")[0]
             if target and target != name and target.startswith("vae_audio"):
                 found.add(target)
+                found |= _packages_entered(name, target)
     return found
+
+
+def _packages_entered(importer: str, target: str) -> set[str]:
+    """The packages between the top level and ``target`` whose ``__init__`` an import of
+    ``target`` by ``importer`` runs: those that do not contain ``importer``."""
+    parts = target.split(".")
+    packages = (".".join(parts[:i]) for i in range(2, len(parts)))
+    return {p for p in packages if importer != p and not importer.startswith(p + ".")}
 
 
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -87,6 +98,14 @@ def test_the_cycle_finder_finds_a_lazy_cycle():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert _cycles(graph) == [["a", "b", "c"]]
     assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_an_import_of_a_submodule_enters_its_package():
+    assert _packages_entered("vae_audio.neural_fca.inference", "vae_audio.separation.api") == {
+        "vae_audio.separation"
+    }
+    assert _packages_entered("vae_audio.separation.fca", "vae_audio.separation.api") == set()
+    assert _packages_entered("vae_audio.separation", "vae_audio.separation.api") == set()
 
 
 def test_no_import_cycles_between_modules():

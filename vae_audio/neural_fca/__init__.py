@@ -5,8 +5,9 @@ noise slot), the latents of a VAE speech prior; the spatial model is FCA with SC
 re-estimated by EM inside every forward pass (``spatial: full``) or a jointly diagonalisable
 model updated by iterative source steering (``spatial: jd``).
 
-Importing this package registers the separation methods ``"neural-fca"`` and
-``"neural-fastfca"`` (:func:`vae_audio.separation.separate` with ``model=PATH``). Training
+The separation methods ``"neural-fca"`` and ``"neural-fastfca"``
+(:func:`vae_audio.separation.separate` with ``model=PATH``) join the registry through the
+package's ``vae_audio.methods`` entry point (:func:`register`). Training
 (``vae-audio train neural-fca``) lives in :mod:`vae_audio.neural_fca.recipe`, loaded on use
 because it imports Lightning; the blind-teacher warm start (``vae-audio teacher-set``,
 ``loss.teacher``) in :mod:`vae_audio.neural_fca.teacher`. The shipped default model is
@@ -31,8 +32,6 @@ from vae_audio.neural_fca.modelfile import (
     save_neural_fca,
 )
 from vae_audio.neural_fca.objective import NeuralFCALoss, full_nll, jd_nll, neural_fca_loss
-
-register()
 
 __all__ = [
     "KIND",

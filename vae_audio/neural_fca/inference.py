@@ -40,9 +40,11 @@ from vae_audio.neural_fca.iss import decorrelated_power, jd_spatial_updates
 from vae_audio.neural_fca.model import NeuralFCA
 from vae_audio.neural_fca.modelfile import check_spectrogram, load_neural_fca
 from vae_audio.neural_fca.objective import full_nll, jd_nll
+from vae_audio.separation.api import separate
 from vae_audio.separation.fastmnmf import jd_scm
 from vae_audio.separation.fca import em_update_scm
 from vae_audio.separation.linalg import outer_real
+from vae_audio.separation.registry import METHODS, MethodSpec, register_method
 from vae_audio.separation.wiener import wiener_full_rank, wiener_jd
 
 
@@ -228,9 +230,8 @@ def _model_frontend(opts: dict):
 
 
 def register() -> None:
-    """Add ``"neural-fca"`` and ``"neural-fastfca"`` to the separation method registry."""
-    from vae_audio.separation.api import METHODS, MethodSpec, register_method
-
+    """Add ``"neural-fca"`` and ``"neural-fastfca"`` to the separation method registry (the
+    package's ``vae_audio.methods`` entry point, loaded on the registry's first read)."""
     specs = {
         "neural-fca": ("full", "Neural FCA: amortised FCA with a VAE speech prior (Bando 2021)"),
         "neural-fastfca": ("jd", "Neural FastFCA: JD spatial model, ISS (Bando et al. 2023)"),
@@ -248,10 +249,7 @@ def separate_with_model(mixture, model: str | os.PathLike | NeuralFCA, **kwargs)
     """:func:`vae_audio.separation.separate` with the model's STFT, rate, method and speaker
     count filled in; ``mixture [M, S]`` or ``[B, M, S]`` at the model's sample rate.
     ``kwargs`` go to ``separate`` (e.g. ``n_iter=200``, ``chunk_seconds=10``, ``device``)."""
-    from vae_audio.separation.api import separate
-
     net = load_neural_fca(model)
-    register()
     method = "neural-fastfca" if net.config.spatial == "jd" else "neural-fca"
     s = net.stft_config
     kwargs = {"n_src": net.config.n_speakers, "sr": s.sample_rate, "stft": s, **kwargs}

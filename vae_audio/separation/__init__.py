@@ -50,6 +50,3 @@ __all__ = [
     "wiener_full_rank",
     "wiener_jd",
 ]
-
-# Registers "neural-fca" and "neural-fastfca"; after the names above, which it imports.
-import vae_audio.neural_fca  # noqa: E402, F401

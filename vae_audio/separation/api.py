@@ -23,10 +23,12 @@ when the references pick the best 2 of 3 outputs; 12 of 60 talkers dropped as no
 chosen fit's ``noise_index`` is used when its start names one.
 Speaker images are ordered by energy (sum over mics and samples), loudest first.
 
-**Registry.** ``METHODS`` maps a name to a :class:`MethodSpec`; other modules add theirs
-with :func:`register_method`. ``spec.fit(x [B, M, F, T], n_slots, n_iter, seed, callback,
-**opts)`` returns a fitted model with ``log_likelihood [B, I + 1]`` (nats, summed over F and
-T), ``images(x) -> [B, N, M, F, T]`` and ``scm() -> [B, N, F, M, M]`` or None.
+**Registry.** ``METHODS`` (:mod:`vae_audio.separation.registry`) maps a name to a
+:class:`MethodSpec`; the methods below register here, the Neural FCA models and other
+packages' methods through the registry's entry points. ``spec.fit(x [B, M, F, T], n_slots,
+n_iter, seed, callback, **opts)`` returns a fitted model with ``log_likelihood [B, I + 1]``
+(nats, summed over F and T), ``images(x) -> [B, N, M, F, T]`` and ``scm() -> [B, N, F, M, M]``
+or None.
 """
 
 from __future__ import annotations
@@ -51,39 +53,10 @@ from vae_audio.separation.fca import fit_free_fca
 from vae_audio.separation.frontend import dereverberate, wpe_config
 from vae_audio.separation.mnmf import fit_mnmf
 from vae_audio.separation.priors import check_prior_stft
+from vae_audio.separation.registry import METHODS, MethodSpec, register_method
 from vae_audio.separation.starts import START_OPTIONS, SelectedFit, selecting_fit
 from vae_audio.separation.vae_fca import fit_vae_fca
 from vae_audio.separation.vae_nmf import fit_vae_nmf
-
-
-@dataclass(frozen=True)
-class MethodSpec:
-    """A separation method: ``fit`` (see the module docstring), whether it needs ``M >= 2``
-    and ``n_src <= M``, its default iteration count, a one-line description, if known the
-    names of the options ``fit`` accepts (others are rejected with a clear error), and
-    ``noise_defaults``: options used when :func:`separate` fits a noise slot and the caller
-    did not set them (e.g. a start that makes one slot the noise); ``frontend(opts)``: the
-    WPE front end the method asks for when the caller sets none (e.g. a Neural FCA model
-    trained on dereverberated mixtures)."""
-
-    fit: Callable[..., Any]
-    multichannel: bool = True
-    needs_n_src_le_m: bool = False
-    default_n_iter: int = 100
-    description: str = ""
-    options: tuple[str, ...] | None = None
-    noise_defaults: dict[str, Any] = field(default_factory=dict)
-    frontend: Callable[[dict[str, Any]], Any] | None = None
-
-
-METHODS: dict[str, MethodSpec] = {}
-
-
-def register_method(name: str, spec: MethodSpec, overwrite: bool = False) -> None:
-    """Add ``spec`` to ``METHODS`` under ``name``."""
-    if name in METHODS and not overwrite:
-        raise VaeAudioError(f"separation method {name!r} is already registered")
-    METHODS[name] = spec
 
 
 def _builtin(fn: Callable[..., Any], description: str, **fixed: Any) -> MethodSpec:
