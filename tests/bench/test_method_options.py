@@ -118,3 +118,43 @@ def test_bench_starts_option(fixture_set):
 
     ref = separate(data.mix, n_src=2, sr=data.sr, n_iter=2, starts=2)
     assert torch.equal(got[:2], ref.sources) and torch.equal(got[2], ref.noise)
+
+
+class _Stop(Exception):
+    """Raised by the recording stand-in of ``separate`` once it has seen its arguments."""
+
+
+def _model_given(monkeypatch, data, method: str, model: str | None) -> object:
+    """The ``model`` (or ``prior``) option ``candidates`` passes to ``separate`` for
+    ``method`` (a sentinel when it passes neither)."""
+    import vae_audio.separation
+
+    seen = {}
+
+    def record(mix, method, **kwargs):
+        seen.update(kwargs)
+        raise _Stop
+
+    monkeypatch.setattr(vae_audio.separation, "separate", record)
+    with pytest.raises(_Stop):
+        candidates(method, data, 2, model=model)
+    return seen.get("model", seen.get("prior", "no model option"))
+
+
+def test_each_method_gets_its_own_model_and_priors_never_get_a_neural_model(
+    fixture_set, monkeypatch
+):
+    """``NAME:model=PATH`` reaches that method only; the run-wide ``--model`` goes to the
+    methods that take a ``model`` (Neural FCA), never to a speech-prior method as its prior;
+    without either, Neural FCA gets the shipped model, as `vae-audio separate` does."""
+    from vae_audio.apps.methods import shipped_model_path
+
+    data = load_mixture(load_references(fixture_set)[0])
+    given = _model_given(monkeypatch, data, "neural-fastfca:model=a.pt", "b.pt")
+    assert given == "a.pt"  # the method's own beats the run-wide one
+    assert _model_given(monkeypatch, data, "neural-fastfca", "b.pt") == "b.pt"
+    assert _model_given(monkeypatch, data, "vae-fastfca", "b.pt") == "no model option"
+    assert _model_given(monkeypatch, data, "fastmnmf2", "b.pt") == "no model option"
+    if shipped_model_path() is not None:
+        shipped = _model_given(monkeypatch, data, "neural-fastfca", None)
+        assert str(shipped) == str(shipped_model_path())

@@ -47,6 +47,23 @@ def test_wrong_stft_is_refused(model_file):
         separate(torch.randn(4, 1600), method=_method(model_file), model=model_file)
 
 
+def test_a_rate_the_model_was_not_trained_at_is_refused(model_file):
+    """An STFT with the model's settings at another sample rate has the same bins: without the
+    check, the 16-kHz model would run on 48-kHz spectra."""
+    at_48k = StftConfig(sample_rate=48000, n_fft=16, hop_length=4)
+    with pytest.raises(VaeAudioError, match="made for 16000 Hz but the mixture is at sr=48000"):
+        separate(
+            torch.randn(4, 1600),
+            method=_method(model_file),
+            model=model_file,
+            sr=48000,
+            stft=at_48k,
+        )
+    res = separate(torch.randn(4, 1600), method=_method(model_file), model=model_file,
+                   stft=TINY_STFT)  # fmt: skip
+    assert res.sources.shape == (2, 4, 1600)
+
+
 def test_foreign_model_files_are_refused(tmp_path):
     path = save_model(tmp_path / "other.pt", {}, {}, kind="speech-vae")
     with pytest.raises(VaeAudioError, match="'speech-vae' model, expected 'neural-fca'"):

@@ -34,6 +34,7 @@ from typing import Any
 
 import torch
 
+from vae_audio.audio.stft import StftConfig
 from vae_audio.errors import VaeAudioError
 from vae_audio.neural_fca.em import estimate_scm
 from vae_audio.neural_fca.iss import decorrelated_power, jd_spatial_updates
@@ -44,6 +45,7 @@ from vae_audio.separation.api import separate
 from vae_audio.separation.fastmnmf import jd_scm
 from vae_audio.separation.fca import em_update_scm
 from vae_audio.separation.linalg import outer_real
+from vae_audio.separation.priors import check_made_for
 from vae_audio.separation.registry import METHODS, MethodSpec, register_method
 from vae_audio.separation.wiener import wiener_full_rank, wiener_jd
 
@@ -229,6 +231,17 @@ def _model_frontend(opts: dict):
     return _model_for(model, torch.zeros(())).config.wpe  # the cached CPU copy
 
 
+def _check_model_stft(method: str, opts: dict, stft: StftConfig) -> None:
+    """``MethodSpec.check_stft``: the model in ``opts["model"]`` must have been trained at
+    ``stft``'s sample rate and settings (the number of bins alone would let a 16-kHz model run
+    on 48-kHz spectra of the same FFT size)."""
+    model = opts.get("model")
+    if model is None:
+        return  # the fit says that a model is needed
+    what = f"the Neural FCA model {model}" if not isinstance(model, NeuralFCA) else "its model"
+    check_made_for(method, what, _model_for(model, torch.zeros(())).stft_config, stft)
+
+
 def register() -> None:
     """Add ``"neural-fca"`` and ``"neural-fastfca"`` to the separation method registry (the
     package's ``vae_audio.methods`` entry point, loaded on the registry's first read)."""
@@ -240,7 +253,7 @@ def register() -> None:
         if name not in METHODS:
             spec = MethodSpec(
                 _api_fit(spatial, name), default_n_iter=0, description=description,
-                frontend=_model_frontend,
+                frontend=_model_frontend, check_stft=_check_model_stft,
             )  # fmt: skip
             register_method(name, spec)
 

@@ -124,6 +124,7 @@ register_method(
             stft=None,
         ),
         default_n_iter=100,
+        check_stft=check_prior_stft,
     ),
 )
 register_method(
@@ -137,6 +138,7 @@ register_method(
             stft=None,
         ),
         default_n_iter=100,
+        check_stft=check_prior_stft,
     ),
 )
 register_method(
@@ -145,6 +147,7 @@ register_method(
         _builtin(fit_vae_nmf, "single-channel VAE-NMF, n_src=1 (Bando 2018, Leglaive 2018)"),
         multichannel=False,
         default_n_iter=50,
+        check_stft=check_prior_stft,
     ),
 )
 
@@ -428,8 +431,8 @@ def _member(
             f"method {method!r} has no option(s) {bad}; its options are "
             f"{', '.join(spec.options) or 'none'}"
         )
-    if spec.options is not None and "prior" in spec.options:
-        check_prior_stft(method, opts.get("prior"), stft_config)
+    if spec.check_stft is not None:
+        spec.check_stft(method, opts, stft_config)
     if noise_slot:
         opts = {**spec.noise_defaults, **opts}
     n_iter = spec.default_n_iter if n_iter is None else n_iter

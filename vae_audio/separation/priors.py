@@ -1,7 +1,7 @@
 """The speech prior as a separation source model needs it: loaded once per process
 (:func:`load_prior`, a frozen copy per fit), checked against the mixture's STFT
-(:func:`check_bins`, :func:`check_prior_stft`), and the mixture's power brought to the
-loudness the prior was trained at (:func:`prior_level`).
+(:func:`check_bins`, :func:`check_prior_stft`, :func:`check_made_for`), and the mixture's
+power brought to the loudness the prior was trained at (:func:`prior_level`).
 """
 
 from __future__ import annotations
@@ -60,14 +60,21 @@ def _cached_prior(source: Any) -> SpeechVAE:
     return _LOADED[key]
 
 
-def check_prior_stft(method: str, source: Any, stft: StftConfig) -> None:
-    """Refuse a sample rate or STFT that the speech prior ``source`` was not made for: its
-    spectra mean nothing there, and ``sr=48000`` with a 512-point STFT has the 16-kHz prior's
-    257 bins too, so :func:`check_bins` alone would not notice."""
-    theirs = _cached_prior(source).stft_config
+def check_prior_stft(method: str, opts: dict, stft: StftConfig) -> None:
+    """``MethodSpec.check_stft`` of the speech-prior methods: refuse a sample rate or STFT that
+    the prior ``opts["prior"]`` (None: the shipped one) was not made for. Its spectra mean
+    nothing there, and ``sr=48000`` with a 512-point STFT has the 16-kHz prior's 257 bins
+    too, so :func:`check_bins` alone would not notice."""
+    check_made_for(method, "a speech prior", _cached_prior(opts.get("prior")).stft_config, stft)
+
+
+def check_made_for(method: str, what: str, theirs: StftConfig, stft: StftConfig) -> None:
+    """Refuse to run ``method``, whose model (``what``, e.g. ``"a speech prior"``) was made for
+    the STFT ``theirs``, on spectra of the STFT ``stft``: a one-line error that names the
+    sample rate or settings to pass instead."""
     if theirs.sample_rate != stft.sample_rate:
         raise VaeAudioError(
-            f"method {method!r} runs a speech prior made for {theirs.sample_rate} Hz but the "
+            f"method {method!r} runs {what} made for {theirs.sample_rate} Hz but the "
             f"mixture is at sr={stft.sample_rate}; resample it to {theirs.sample_rate} Hz "
             f"(vae_audio.audio.resample) and pass sr={theirs.sample_rate}"
         )
@@ -77,9 +84,9 @@ def check_prior_stft(method: str, source: Any, stft: StftConfig) -> None:
         made = ", ".join(f"{f}={getattr(theirs, f)}" for f in diff)
         here = ", ".join(f"{f}={getattr(stft, f)}" for f in diff)
         raise VaeAudioError(
-            f"method {method!r} runs a speech prior made with {made} but stft= has {here}; "
+            f"method {method!r} runs {what} made with {made} but stft= has {here}; "
             f"pass stft=StftConfig(sample_rate={theirs.sample_rate}, n_fft={theirs.n_fft}, "
-            f"hop_length={theirs.hop_length}) (the prior's stft_config)"
+            f"hop_length={theirs.hop_length}) (the model's stft_config)"
         )
 
 

@@ -37,7 +37,9 @@ class MethodSpec:
     and ``noise_defaults``: options used when ``separate`` fits a noise slot and the caller
     did not set them (e.g. a start that makes one slot the noise); ``frontend(opts)``: the
     WPE front end the method asks for when the caller sets none (e.g. a Neural FCA model
-    trained on dereverberated mixtures)."""
+    trained on dereverberated mixtures); ``check_stft(method, opts, stft)``: raises
+    ``VaeAudioError`` when the method's model (a speech prior, a trained network) was not
+    made for the sample rate and STFT ``stft`` the mixture is analysed with."""
 
     fit: Callable[..., Any]
     multichannel: bool = True
@@ -47,6 +49,7 @@ class MethodSpec:
     options: tuple[str, ...] | None = None
     noise_defaults: dict[str, Any] = field(default_factory=dict)
     frontend: Callable[[dict[str, Any]], Any] | None = None
+    check_stft: Callable[[str, dict[str, Any], Any], None] | None = None
 
 
 class MethodRegistry(MutableMapping[str, MethodSpec]):
