@@ -17,6 +17,7 @@ All methods see the same noisy files, in one run.
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 
 import numpy as np
@@ -26,11 +27,14 @@ from vae_audio.audio.stft import ISTFT, STFT
 from vae_audio.data.noise import babble, pink_noise
 from vae_audio.eval.metrics import bss_eval
 from vae_audio.eval.report import markdown_table
+from vae_audio.log import cli_logging
 from vae_audio.separation.nmf_enhance import learn_speech_basis, nmf_enhance
 from vae_audio.separation.vae_nmf import VaeNmfConfig, vae_nmf
 from vae_audio.speech.prior import load_speech_prior
 from vae_audio.speech.recipe import load_utterances
 from vae_audio.speech.report import mean_psd, score_prior
+
+LOGGER = logging.getLogger(__name__)
 
 
 def _noisy_set(clean, train, snr_db: float, kind: str, seed: int):
@@ -114,7 +118,7 @@ def run(args) -> list[dict]:
                 row[f"{name} min"] = float(np.min(gains))
                 row[f"{name} s"] = (time.perf_counter() - tick) / len(pairs)
             rows.append(row)
-            print(f"done: {kind} {snr} dB", flush=True)
+            LOGGER.info("done: %s %s dB", kind, snr)
     cols = ["noise", "snr", "sdr_in", *methods]
     heads = ["noise", "input SNR (dB)", "input SDR (dB)", *[f"ΔSDR {m} (dB)" for m in methods]]
     print()
@@ -140,7 +144,8 @@ def main(argv=None) -> int:
     p.add_argument("--noise-components", type=int, default=8)
     p.add_argument("--speech-components", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
-    run(p.parse_args(argv))
+    with cli_logging():  # progress to stderr, the tables to stdout
+        run(p.parse_args(argv))
     return 0
 
 
