@@ -340,7 +340,7 @@ def fit_fastmnmf(
     eps = (eps_rel * mean_power(x, (1, 2, 3)))[:, None].expand(B, F)  # [B, F]
     noise_index = None
     if source is None:
-        power = mean_power(_transform(xf, Q, delta), (1, 2, 3))  # [B]: mean x̃
+        power = _transform(xf, Q, delta).mean((1, 2, 3))  # [B]: mean x̃ (> 0: δ_f > 0)
         joint = nmf_update == "joint"
         n_speech = n_src - 1 if init == "noise" else n_src
         shape = (B, n_speech, F, n_basis, T)

@@ -1,0 +1,321 @@
+"""Details of FastMNMF(2) that the main tests leave open: the ``"random"`` and ``"obs"``
+starts, the hand-over from the ``"twostep"`` and ``"noise"`` first stages, the default
+``n_iter_init``, scale equivariance (the floors ``ε`` and ``δ_f`` follow the data's power),
+options given as strings built at run time, the ``before_step`` arguments, the last record of
+a long run, the FastMNMF statistics at shapes that look like FastMNMF2's, and the fragile-bin
+check of the single-precision IP step."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from vae_audio.errors import VaeAudioError
+from vae_audio.separation import fastmnmf
+from vae_audio.separation.fastmnmf import (
+    _fragile_bins,
+    _JdWorkspace,
+    _stats_fn,
+    _transform,
+    fit_fastmnmf,
+    initial_jd,
+    jd_iterations,
+    jd_model_power,
+    noise_first_stage,
+    update_jd_gains,
+)
+from vae_audio.separation.linalg import mean_power
+from vae_audio.separation.source_model import FreePsd
+
+from .conftest import sample_jd
+
+
+def _xf(x):
+    return x.transpose(1, 2).contiguous()  # [B, M, F, T] -> [B, F, M, T]
+
+
+def _runtime(s: str) -> str:
+    """``s`` as a new string object, as read from a config file or the command line."""
+    return "".join(list(s))
+
+
+# --- the starts -----------------------------------------------------------------------------
+
+
+def test_random_start_is_a_seeded_complex_gaussian():
+    x, *_ = sample_jd(M=3, N=2, F=6, T=20, seed=1)
+    xf = _xf(x)
+
+    def draw(seed):
+        return initial_jd(xf, 2, "random", torch.Generator().manual_seed(seed), 0.05, False)
+
+    Q, g = draw(4)
+    assert Q.shape == (1, 6, 3, 3) and Q.dtype == xf.dtype
+    assert torch.equal(Q, draw(4)[0]) and not torch.allclose(Q, draw(5)[0])
+    off = Q - torch.diag_embed(Q.diagonal(0, -2, -1))
+    assert off.abs().square().sum() > 0.3 * Q.abs().square().sum()  # not a diagonal start
+    assert Q.imag.abs().amax() > 0.1  # complex
+    assert g.shape == (1, 2, 1, 3)
+    torch.testing.assert_close(g[0, :, 0], torch.tensor([[1, 0.05, 1], [0.05, 1, 0.05]]).double())
+    # the fit starts from this draw, scale-normalised (φ_f = tr(Q_f Q_fᴴ)/M)
+    fit = fit_fastmnmf(x, 2, n_basis=2, n_iter=0, init="random", seed=4)
+    phi = Q.abs().square().sum((-2, -1)) / 3  # [B, F]
+    torch.testing.assert_close(fit.Q, Q / phi.sqrt()[..., None, None], rtol=1e-12, atol=0)
+
+
+def test_obs_start_rows_are_eigenvectors_by_decreasing_power():
+    x, *_ = sample_jd(M=3, N=2, F=6, T=40, seed=2)
+    xf = _xf(x)
+    Q, _ = initial_jd(xf, 2, "obs", torch.Generator(), 0.05, False)
+    R = xf @ xf.mH  # [B, F, M, M]: Σ_t x xᴴ
+    D = Q @ R @ Q.mH  # diagonal: the powers along the rows
+    power = D.diagonal(0, -2, -1).real  # [B, F, M]
+    scale = power.amax(-1)[..., None, None]
+    assert ((D - torch.diag_embed(power.to(D.dtype))).abs() <= 1e-10 * scale).all()
+    assert (power[..., :-1] > power[..., 1:]).all()  # row 0: the strongest direction
+    eye = torch.eye(3, dtype=Q.dtype)
+    torch.testing.assert_close(Q @ Q.mH, eye.expand_as(Q), rtol=0, atol=1e-12)  # unitary
+    fit = fit_fastmnmf(x, 2, n_basis=2, n_iter=0, init="obs")  # φ_f = 1: unchanged
+    torch.testing.assert_close(fit.Q, Q, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("bad", ["ilrma", "pca", "twostep"])
+def test_initial_jd_takes_only_its_three_starts(bad):
+    x, *_ = sample_jd(F=4, T=10)
+    with pytest.raises(VaeAudioError, match="unknown FastMNMF init"):
+        initial_jd(_xf(x), 2, bad, torch.Generator(), 0.05, False)
+
+
+def test_twostep_starts_from_n_iter_init_identity_iterations():
+    """``"twostep"``: the main run starts from the Q and g of ``n_iter_init`` (default 10)
+    FastMNMF2 iterations with 2 bases from ``"identity"``."""
+    x, *_ = sample_jd(M=3, N=2, F=6, T=30, seed=3)
+    start = fit_fastmnmf(x, 2, n_basis=3, n_iter=0)
+    for k, same in ((10, True), (9, False)):
+        first = fit_fastmnmf(x, 2, n_basis=2, n_iter=k, init="identity")
+        assert torch.allclose(start.Q, first.Q, rtol=1e-12, atol=1e-14) == same, k
+        assert torch.allclose(start.g, first.g, rtol=1e-12, atol=1e-14) == same, k
+    explicit = fit_fastmnmf(x, 2, n_basis=3, n_iter=2, n_iter_init=10)
+    default = fit_fastmnmf(x, 2, n_basis=3, n_iter=2)
+    assert torch.equal(default.log_likelihood, explicit.log_likelihood)
+    assert torch.equal(default.Q, explicit.Q) and torch.equal(default.lam, explicit.lam)
+
+
+@pytest.mark.parametrize("F", [1, 6])
+def test_noise_start_hands_over_the_first_stage(F):
+    """``"noise"``: the main run starts from :func:`noise_first_stage`'s Q and g (``n_src - 1``
+    frequency-flat speech slots, one stationary slot), and the last slot keeps its stationary
+    PSD (also on a single frequency bin)."""
+    x, *_ = sample_jd(M=3, N=3, F=F, T=30, seed=4)
+    fit = fit_fastmnmf(x, 3, n_basis=2, n_iter=0, init="noise", n_iter_init=4)
+    eps0 = 1e-8 * mean_power(x, (1, 2, 3))
+    Q, g, _, lam0 = noise_first_stage(x, 3, 2, 4, eps0, 5e-2, 1e-6)
+    torch.testing.assert_close(fit.Q, Q, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(fit.g, g, rtol=1e-12, atol=1e-14)
+    assert fit.lam.shape == (1, 3, F, 30) and fit.noise_index.tolist() == [2]
+    noise = fit.lam[:, 2]  # [B, F, T]
+    assert torch.equal(noise, noise[..., :1].expand_as(noise))  # stationary
+    torch.testing.assert_close(noise, lam0[:, 2], rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("init", ["identity", "noise"])
+def test_fit_is_scale_equivariant(init):
+    """The floors ``ε = eps_rel · mean |x|²`` and ``δ_f = x_floor · mean_mt |x_mft|²`` (also
+    those of the ``"noise"`` first stage) follow the data's power: from PSDs scaled with it,
+    a fit of ``c x`` is the fit of ``x`` with ``λ`` and ``ε`` times ``c²``, the same Q and g,
+    and L lower by ``2 F T M log c``, also for tiny ``c``."""
+    x, _, _, _, lam = sample_jd(M=3, N=3, F=6, T=30, seed=5)
+    c = 2.0**-20
+    kw = dict(n_iter=4, n_iter_init=4, init=init, x_floor=1e-3)
+    ref = fit_fastmnmf(x, 3, source=FreePsd(lam + 0.1), **kw)
+    got = fit_fastmnmf(c * x, 3, source=FreePsd(c**2 * (lam + 0.1)), **kw)
+    torch.testing.assert_close(got.Q, ref.Q, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(got.g, ref.g, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(got.lam, c**2 * ref.lam, rtol=1e-9, atol=0)
+    torch.testing.assert_close(got.eps, c**2 * ref.eps, rtol=1e-9, atol=0)
+    shift = 2 * 6 * 30 * 3 * math.log(c)
+    torch.testing.assert_close(got.log_likelihood, ref.log_likelihood - shift, rtol=1e-10, atol=0)
+
+
+@pytest.mark.parametrize("init", ["identity", "noise", "twostep"])
+def test_the_random_nmf_start_follows_the_data_power(init):
+    """Without given PSDs the NMF start is drawn at the power of the transformed mixture x̃
+    (itself a power): a fit of ``c x`` is then the fit of ``x`` with ``λ`` times ``c²``, the
+    same Q, g and the same separation, whatever the recording's level."""
+    x, *_ = sample_jd(M=3, N=3, F=6, T=30, seed=7)
+    c = 2.0**-10
+    kw = dict(n_basis=2, n_iter=5, n_iter_init=3, init=init, seed=3)
+    ref = fit_fastmnmf(x, 3, **kw)
+    got = fit_fastmnmf(c * x, 3, **kw)
+    torch.testing.assert_close(got.Q, ref.Q, rtol=1e-7, atol=1e-10)
+    torch.testing.assert_close(got.lam, c**2 * ref.lam, rtol=1e-7, atol=0)
+    torch.testing.assert_close(got.images(c * x), c * ref.images(x), rtol=1e-7, atol=1e-12)
+
+
+# --- options as strings built at run time ---------------------------------------------------
+
+
+@pytest.mark.parametrize("init", ["random", "obs", "noise"])
+def test_init_given_as_a_runtime_string(init):
+    x, *_ = sample_jd(M=3, N=2, F=6, T=20, seed=6)
+    name = _runtime(init)
+    assert name == init and name is not init
+    kw = dict(n_basis=2, n_iter=2, n_iter_init=2)
+    got = fit_fastmnmf(x, 2, init=name, **kw)
+    ref = fit_fastmnmf(x, 2, init=init, **kw)
+    assert torch.equal(got.Q, ref.Q) and torch.equal(got.lam, ref.lam)
+    assert torch.equal(got.log_likelihood, ref.log_likelihood)
+    assert (got.noise_index is None) == (init != "noise")
+
+
+def test_nmf_update_given_as_a_runtime_string():
+    x, *_ = sample_jd(M=3, N=2, F=6, T=20, seed=7)
+    kw = dict(n_basis=2, n_iter=3, init="identity")
+    joint = fit_fastmnmf(x, 2, nmf_update="joint", **kw)
+    assert joint.source.joint
+    got = fit_fastmnmf(x, 2, nmf_update=_runtime("joint"), **kw)
+    assert got.source.joint and torch.equal(got.lam, joint.lam)
+    sequential = fit_fastmnmf(x, 2, nmf_update=_runtime("sequential"), **kw)
+    assert not sequential.source.joint
+    assert not torch.allclose(sequential.lam, joint.lam)
+
+
+# --- jd_iterations --------------------------------------------------------------------------
+
+
+def _start(B=2, F=5, T=20, seed=8):
+    x, _, Q, g, lam = sample_jd(B=B, M=3, N=2, F=F, T=T, seed=seed)
+    gen = torch.Generator().manual_seed(seed)
+    Q = Q + 0.3 * torch.randn(Q.shape, dtype=Q.dtype, generator=gen)
+    xf = _xf(x)
+    delta = 1e-3 * mean_power(xf, (2, 3))  # [B, F]
+    eps = torch.full((B, F), 1e-2, dtype=torch.float64)
+    return xf, Q, g, lam + 0.1, eps, delta
+
+
+def test_before_step_gets_the_current_point():
+    """``before_step(x̃ [B, F, M, T], g, ε)`` runs before every iteration, at the point that
+    iteration starts from."""
+    xf, Q, g, lam, eps, delta = _start()
+    seen = []
+
+    def before(xt, g, eps):
+        seen.append((xt.clone(), g.clone(), eps.clone()))
+
+    jd_iterations(xf, FreePsd(lam.clone()), Q, g, eps, delta, 3, before_step=before)
+    assert len(seen) == 3
+    for k, (xt, g_k, eps_k) in enumerate(seen):
+        Q_ref, g_ref, eps_ref, _ = jd_iterations(xf, FreePsd(lam.clone()), Q, g, eps, delta, k)
+        assert xt.shape == (2, 5, 3, 20) and g_k.shape == (2, 2, 1, 3) and eps_k.shape == (2, 5)
+        torch.testing.assert_close(xt, _transform(xf, Q_ref, delta), rtol=1e-10, atol=0)
+        torch.testing.assert_close(g_k, g_ref, rtol=1e-10, atol=0)
+        torch.testing.assert_close(eps_k, eps_ref, rtol=1e-10, atol=0)
+
+
+def test_ll_every_zero_records_the_last_entry_of_a_long_run():
+    xf, Q, g, lam, eps, delta = _start(B=1, F=2, T=8, seed=9)
+    n_iter = 300
+    *_, ll = jd_iterations(xf, FreePsd(lam.clone()), Q, g, eps, delta, n_iter, ll_every=0)
+    assert ll.shape == (1, n_iter + 1)
+    assert torch.isfinite(ll[:, [0, n_iter]]).all() and torch.isnan(ll[:, 1:n_iter]).all()
+    assert ll[0, n_iter] > ll[0, 0]
+
+
+@pytest.mark.parametrize(("N", "F"), [(1, 4), (2, 2)])
+def test_frequency_dependent_statistics_at_small_shapes(N, F):
+    """FastMNMF (g ``[B, N, F, M]``) with one source or two bins: the workspace's MU
+    statistics, power and gain update equal the reference functions."""
+    gen = torch.Generator().manual_seed(10 + N)
+    B, M, T = 1, 3, 12
+    xf = torch.randn(B, F, M, T, dtype=torch.complex128, generator=gen)
+    Q = torch.eye(M, dtype=xf.dtype) + 0.3 * torch.randn(B, F, M, M, dtype=xf.dtype, generator=gen)
+    g = torch.rand(B, N, F, M, dtype=torch.float64, generator=gen) + 0.1
+    lam = torch.rand(B, N, F, T, dtype=torch.float64, generator=gen) + 0.1
+    eps = torch.full((B, F), 1e-2, dtype=torch.float64)
+    delta = 1e-3 * mean_power(xf, (2, 3))
+    ws = _JdWorkspace(xf, delta)
+    xt = ws.transform(Q)  # [B, M, F, T]
+    xt_ref = _transform(xf, Q, delta)  # [B, F, M, T]
+    y = ws.power(lam, g, eps).transpose(1, 2)
+    torch.testing.assert_close(y, jd_model_power(lam, g, eps), rtol=1e-12, atol=0)
+    got = ws.stats_fn(xt, g, eps)(lam)
+    ref = _stats_fn(xt_ref, g, eps)(lam)
+    torch.testing.assert_close(got.num, ref.num, rtol=1e-12, atol=0)
+    torch.testing.assert_close(got.den, ref.den, rtol=1e-12, atol=0)
+    g_new = ws.update_gains(xt, lam, g, eps)
+    torch.testing.assert_close(g_new, update_jd_gains(xt_ref, lam, g, eps), rtol=1e-12, atol=0)
+
+
+# --- the fragile-bin check of the single-precision IP step ----------------------------------
+
+
+def test_fragile_bins_closed_form():
+    """A bin is fragile when some row's Rayleigh quotient ``1/‖q̂_m‖²`` is below
+    ``1e-4 · tr(V_fm)/M`` (so when ``‖q̂_m‖² tr(V_fm)/M > 1e4``), or is NaN."""
+    B, F, M = 2, 2, 3
+    gen = torch.Generator().manual_seed(11)
+    v = torch.rand(B, F, M, dtype=torch.float64, generator=gen) + 0.5  # tr(V_fm)/M
+    # ‖q̂_m‖² tr(V_fm)/M in units of 1e4: every bin has its largest row at 0.8 or 1.2
+    level = torch.tensor([[[0.8, 0.1, 0.3], [0.2, 1.2, 0.5]], [[0.4, 0.8, 0.8], [1.2, 0.9, 1.2]]])
+    level = level.double()
+    direction = torch.randn(B, F, M, M, dtype=torch.complex128, generator=gen)
+    direction = direction / direction.norm(dim=-1, keepdim=True)
+    Q = direction * (1e4 * level / v).sqrt()[..., None]  # rows with ‖q̂_m‖² = 1e4 level / v
+    a = torch.randn(B, F, M, M, M, dtype=torch.complex128, generator=gen)
+    off = a + a.mH
+    off = off - torch.diag_embed(off.diagonal(0, -2, -1))  # Hermitian, zero diagonal
+    eye = torch.eye(M, dtype=torch.complex128)
+    V = v[..., None, None].to(torch.complex128) * eye + 0.3 * off  # tr(V_fm) = M v_fm
+    got = _fragile_bins(Q, V)
+    assert got.shape == (B, F)
+    assert got.tolist() == [[False, True], [False, True]]
+    assert _fragile_bins(1j * Q, V).tolist() == got.tolist()  # only |q| matters
+    Q_nan = Q.clone()
+    Q_nan[0, 0, 1, 2] = math.nan
+    assert _fragile_bins(Q_nan, V).tolist() == [[True, True], [False, True]]
+
+
+def _barely_resolved(bad, F=8, seed=12):
+    """A JD mixture whose bins ``bad`` carry one common signal plus a faint independent one
+    per mic (a barely resolved bin), and a point to take the IP step from."""
+    x, _, _, g, lam = sample_jd(B=1, M=3, N=2, F=F, T=300, seed=seed)
+    gen = torch.Generator().manual_seed(0)
+    for f in bad:
+        common = x[:, :1, f]
+        faint = torch.randn(x[:, :, f].shape, dtype=x.dtype, generator=gen)
+        x[:, :, f] = common + 1e-4 * common.abs().mean() * faint
+    lam = lam * (1 + 1e3 * torch.rand(lam.shape, dtype=lam.dtype, generator=gen))
+    xf = _xf(x)
+    delta = 1e-6 * mean_power(xf, (2, 3))
+    eps = torch.full((1, F), 1e-3, dtype=torch.float64)
+    eye = torch.eye(3, dtype=torch.complex128)
+    Q = eye + 0.1 * torch.randn(1, F, 3, 3, dtype=torch.complex128, generator=gen)
+    return xf, Q, g, lam, eps, delta
+
+
+@pytest.mark.parametrize("n_bad", [1, 3])
+def test_double_precision_bins_are_those_up_to_the_last_fragile_one(n_bad):
+    xf, Q, g, lam, eps, delta = _barely_resolved(range(n_bad))
+    ws = _JdWorkspace(xf.to(torch.complex64), delta.float())
+    ws.update_q(Q.to(torch.complex64), lam.float(), g.float(), eps.float())
+    assert ws._n_exact == n_bad
+
+
+def test_fragile_check_runs_at_the_first_step_and_every_tenth(monkeypatch):
+    """With finite rows the quotients are checked at IP steps 1, 11, 21, ..."""
+    xf, Q, g, lam, eps, delta = _barely_resolved([], F=4)
+    ws = _JdWorkspace(xf.to(torch.complex64), delta.float())
+    checked = []
+
+    def spy(Q, V):
+        checked.append(ws._steps)
+        return _fragile_bins(Q, V)
+
+    monkeypatch.setattr(fastmnmf, "_fragile_bins", spy)
+    Q = Q.to(torch.complex64)
+    for _ in range(22):
+        Q = ws.update_q(Q, lam.float(), g.float(), eps.float())
+        assert torch.isfinite(Q).all()
+    assert checked == [1, 11, 21] and ws._n_exact == 0
