@@ -129,11 +129,11 @@ def test_dynamic_mixing_batches_are_rendered_by_the_task_mixer(tmp_path):
     assert torch.isfinite(task.compute_loss(batch, "train").loss)
 
 
-@pytest.mark.parametrize("name", ["cpu", "paper", "fastfca_paper", "shipped"])
+@pytest.mark.parametrize("name", ["cpu", "paper", "fastfca_paper", "shipped", "any_mics"])
 def test_every_recipe_builds_its_model_config_and_takes_the_wpe_front_end(name):
     """Each Neural FCA recipe's model section is a valid config; ``model.wpe=true`` (the WPE
     front end in training and separation) is taken by all of them (``n_mics: null`` of the
-    CPU recipe comes from the data: 4 here)."""
+    CPU recipe comes from the data: 4 here; that of the any-M recipe stays null)."""
     from vae_audio.neural_fca.modelfile import model_config
     from vae_audio.separation.frontend import WpeConfig, wpe_config
 
@@ -141,5 +141,7 @@ def test_every_recipe_builds_its_model_config_and_takes_the_wpe_front_end(name):
     mics = ["model.n_mics=4"] if name == "cpu" else []
     cfg, stft = model_config(load_config(path, mics))
     assert cfg.wpe is None and stft.sample_rate == 16000
+    if name == "any_mics":
+        assert cfg.n_mics is None and cfg.encoder.kind == "tac" and cfg.spatial == "jd"
     cfg, _ = model_config(load_config(path, [*mics, "model.wpe=true"]))
     assert wpe_config(cfg.wpe) == WpeConfig()

@@ -3,7 +3,9 @@
 A multichannel encoder trained on unlabelled mixtures infers, for every slot (speakers and one
 noise slot), the latents of a VAE speech prior; the spatial model is FCA with SCMs
 re-estimated by EM inside every forward pass (``spatial: full``) or a jointly diagonalisable
-model updated by iterative source steering (``spatial: jd``).
+model updated by iterative source steering (``spatial: jd``). With ``encoder.kind: tac`` and
+``n_mics: null`` one Neural FastFCA model takes any number of microphones, equivariant to
+their order (:mod:`vae_audio.neural_fca.tac_encoder`).
 
 The separation methods ``"neural-fca"`` and ``"neural-fastfca"``
 (:func:`vae_audio.separation.separate` with ``model=PATH``) join the registry through the
@@ -32,6 +34,7 @@ from vae_audio.neural_fca.modelfile import (
     save_neural_fca,
 )
 from vae_audio.neural_fca.objective import NeuralFCALoss, full_nll, jd_nll, neural_fca_loss
+from vae_audio.neural_fca.tac_encoder import TACFastFCAEncoder
 
 __all__ = [
     "KIND",
@@ -43,6 +46,7 @@ __all__ = [
     "NeuralFCAOutput",
     "NeuralFastFCAEncoder",
     "NeuralFcaFit",
+    "TACFastFCAEncoder",
     "build_neural_fca",
     "estimate_scm",
     "fit_neural_fca",

@@ -12,6 +12,10 @@ per-slot frequency response ``log u_nf`` read from the time-averaged features
 
 Receptive field: ``1 + 2 (k − 1)/2 · Σ_l 2^l`` frames per stack, summed over stacks
 (published: ``k = 3``, 4 stacks of 8 layers: ±1020 frames).
+
+``EncoderConfig.kind`` chooses between this fixed-``M`` encoder (``"conv"``, and its Neural
+FastFCA variant :mod:`~vae_audio.neural_fca.jd_encoder`) and the encoder for any number of
+microphones, equivariant to their order (``"tac"``, :mod:`~vae_audio.neural_fca.tac_encoder`).
 """
 
 from __future__ import annotations
@@ -26,13 +30,17 @@ from vae_audio.audio.features import ipd_features, log_power
 from vae_audio.core.distributions import DiagonalGaussian
 from vae_audio.errors import VaeAudioError
 
+ENCODER_KINDS = ("conv", "tac")
+
 
 @dataclass(frozen=True)
 class EncoderConfig:
     """Size of the dilated-convolution encoder.
 
     Defaults are the published architecture (io 256, mid 512, 4 stacks x 8 layers, kernel 3);
-    the CPU recipe uses e.g. io 64, mid 128, 2 x 4.
+    the CPU recipe uses e.g. io 64, mid 128, 2 x 4. ``kind``: ``"conv"`` (the published
+    encoder: one input layer for a fixed ``M``) or ``"tac"`` (shared per-microphone layers
+    mixed by transform-average-concatenate, any ``M >= 2``; Neural FastFCA only).
     """
 
     io_channels: int = 256
@@ -40,8 +48,13 @@ class EncoderConfig:
     n_blocks: int = 4
     n_layers: int = 8
     kernel_size: int = 3
+    kind: str = "conv"
 
     def __post_init__(self) -> None:
+        if self.kind not in ENCODER_KINDS:
+            raise VaeAudioError(
+                f"model.encoder.kind={self.kind!r}; use one of {', '.join(ENCODER_KINDS)}"
+            )
         for name in ("io_channels", "mid_channels", "n_blocks", "n_layers", "kernel_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

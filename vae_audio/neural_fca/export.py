@@ -12,7 +12,8 @@ with ``n_iter = 0``, from waveform to source images, so it runs with ``torch.jit
 with the N - 1 talker slots first and the noise slot last, in the model's slot order (not
 sorted by energy as :func:`vae_audio.separation.separate` returns them). The input must have
 the model's ``M`` channels at its sample rate; ``S`` and ``B`` may differ from the example
-used for tracing.
+used for tracing. A model for any ``M`` (``n_mics: null``, TAC encoder) is exported for one
+``M``, given by the caller: tracing unrolls the ISS sweeps over the channels.
 
 Format. TorchScript by tracing (``torch.jit.trace``): the separator works on complex
 tensors (STFT, inter-channel phases, ISS, the Wiener filter's inverses), which TorchScript
@@ -43,7 +44,7 @@ from vae_audio.core._io import atomic_path
 from vae_audio.errors import VaeAudioError
 from vae_audio.neural_fca.inference import NeuralFcaFit
 from vae_audio.neural_fca.model import NeuralFCA
-from vae_audio.neural_fca.modelfile import load_neural_fca
+from vae_audio.neural_fca.modelfile import check_mixture, load_neural_fca
 
 EXTRA_FILE = "model.json"
 EXAMPLE_SECONDS = 1.0
@@ -81,13 +82,13 @@ class AmortisedSeparator(nn.Module):
         return istft(images, cfg, length=wav.shape[-1], window=self.window)  # [B, N, M, S]
 
 
-def _metadata(model: NeuralFCA) -> str:
+def _metadata(model: NeuralFCA, n_mics: int) -> str:
     return json.dumps(
         {
             "format": "vae_audio.neural_fca.torchscript",
             "input": "wav [B, M, S] float32 at sample_rate",
             "output": "images [B, N, M, S]: talker slots, then the noise slot",
-            "n_mics": model.n_mics,
+            "n_mics": n_mics,
             "n_speakers": model.config.n_speakers,
             "sample_rate": model.stft_config.sample_rate,
             "model": model.config.to_dict(),
@@ -103,16 +104,32 @@ def _separator(model: str | os.PathLike | NeuralFCA) -> AmortisedSeparator:
     return AmortisedSeparator(net).to("cpu", torch.float32)
 
 
+def _export_mics(model: NeuralFCA, n_mics: int | None) -> int:
+    """The ``M`` of the exported program: the model's, or ``n_mics`` for an any-``M`` model."""
+    if model.n_mics is None:
+        if n_mics is None or isinstance(n_mics, bool) or n_mics < 2:
+            raise VaeAudioError(
+                "this Neural FCA model takes any number of microphones but an exported "
+                f"separator is traced for one: pass n_mics=M (M >= 2), got {n_mics!r}"
+            )
+        return int(n_mics)
+    if n_mics is not None:
+        check_mixture(model, n_mics, None, "this Neural FCA model")
+    return model.n_mics
+
+
 def trace_separator(
-    model: str | os.PathLike | NeuralFCA | AmortisedSeparator,
+    model: str | os.PathLike | NeuralFCA | AmortisedSeparator, n_mics: int | None = None
 ) -> torch.jit.ScriptModule:
     """The traced amortised separator of ``model`` (a model file, a :class:`NeuralFCA`, which
-    is copied, or an :class:`AmortisedSeparator`), float32 on the CPU."""
+    is copied, or an :class:`AmortisedSeparator`), float32 on the CPU, for ``n_mics``
+    channels (needed for, and only for, a model that takes any ``M``)."""
     separator = model if isinstance(model, AmortisedSeparator) else _separator(model)
+    M = _export_mics(separator.model, n_mics)
     gen = torch.Generator().manual_seed(0)
     cfg = separator.stft_config
     n_samples = int(EXAMPLE_SECONDS * cfg.sample_rate)
-    example = 0.1 * torch.randn(1, separator.model.n_mics, n_samples, generator=gen)  # [1, M, S]
+    example = 0.1 * torch.randn(1, M, n_samples, generator=gen)  # [1, M, S]
     # TorchScript names every traced class after its Python class and, when that name is
     # taken in the compilation unit, appends a process-wide counter; a fresh unit per trace
     # keeps the names (and so the saved archive) independent of earlier traces.
@@ -148,8 +165,11 @@ def _without_debug_records(archive: bytes) -> bytes:
     return out.getvalue()
 
 
-def export_separator(model: str | os.PathLike | NeuralFCA, path: str | os.PathLike) -> Path:
-    """Write the TorchScript amortised separator of ``model`` to ``path`` (atomically).
+def export_separator(
+    model: str | os.PathLike | NeuralFCA, path: str | os.PathLike, n_mics: int | None = None
+) -> Path:
+    """Write the TorchScript amortised separator of ``model`` to ``path`` (atomically), for
+    ``n_mics`` channels if the model takes any ``M`` (module docstring).
 
     Load it with :func:`load_separator` or ``torch.jit.load(path)``. Returns ``Path(path)``.
     """
@@ -160,11 +180,12 @@ def export_separator(model: str | os.PathLike | NeuralFCA, path: str | os.PathLi
             "export does not contain; export a model trained without it, or run WPE "
             "(vae_audio.separation.frontend.dereverberate) before the exported separator"
         )
-    traced = trace_separator(separator)
+    M = _export_mics(separator.model, n_mics)
+    traced = trace_separator(separator, M)
     buffer = io.BytesIO()  # a file path would name the archive's entries after the temp file
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.11 on TorchScript
-        torch.jit.save(traced, buffer, _extra_files={EXTRA_FILE: _metadata(separator.model)})
+        torch.jit.save(traced, buffer, _extra_files={EXTRA_FILE: _metadata(separator.model, M)})
     with atomic_path(path) as tmp:
         tmp.write_bytes(_without_debug_records(buffer.getvalue()))
     return Path(path)

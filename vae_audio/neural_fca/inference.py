@@ -151,7 +151,8 @@ def fit_neural_fca(
                 if H is not None:
                     H = em_update_scm(xn, lam, H, eps)
                 else:
-                    Q, g = jd_spatial_updates(xf, lam, Q, g, eps, 1, xx)
+                    ordered = model.mic_equivariant  # TAC: equivariant sweep order
+                    Q, g = jd_spatial_updates(xf, lam, Q, g, eps, 1, xx, ordered)
             with torch.enable_grad():  # gradients for z and the gains only, not the weights
                 loss = nll(model.psd(z * model.latent_mask[:, None], log_gain, log_u)).sum()
                 for p, grad in zip(params, torch.autograd.grad(loss, params), strict=True):

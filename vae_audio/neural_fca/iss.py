@@ -44,28 +44,52 @@ def weighted_covariance(
     return V + load * torch.eye(M, dtype=V.dtype, device=V.device)
 
 
-def iss_sweep(Q: torch.Tensor, V: torch.Tensor, floor: float = 1e-6) -> torch.Tensor:
-    """One ISS sweep over the rows ``k = 0..M-1`` of ``Q`` (module docstring equations).
+def iss_sweep(
+    Q: torch.Tensor, V: torch.Tensor, floor: float = 1e-6, order: torch.Tensor | None = None
+) -> torch.Tensor:
+    """One ISS sweep over the rows of ``Q`` (module docstring equations).
 
     Args:
         Q: diagonalisers ``[B, F, M, M]`` complex.
         V: weighted covariances ``[B, F, M(m), M, M]`` from :func:`weighted_covariance`.
         floor: lower bound on ``q_k V_m q_kᴴ`` (guards the division).
+        order: the rows in the order they are updated, ``[B, F, M]`` long (a permutation of
+            ``0..M-1`` per batch item and frequency, e.g. :func:`power_order`); None visits
+            ``k = 0..M-1``. The rank-1 updates do not commute, so a sweep in a fixed order
+            is not equivariant to a permutation of the channels; one in an order that the
+            data fixes is.
 
     Returns:
         Updated ``Q [B, F, M, M]`` (a new tensor; differentiable in ``Q`` and ``V``).
     """
     M = Q.shape[-1]
     eye = torch.eye(M, dtype=torch.bool, device=Q.device)
-    for k in range(M):
-        q = Q[..., k, :]  # [B, F, M] row q_k
+    rows = torch.arange(M, device=Q.device)
+    for i in range(M):
+        if order is None:
+            q, is_k = Q[..., i, :], eye[i]  # [B, F, M] row q_k (k = i), [M]
+        else:
+            k = order[..., i]  # [B, F]
+            q = Q.gather(-2, k[..., None, None].expand(*k.shape, 1, M))[..., 0, :]  # [B, F, M]
+            is_k = k[..., None] == rows  # [B, F, M]
         Vq = (V @ q.conj()[..., None, :, None])[..., 0]  # [B, F, M(m), M]: V_m q_kᴴ
         qVq = (q[..., None, :] * Vq).sum(-1).real.clamp_min(floor)  # [B, F, M(m)]
         v = (Q * Vq).sum(-1) / qVq  # [B, F, M(m)]: q_m V_m q_kᴴ / q_k V_m q_kᴴ
         v_k = 1 - qVq.rsqrt()  # [B, F, M(m)], only entry k is used
-        v = torch.where(eye[k], v_k.to(v.dtype), v)  # [B, F, M]
+        v = torch.where(is_k, v_k.to(v.dtype), v)  # [B, F, M]
         Q = Q - v[..., :, None] * q[..., None, :]  # [B, F, M, M]: Q − v q_k
     return Q
+
+
+def power_order(xt: torch.Tensor) -> torch.Tensor:
+    """Decorrelated channels from the loudest to the quietest: ``x̃ [B, F, M, T]`` ->
+    ``[B, F, M]`` long, the argsort of ``mean_t x̃_fmt`` (descending).
+
+    As the sweep order of :func:`iss_sweep` it makes the sweep equivariant to a permutation
+    of the channels: permuting the channels permutes ``x̃`` and so the order with them (ties,
+    which have probability zero on recorded or random data, are broken by the index).
+    """
+    return xt.mean(-1).argsort(dim=-1, descending=True, stable=True)
 
 
 def iss_update(
@@ -75,9 +99,11 @@ def iss_update(
     sweeps: int = 1,
     load: float = 0.0,
     xx: torch.Tensor | None = None,
+    order: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``sweeps`` ISS sweeps of ``Q [B, F, M, M]`` with weights ``r [B, F, M, T]`` on
-    ``x [B, F, M, T]``, computed in double precision and returned in ``Q``'s dtype.
+    ``x [B, F, M, T]``, computed in double precision and returned in ``Q``'s dtype
+    (``order``: the sweep order of :func:`iss_sweep`).
 
     With ``r = 1/ŷ`` the weights span many orders of magnitude (silent bins against loud
     ones); a single-precision ``V`` then loses its positive definiteness (``q V qᴴ`` rounds
@@ -90,7 +116,7 @@ def iss_update(
     V = weighted_covariance(x, r.to(torch.float64), load, xx)
     Q64 = Q.to(wide)
     for _ in range(sweeps):
-        Q64 = iss_sweep(Q64, V)
+        Q64 = iss_sweep(Q64, V, order=order)
     return Q64.to(Q.dtype)
 
 
@@ -123,6 +149,7 @@ def jd_spatial_updates(
     eps: float,
     n_iter: int,
     xx: torch.Tensor | None = None,
+    ordered: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``n_iter`` MM updates of the JD spatial model for fixed PSDs (differentiable).
 
@@ -141,6 +168,9 @@ def jd_spatial_updates(
         n_iter: number of iterations (0 returns the inputs).
         xx: ``outer_real(x)`` in double precision, if already computed (callers that
             update repeatedly on the same mixture compute it once).
+        ordered: sweep the rows of ``Q`` from the loudest decorrelated channel to the
+            quietest (:func:`power_order`) instead of ``0..M-1``, so that the updates are
+            equivariant to the order of the microphones (models with the TAC encoder).
 
     Returns:
         ``(Q, g)``.
@@ -152,6 +182,7 @@ def jd_spatial_updates(
     if xx is None and n_iter:
         xx = outer_real(x.to(torch.complex128))  # shared by the iterations
     for _ in range(n_iter):
-        Q = iss_update(x, jd_model_power(lam, g, floor).reciprocal(), Q, xx=xx)
+        order = power_order(decorrelated_power(x, Q)) if ordered else None  # [B, F, M]
+        Q = iss_update(x, jd_model_power(lam, g, floor).reciprocal(), Q, xx=xx, order=order)
         g = update_jd_gains(decorrelated_power(x, Q), lam, g, floor)
     return Q, g

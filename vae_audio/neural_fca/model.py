@@ -24,7 +24,10 @@ Spatial models (``spatial``):
   ``jd_iterations`` MM updates (ISS + MU) driven by the decoder's PSDs.
 
 Inputs are mixtures normalised to unit mean power (:meth:`NeuralFCA.normalise`), as in the
-published code, so ``ε`` is relative to the mixture power. ``M`` is fixed per model.
+published code, so ``ε`` is relative to the mixture power. ``M`` is fixed per model, except
+with ``encoder.kind: tac`` (``spatial: jd`` only): shared per-microphone layers mixed by
+transform-average-concatenate (:mod:`vae_audio.neural_fca.tac_encoder`), equivariant to the
+order of the microphones, so that ``n_mics: null`` gives one model for any ``M >= 2``.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from vae_audio.neural_fca.em import estimate_scm
 from vae_audio.neural_fca.encoder import EncoderConfig, NeuralFCAEncoder
 from vae_audio.neural_fca.iss import decorrelated_power, jd_spatial_updates
 from vae_audio.neural_fca.jd_encoder import NeuralFastFCAEncoder
+from vae_audio.neural_fca.tac_encoder import TACFastFCAEncoder
 from vae_audio.speech.model import SpeechVAE, SpeechVAEConfig
 
 SPATIAL_MODELS = ("full", "jd")
@@ -52,7 +56,8 @@ class NeuralFCAConfig:
     """Architecture of a :class:`NeuralFCA` (the ``model`` section of a recipe).
 
     Attributes:
-        n_mics: ``M``, fixed per model.
+        n_mics: ``M``, fixed per model; None (only with ``encoder.kind: tac``): any
+            ``M >= 2``.
         n_speakers: speaker slots; ``N = n_speakers + 1`` with the noise slot last.
         spatial: ``"full"`` (Neural FCA, EM) or ``"jd"`` (Neural FastFCA, ISS).
         em_iterations: ``K`` EM updates of ``H`` per forward (``full``).
@@ -68,7 +73,7 @@ class NeuralFCAConfig:
         noise_latent_dim: latent dimensions the noise decoder reads (the rest are unused).
         noise_hidden: hidden width of the noise decoder.
         freeze_decoder: keep the speech decoder's weights fixed.
-        encoder: :class:`EncoderConfig`.
+        encoder: :class:`EncoderConfig` (``kind: tac`` needs ``spatial: jd``).
         decoder: the speech prior's :class:`SpeechVAEConfig` (``n_freq`` follows the STFT).
         wpe: WPE dereverberation of the mixture before the STFT, in training and wherever the
             model separates (``True`` or a dict of
@@ -76,7 +81,7 @@ class NeuralFCAConfig:
             published Neural FCA does.
     """
 
-    n_mics: int
+    n_mics: int | None
     n_speakers: int = 2
     spatial: str = "full"
     em_iterations: int = 5
@@ -95,9 +100,20 @@ class NeuralFCAConfig:
     wpe: bool | dict | None = None
 
     def __post_init__(self) -> None:
-        m = self.n_mics
-        if isinstance(m, bool) or not isinstance(m, int) or m < 2:
-            raise VaeAudioError(f"model.n_mics must be an integer >= 2, got {m!r}")
+        m, tac = self.n_mics, self.encoder.kind == "tac"
+        if m is None and not tac:
+            raise VaeAudioError(
+                "model.n_mics=null (any M) needs the TAC encoder: set model.encoder.kind=tac "
+                "(with model.spatial=jd) or give the number of microphones"
+            )
+        if m is not None and (isinstance(m, bool) or not isinstance(m, int) or m < 2):
+            what = "an integer >= 2 or null" if tac else "an integer >= 2"
+            raise VaeAudioError(f"model.n_mics must be {what}, got {m!r}")
+        if tac and self.spatial != "jd":
+            raise VaeAudioError(
+                f"model.encoder.kind=tac is a Neural FastFCA encoder: it needs model.spatial=jd, "
+                f"got {self.spatial!r}"
+            )
         if self.n_speakers < 1:
             raise VaeAudioError(f"model.n_speakers must be >= 1, got {self.n_speakers}")
         if self.spatial not in SPATIAL_MODELS:
@@ -206,6 +222,11 @@ class NeuralFCA(nn.Module):
         args = (c.encoder, c.n_mics, n_freq, c.n_src, c.latent_dim, c.gain)
         if c.spatial == "full":
             self.encoder = NeuralFCAEncoder(*args, freq_gain=c.freq_gain)
+        elif c.encoder.kind == "tac":
+            jd = (c.iss_sweeps, c.iss_load)
+            self.encoder = TACFastFCAEncoder(
+                c.encoder, n_freq, c.n_src, c.latent_dim, c.gain, *jd, freq_gain=c.freq_gain
+            )
         else:
             self.encoder = NeuralFastFCAEncoder(
                 *args, c.iss_sweeps, c.iss_load, freq_gain=c.freq_gain
@@ -219,8 +240,19 @@ class NeuralFCA(nn.Module):
         self.register_buffer("latent_mask", mask, persistent=False)  # [N, D]
 
     @property
-    def n_mics(self) -> int:
+    def n_mics(self) -> int | None:
+        """``M`` the model takes; None: any ``M >= 2``."""
         return self.config.n_mics
+
+    @property
+    def mic_equivariant(self) -> bool:
+        """Whether the model is equivariant to the order of the microphones (TAC encoder; its
+        JD updates then sweep in the data's order, :func:`~.iss.power_order`)."""
+        return self.config.encoder.kind == "tac"
+
+    def takes_mics(self, M: int) -> bool:
+        """Whether the model separates ``M``-channel mixtures."""
+        return M >= 2 if self.n_mics is None else M == self.n_mics
 
     @property
     def n_src(self) -> int:
@@ -237,9 +269,10 @@ class NeuralFCA(nn.Module):
     def encode(self, x: Tensor):
         """Encoder output for the normalised mixture ``x [B, M, F, T]``."""
         M, F = x.shape[1], x.shape[2]
-        if M != self.n_mics or F != self.stft_config.n_freq:
+        if not self.takes_mics(M) or F != self.stft_config.n_freq:
+            mics = "multichannel (M >= 2)" if self.n_mics is None else f"{self.n_mics}-channel"
             raise VaeAudioError(
-                f"this Neural FCA model takes {self.n_mics}-channel STFTs with "
+                f"this Neural FCA model takes {mics} STFTs with "
                 f"{self.stft_config.n_freq} bins, got M = {M}, F = {F}"
             )
         return self.encoder(x)
@@ -290,7 +323,9 @@ class NeuralFCA(nn.Module):
             if self.config.jd_iterations:
                 xf = x.transpose(1, 2)  # [B, F, M, T]
                 n_iter = self.config.jd_iterations
-                Q, g = jd_spatial_updates(xf, lam, Q, g, self.config.eps, n_iter)
+                Q, g = jd_spatial_updates(
+                    xf, lam, Q, g, self.config.eps, n_iter, ordered=self.mic_equivariant
+                )
                 out.xt = decorrelated_power(xf, Q)
             else:
                 out.xt = enc.xt

@@ -4,8 +4,9 @@ A model file is a :func:`vae_audio.core.checkpoint.save_model` file whose ``conf
 ``model`` section (:class:`~vae_audio.neural_fca.model.NeuralFCAConfig`: ``M``, spatial
 model, encoder sizes and the speech decoder's architecture) and the ``stft`` section; the
 state dict holds every weight, the speech decoder's included, so loading needs no prior file.
-A model takes exactly ``M`` channels and its training STFT: anything else is refused with a
-message naming what the model expects.
+A model takes exactly ``M`` channels (any ``M >= 2`` for a model with ``n_mics: null``,
+built on the TAC encoder) and its training STFT: anything else is refused with a message
+naming what the model expects.
 """
 
 from __future__ import annotations
@@ -84,8 +85,14 @@ def load_neural_fca(
 def check_mixture(
     model: NeuralFCA, n_mics: int | None, stft: StftConfig | None, what: str = "this model"
 ) -> None:
-    """Raise :class:`VaeAudioError` unless the mixture has the model's ``M`` and STFT."""
-    if n_mics is not None and n_mics != model.n_mics:
+    """Raise :class:`VaeAudioError` unless the mixture has the model's ``M`` (any ``M >= 2``
+    for a model with ``n_mics`` None) and STFT."""
+    if n_mics is not None and model.n_mics is None and n_mics < 2:
+        raise VaeAudioError(
+            f"{what} takes any M >= 2 microphones but the mixture has M = {n_mics}; pass a "
+            "multichannel mixture, or use a single-channel method (vae-nmf)"
+        )
+    if n_mics is not None and model.n_mics is not None and n_mics != model.n_mics:
         raise VaeAudioError(
             f"{what} was trained for M = {model.n_mics} microphones but the mixture has "
             f"M = {n_mics}; pass a {model.n_mics}-channel mixture, train a model for "

@@ -10,7 +10,8 @@ Config sections (see ``recipes/neural_fca/*.yaml``)::
                 n_speakers} (dynamic mixing; validation from valid_manifest, else from
                 valid_corpus, else none); segment_seconds, batch_size, num_workers
     stft:       StftConfig fields (must match the prior's)
-    model:      NeuralFCAConfig fields (n_mics: null takes M from the data)
+    model:      NeuralFCAConfig fields (n_mics: null takes M from the data; with
+                encoder.kind: tac it keeps null: the model takes any M >= 2)
     loss:       beta (number or schedule), beta_unit (epoch | step), teacher (weight of the
                 distillation term, number or schedule over steps; needs data.teacher_set)
     augment:    mic_permutation
@@ -184,8 +185,10 @@ def train_from_config(config: dict, resume: bool = False) -> TrainResult:
     data = data_config(config)
     train_set, valid, examples, bank, n_mics = build_datasets(config)
     model = config.setdefault("model", {})
+    any_mics = (model.get("encoder") or {}).get("kind") == "tac"
     if model.get("n_mics") is None:
-        model["n_mics"] = n_mics
+        if not any_mics:  # a TAC model with n_mics null takes any M
+            model["n_mics"] = n_mics
     elif int(model["n_mics"]) != n_mics:
         raise VaeAudioError(
             f"model.n_mics={model['n_mics']} but the training data has {n_mics} microphones; "
@@ -210,9 +213,10 @@ def train_from_config(config: dict, resume: bool = False) -> TrainResult:
     if result.model_path is None:  # non-zero DDP rank
         return result
     cfg = task.model.config
+    mics = cfg.n_mics if cfg.n_mics is not None else f"any (trained on {n_mics})"
     summary = (
         f"Neural FCA ({'FastFCA, ISS' if cfg.spatial == 'jd' else 'full-rank, EM'}; "
-        f"M = {cfg.n_mics}, N = {cfg.n_src}): {result.model_path} (step {result.global_step}); "
+        f"M = {mics}, N = {cfg.n_src}): {result.model_path} (step {result.global_step}); "
         f"metrics: " + ", ".join(f"{k}={v:.3f}" for k, v in sorted(result.metrics.items()))
     )
     return dataclasses.replace(result, summary=summary)
