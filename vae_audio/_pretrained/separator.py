@@ -62,7 +62,8 @@ class PretrainedNeuralFCA(NeuralFCA):
         n_iter: int = DEFAULT_ITERATIONS,
         **kwargs,
     ):
-        """Separate ``wav`` ``[M, S]`` (or ``[B, M, S]``) recorded at ``sr`` Hz.
+        """Separate ``wav`` ``[M, S]`` (or ``[B, M, S]``) recorded at ``sr`` Hz, ``M`` the
+        model's (any ``M >= 2`` for a model with ``n_mics`` None).
 
         Other rates are resampled to the model's and the outputs back to ``sr``, trimmed to
         ``S``. ``n_iter`` refinement steps (0: amortised, about 30x faster); ``kwargs`` go to
@@ -81,11 +82,15 @@ class PretrainedNeuralFCA(NeuralFCA):
                 f"separate() takes a float waveform [M, S] or [B, M, S], got dtype {wav.dtype} "
                 f"and shape {tuple(wav.shape)}"
             )
-        if wav.shape[-2] != self.n_mics:
+        if not self.takes_mics(wav.shape[-2]):
+            takes = (
+                "multichannel recordings ([M, S] with M >= 2)"
+                if self.n_mics is None
+                else f"{self.n_mics}-channel recordings ([M, S] with M = {self.n_mics})"
+            )
             raise VaeAudioError(
-                f"the shipped model takes {self.n_mics}-channel recordings ([M, S] with "
-                f"M = {self.n_mics}), got shape {tuple(wav.shape)}; for other arrays use "
-                "vae_audio.separate(wav, method='vae-fastfca') or 'fastmnmf2'"
+                f"the shipped model takes {takes}, got shape {tuple(wav.shape)}; for other "
+                "arrays use vae_audio.separate(wav, method='vae-fastfca') or 'fastmnmf2'"
             )
         rate = self.sample_rate
         length = wav.shape[-1]

@@ -3,20 +3,22 @@ gets (``--method``, ``--n-src``, ``--model``).
 
 ``auto``, per input (:func:`choose_auto`, which also says why): one channel and one talker
 -> ``vae-nmf``; the channel and talker counts of the Neural FCA model (``--model``, else the
-shipped ``"neural-fca"`` model when this installation has one) -> that model, its
-separation averaged with those of :data:`AUTO_NEURAL_BLEND` (FastMNMF2 from 4 starts); any other
-``M >= 2`` and any talker count -> :data:`AUTO_FALLBACK`, the first of them registered
-(FCA-type methods separate ``N >= M`` talkers too), FastMNMF2 with :data:`AUTO_STARTS` random
-starts averaged (:func:`vae_audio.separation.api.average_starts`). The choice is logged as
-a note.
+shipped ``"neural-fca"`` model when this installation has one; a model with ``n_mics: null``
+takes every ``M >= 2``, :meth:`~vae_audio.neural_fca.model.NeuralFCA.takes_mics`) -> that
+model, its separation averaged with those of :data:`AUTO_NEURAL_BLEND` (FastMNMF2 from 4
+starts); any other ``M >= 2`` and any talker count -> :data:`AUTO_FALLBACK`, the first of
+them registered (FCA-type methods separate ``N >= M`` talkers too), FastMNMF2 with
+:data:`AUTO_STARTS` random starts averaged (:func:`vae_audio.separation.api.average_starts`).
+The choice is logged as a note.
 
 ``neural-fca`` / ``neural-fastfca`` run a trained model (``--model``, default the shipped
 one) with 200 refinement iterations unless ``--iters`` says otherwise (0: amortised only).
 ``auto`` runs it with its own spatial model (full-rank: ``neural-fca``, jointly
 diagonalised: ``neural-fastfca``); ``neural-fca`` on a jointly diagonalised model keeps its
 latents and estimates full-rank SCMs by EM, and ``neural-fastfca`` on a full-rank model
-(which has no diagonaliser) runs as ``neural-fca`` with a note. The model fixes ``M``, the
-speaker count and the STFT; inputs at another sample rate are resampled to the model's.
+(which has no diagonaliser) runs as ``neural-fca`` with a note. The model fixes ``M`` (or
+takes any ``M >= 2``), the speaker count and the STFT; inputs at another sample rate are
+resampled to the model's.
 
 Methods with a VAE speech prior (``vae-fca``, ``vae-nmf``, ...; ``--model`` is then the
 prior, default the shipped one) run at the prior's rate and STFT. The others run at the
@@ -119,13 +121,13 @@ class AutoChoice:
 def choose_auto(
     n_mics: int,
     n_src: int | None,
-    neural: tuple[int, int] | None,
+    neural: tuple[int | None, int] | None,
     registered: tuple[str, ...] | None = None,
 ) -> AutoChoice:
     """``auto``'s method for a mixture of ``n_mics`` channels and ``n_src`` talkers (None:
     the model's count, else 2; 1 for one channel). ``neural`` is ``(M, N)`` of the Neural FCA
-    model at hand (None: none); ``registered`` the available method names (default: the
-    registry).
+    model at hand (None: none; ``M`` None: the model takes any ``M >= 2``); ``registered``
+    the available method names (default: the registry).
 
     Raises:
         VaeAudioError: no method separates this input (several talkers from one channel).
@@ -147,11 +149,16 @@ def choose_auto(
                 "this installation; separate a multichannel recording (M >= 2)"
             )
         return AutoChoice(SINGLE_CHANNEL, 1, "1 channel: speech prior + NMF noise (vae-nmf)")
-    if neural is not None and n_mics == neural[0] and n_src in (None, neural[1]):
+    if neural is not None and neural[0] in (None, n_mics) and n_src in (None, neural[1]):
+        made = (
+            "made for them"
+            if neural[0] is not None
+            else f"takes any M >= 2 and {neural[1]} talkers"
+        )
         return AutoChoice(
             "neural",
             neural[1],
-            f"{n_mics} channels, {neural[1]} talkers: the Neural FCA model made for them",
+            f"{n_mics} channels, {neural[1]} talkers: the Neural FCA model {made}",
         )
     n = 2 if n_src is None else n_src
     method = next((m for m in AUTO_FALLBACK if m in registered), None)
@@ -160,11 +167,12 @@ def choose_auto(
             f"none of {', '.join(AUTO_FALLBACK)} is available in this installation; "
             "name a method with --method"
         )
-    why = (
-        "no Neural FCA model is at hand"
-        if neural is None
-        else (f"the Neural FCA model is made for {neural[0]} channels and {neural[1]} talkers")
-    )
+    if neural is None:
+        why = "no Neural FCA model is at hand"
+    elif neural[0] is None:
+        why = f"the Neural FCA model takes any M >= 2 but separates {neural[1]} talkers"
+    else:
+        why = f"the Neural FCA model is made for {neural[0]} channels and {neural[1]} talkers"
     return AutoChoice(method, n, f"{n_mics} channels, {n} talkers: {why}; {method} takes any")
 
 
@@ -263,14 +271,16 @@ class MethodResolver:
             n_iter=NEURAL_REFINE_ITERATIONS,
         )
 
-    def _neural_shape(self, n_mics: int) -> tuple[int, int] | None:
-        """``(M, N)`` of the Neural FCA model ``auto`` may use; None when there is none. A
-        model named with ``--model`` is always used (its checks then explain a mismatch)."""
+    def _neural_shape(self, n_mics: int) -> tuple[int | None, int] | None:
+        """``(M, N)`` of the Neural FCA model ``auto`` may use (``M`` None: any ``M >= 2``);
+        None when there is none. A model named with ``--model`` is always used (its checks
+        then explain a mismatch)."""
         if self._net_path is None:
             return None
         net = self._network()
         if self.model is not None:
-            return (n_mics, self.n_src or net.config.n_speakers)
+            M = None if net.n_mics is None else n_mics  # so the note says "any M >= 2"
+            return (M, self.n_src or net.config.n_speakers)
         return (net.n_mics, net.config.n_speakers)
 
     def _note(self, text: str) -> None:

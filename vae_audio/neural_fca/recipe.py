@@ -14,7 +14,8 @@ Config sections (see ``recipes/neural_fca/*.yaml``)::
                 encoder.kind: tac it keeps null: the model takes any M >= 2)
     loss:       beta (number or schedule), beta_unit (epoch | step), teacher (weight of the
                 distillation term, number or schedule over steps; needs data.teacher_set)
-    augment:    mic_permutation
+    augment:    mic_permutation, mic_subset ({min, max}: train each batch on a random k of
+                its M mics, k uniform in [min, min(max, M)]; any-M models only; null: off)
     validation: examples, examples_every_n_epochs, refine_iterations
     optim, trainer: see vae_audio.core.training
 
@@ -200,6 +201,12 @@ def train_from_config(config: dict, resume: bool = False) -> TrainResult:
             f"data.batch_size={data['batch_size']}; lower data.batch_size or add mixtures"
         )
     task = NeuralFCATask(config)
+    subset = task.config["augment"]["mic_subset"]
+    if subset is not None and n_mics < subset["min"]:
+        raise VaeAudioError(
+            f"augment.mic_subset.min={subset['min']} but the training data has {n_mics} "
+            f"microphones; set augment.mic_subset.min to at most {n_mics}"
+        )
     if bank is not None:
         from vae_audio.data.dynamic import DynamicMixer
 
@@ -214,6 +221,10 @@ def train_from_config(config: dict, resume: bool = False) -> TrainResult:
         return result
     cfg = task.model.config
     mics = cfg.n_mics if cfg.n_mics is not None else f"any (trained on {n_mics})"
+    if subset is not None:
+        top = n_mics if subset["max"] is None else min(subset["max"], n_mics)
+        sizes = f"{subset['min']}-{top}" if top > subset["min"] else f"{top}"
+        mics = f"any (trained on {sizes} of {n_mics})"
     summary = (
         f"Neural FCA ({'FastFCA, ISS' if cfg.spatial == 'jd' else 'full-rank, EM'}; "
         f"M = {mics}, N = {cfg.n_src}): {result.model_path} (step {result.global_step}); "

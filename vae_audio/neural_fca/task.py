@@ -3,10 +3,16 @@
 Batches are either simulated mixtures (``mix [B, M, S]``, from
 :class:`~vae_audio.data.datasets.MixtureDataset`) or dry parts for dynamic mixing, which the
 task spatialises on the training device with its :class:`~vae_audio.data.dynamic.DynamicMixer`
-(``self.mixer``, set by the recipe). Per step: STFT on the device, random permutation of the
-microphones of every item (training only; ``augment.mic_permutation``), normalisation to unit
-mean power, one forward pass and :func:`~vae_audio.neural_fca.objective.neural_fca_loss`
-(nats per time-frequency bin). Sources and references are never used by the loss.
+(``self.mixer``, set by the recipe). Per step: for a model of any ``M`` (``model.n_mics:
+null``), a random sub-array of the batch's microphones (training only; ``augment.mic_subset``,
+:func:`draw_mic_subset`), STFT on the device, random permutation of the microphones of every
+item (training only; ``augment.mic_permutation``), normalisation to unit mean power, one
+forward pass and :func:`~vae_audio.neural_fca.objective.neural_fca_loss` (nats per
+time-frequency bin). Sources and references are never used by the loss.
+
+Both augmentations draw from torch's global CPU generator (the permutation from the batch
+device's), which :class:`~vae_audio.core.training.VAETask` reseeds before every training step
+from ``(seed, epoch, batch index, rank)``: the draws of a step are the same in a resumed run.
 
 ``loss.beta`` is a number or a schedule (:mod:`vae_audio.core.schedules`) evaluated at the
 global step (``loss.beta_unit: step``) or at the fractional epoch ``global_step /
@@ -46,9 +52,10 @@ SECTION_DEFAULTS: dict[str, dict[str, Any]] = {
         "beta_unit": "epoch",
         "teacher": 0.0,
     },
-    "augment": {"mic_permutation": True},
+    "augment": {"mic_permutation": True, "mic_subset": None},
     "validation": {"examples": 2, "examples_every_n_epochs": 5, "refine_iterations": 0},
 }
+MIC_SUBSET_DEFAULTS: dict[str, int | None] = {"min": 2, "max": None}
 
 
 def resolve_sections(config: dict) -> dict:
@@ -67,8 +74,59 @@ def resolve_sections(config: dict) -> dict:
         config[name] = {**copy.deepcopy(defaults), **given}
     if config["loss"]["beta_unit"] not in ("step", "epoch"):
         raise VaeAudioError(f"loss.beta_unit={config['loss']['beta_unit']!r}; use step or epoch")
+    config["augment"]["mic_subset"] = mic_subset_range(config["augment"]["mic_subset"])
     config.setdefault("prior", None)
     return config
+
+
+def mic_subset_range(spec: Any) -> dict[str, int | None] | None:
+    """``augment.mic_subset`` completed from :data:`MIC_SUBSET_DEFAULTS` and checked: ``{min,
+    max}`` (``max`` None: every microphone of the batch); None or false: off (None); true:
+    the defaults.
+
+    Raises:
+        VaeAudioError: not a mapping, an unknown key, ``min < 2`` or ``max < min``.
+    """
+    if spec is None or spec is False:
+        return None
+    if spec is True:
+        spec = {}
+    if not isinstance(spec, dict):
+        raise VaeAudioError(
+            f"augment.mic_subset must be null or {{min: 2, max: null}}, got {spec!r}"
+        )
+    unknown = sorted(set(spec) - set(MIC_SUBSET_DEFAULTS))
+    if unknown:
+        raise VaeAudioError(
+            f"unknown augment.mic_subset key(s) {unknown}; known: {sorted(MIC_SUBSET_DEFAULTS)}"
+        )
+    out = {**MIC_SUBSET_DEFAULTS, **spec}
+    low, high = out["min"], out["max"]
+    if isinstance(low, bool) or not isinstance(low, int) or low < 2:
+        raise VaeAudioError(f"augment.mic_subset.min must be an integer >= 2, got {low!r}")
+    if high is not None and (isinstance(high, bool) or not isinstance(high, int) or high < low):
+        raise VaeAudioError(
+            f"augment.mic_subset.max must be null or an integer >= min = {low}, got {high!r}"
+        )
+    return out
+
+
+def draw_mic_subset(M: int, low: int, high: int | None = None) -> Tensor:
+    """Indices ``[k]`` (ascending) of ``k`` of ``M`` microphones: ``k`` uniform in ``[low,
+    min(high, M)]`` (``high`` None: ``M``), then a uniformly random ``k``-subset. Drawn from
+    torch's global CPU generator (the module docstring says why).
+
+    Raises:
+        VaeAudioError: ``M < low``.
+    """
+    if M < low:
+        raise VaeAudioError(
+            f"the batch has M = {M} microphones, fewer than augment.mic_subset.min = {low}; "
+            "lower augment.mic_subset.min or train on more microphones"
+        )
+    top = M if high is None else min(high, M)
+    k = int(torch.randint(low, top + 1, ()))
+    return torch.randperm(M)[:k].sort().values  # [k]
 
 
 def permute_mics(x: Tensor) -> Tensor:
@@ -96,6 +154,12 @@ class NeuralFCATask(VAETask):
             model["decoder"] = prior.config.to_dict()  # the model file records the decoder
         self.model = build_neural_fca(self.config, prior)
         self.config["model"] = self.model.config.to_dict()
+        if self.config["augment"]["mic_subset"] is not None and self.model.n_mics is not None:
+            raise VaeAudioError(
+                "augment.mic_subset needs a model for any M (model.n_mics: null with "
+                f"model.encoder.kind: tac); this one takes M = {self.model.n_mics}: drop "
+                "augment.mic_subset"
+            )
         self.stft = STFT(stft)
         self.wpe = wpe_config(self.model.config.wpe)  # front end (None: off)
         self.mixer = None  # DynamicMixer for dynamic mixing (set by the recipe)
@@ -132,6 +196,12 @@ class NeuralFCATask(VAETask):
 
     def compute_loss(self, batch: Any, stage: str) -> LossOutput:
         wav = self.mixture(batch)  # [B, M, S]
+        subset = self.config["augment"]["mic_subset"]
+        if stage == "train" and subset is not None:
+            # one sub-array for the whole batch (a batch has one M), before WPE, which is
+            # multichannel; the teacher's PSDs (averaged over all mics) stay the targets
+            mics = draw_mic_subset(wav.shape[1], subset["min"], subset["max"])  # [k]
+            wav = wav[:, mics.to(wav.device)]  # [B, k, S]
         if self.wpe is not None:
             wav = dereverberate(wav, self.stft.config.sample_rate, self.wpe)
         x = self.stft(wav)  # [B, M, F, T]
