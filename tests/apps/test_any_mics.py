@@ -86,8 +86,8 @@ def test_auto_falls_back_for_talker_counts_the_any_m_model_does_not_take(n_mics,
     choice = choose_auto(n_mics, n_src, ANY_M, ALL)
     assert (choice.method, choice.n_src) == (AUTO_FALLBACK[0], n_src)
     assert choice.reason == (
-        f"{n_mics} channels, {n_src} talkers: the Neural FCA model takes any M >= 2 but "
-        f"separates 2 talkers; {AUTO_FALLBACK[0]} takes any"
+        f"{n_mics} channels, {n_src} talker{'s' * (n_src > 1)}: the Neural FCA model takes any "
+        f"M >= 2 but is made for 2 talkers; {AUTO_FALLBACK[0]} takes any"
     )
 
 
@@ -123,7 +123,7 @@ def test_auto_plans_the_shipped_any_m_model_for_every_m(any_m_model_file, n_mics
     resolver = MethodResolver("auto", n_src=3)
     plan = resolver.plan(_item(n_mics))
     assert (plan.method, plan.n_src) == (AUTO_FALLBACK[0], 3)
-    assert any("takes any M >= 2 but separates 2 talkers" in n for n in resolver.notes)
+    assert any("takes any M >= 2 but is made for 2 talkers" in n for n in resolver.notes)
 
 
 def test_auto_with_a_named_any_m_model_says_it_takes_any_m(any_m_model_file):

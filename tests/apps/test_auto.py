@@ -31,6 +31,114 @@ def test_auto_choice_for_every_mic_and_talker_count(n_mics, n_src, neural):
         assert "takes any" in choice.reason
 
 
+THREE = (4, 3)  # (M, N) of a 4-mic model with 3 speaker slots
+
+
+@pytest.mark.parametrize(
+    ("n_src", "expect", "reason"),
+    [
+        (None, ("neural", 3), "4 channels, 3 talkers: the Neural FCA model made for them"),
+        (3, ("neural", 3), "4 channels, 3 talkers: the Neural FCA model made for them"),
+        *[
+            (
+                k,
+                (AUTO_FALLBACK[0], k),
+                f"4 channels, {k} talker{'s' * (k > 1)}: the Neural FCA model is made for 4 "
+                f"channels and 3 talkers; {AUTO_FALLBACK[0]} takes any",
+            )
+            for k in (1, 2, 4)
+        ],
+    ],
+)
+def test_auto_runs_a_model_only_for_its_own_talker_count(n_src, expect, reason):
+    """A model with fewer talkers than its slots separates worse than FastMNMF2 (the shipped
+    2-talker model on one-talker mixtures: 8.0 against 15.8 dB), so auto does not ask that
+    of it; ``--method neural-fastfca --n-src k`` still can."""
+    choice = choose_auto(4, n_src, THREE, ALL)
+    assert ((choice.method, choice.n_src), choice.reason) == (expect, reason)
+
+
+def test_a_three_slot_model_is_planned_for_one_to_three_talkers(tmp_path, monkeypatch):
+    """As the shipped model, a 3-slot model runs under auto for 3 talkers only; named as the
+    method, it takes --n-src 1..3 (a note says where the other slots go); --n-src 4 falls
+    back under auto and is refused by the model named with --model."""
+    from vae_audio.apps.inputs import InputItem
+    from vae_audio.apps.methods import MethodResolver
+    from vae_audio.neural_fca import build_neural_fca, save_neural_fca
+
+    config = {
+        "stft": {"sample_rate": 16000, "n_fft": 16, "hop_length": 4},
+        "model": {
+            "n_mics": 4,
+            "n_speakers": 3,
+            "spatial": "jd",
+            "noise_latent_dim": 2,
+            "noise_hidden": 8,
+            "encoder": {"io_channels": 8, "mid_channels": 8, "n_blocks": 2, "n_layers": 2},
+            "decoder": {"latent_dim": 4, "hidden": 8},
+        },
+    }
+    path = save_neural_fca(tmp_path / "three.pt", build_neural_fca(config))
+    monkeypatch.setattr(methods, "shipped_model_path", lambda: path)
+    item = InputItem(tmp_path / "in.wav", "in", channels=4, frames=8000, sample_rate=16000)
+    for n_src in (None, 1, 2, 3):
+        plan = MethodResolver("auto", n_src=n_src).plan(item)
+        fallback = n_src in (1, 2)
+        method = AUTO_FALLBACK[0] if fallback else "neural-fastfca"
+        assert (plan.method, plan.n_src) == (method, n_src or 3)
+        resolver = MethodResolver("neural-fastfca", n_src=n_src)
+        plan = resolver.plan(item)
+        assert (plan.method, plan.n_src, plan.blend) == ("neural-fastfca", n_src or 3, ())
+        inactive = [n for n in resolver.notes if "speaker slots" in n]
+        slots = "the 1 most energetic slot" if n_src == 1 else f"the {n_src} most energetic slots"
+        assert inactive == (
+            [
+                f"the shipped Neural FCA model has 3 speaker slots: for --n-src {n_src} it "
+                f"returns {slots} and adds the rest to the noise"
+            ]
+            if fallback
+            else []
+        )
+    plan = MethodResolver("auto", n_src=4).plan(item)
+    assert (plan.method, plan.n_src) == (AUTO_FALLBACK[0], 4)
+    named = MethodResolver("auto", n_src=4, model=str(path))
+    message = "separates 3 speakers at most, but --n-src 4 was given; pass --n-src 1 to 3"
+    with pytest.raises(VaeAudioError, match=message):
+        named.plan(item)
+    assert MethodResolver("neural-fastfca", n_src=2, model=str(path)).plan(item).n_src == 2
+
+
+def test_one_talker_from_the_two_slot_model(tiny_model_file, cuts, tmp_path, monkeypatch):
+    """--method neural-fastfca --n-src 1 runs the 2-slot model: one talker file, and talker +
+    noise sum to the input as the library's separation says."""
+    import json
+
+    import numpy as np
+    import torch
+
+    from tests.apps.conftest import read
+    from vae_audio.neural_fca import load_neural_fca
+    from vae_audio.separation import separate
+
+    monkeypatch.setattr(methods, "shipped_model_path", lambda: tiny_model_file)
+    out, notes = tmp_path / "out", []
+    kw = dict(method="neural-fastfca", n_src=1, iters=1, progress=False, env={}, log=notes.append)
+    assert separate_files([cuts[0]], out, **kw).n_separated == 1
+    assert any("has 2 speaker slots: for --n-src 1 it returns the 1 most energetic" in n
+               for n in notes)  # fmt: skip
+    assert sorted(f.name for f in (out / "m0").glob("*.wav")) == ["noise.wav", "src1.wav"]
+    record = json.loads((out / "m0" / "separation.json").read_text())
+    assert record["settings"]["n_src"] == 1
+    data, sr = read(cuts[0])
+    ref = separate(
+        torch.from_numpy(data.T.copy()), method="neural-fastfca", model=str(tiny_model_file),
+        n_src=1, sr=sr, stft=load_neural_fca(tiny_model_file).stft_config, n_iter=1,
+    )  # fmt: skip
+    talker, noise = read(out / "m0" / "src1.wav")[0], read(out / "m0" / "noise.wav")[0]
+    torch.testing.assert_close(torch.from_numpy(talker.T), ref.sources[0], rtol=0, atol=1e-6)
+    assert np.abs(talker + noise - data).max() < 1e-3 * np.abs(data).max()
+
+
 def test_auto_falls_back_in_order_of_preference():
     assert choose_auto(2, 3, None, AUTO_FALLBACK[1:]).method == AUTO_FALLBACK[1]
     with pytest.raises(VaeAudioError, match="available in this installation"):

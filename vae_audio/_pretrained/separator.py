@@ -58,6 +58,7 @@ class PretrainedNeuralFCA(NeuralFCA):
         self,
         wav: torch.Tensor | np.ndarray,
         sr: int,
+        n_src: int | None = None,
         *,
         n_iter: int = DEFAULT_ITERATIONS,
         **kwargs,
@@ -65,13 +66,17 @@ class PretrainedNeuralFCA(NeuralFCA):
         """Separate ``wav`` ``[M, S]`` (or ``[B, M, S]``) recorded at ``sr`` Hz, ``M`` the
         model's (any ``M >= 2`` for a model with ``n_mics`` None).
 
+        ``n_src`` talkers, 1 to the model's ``config.n_speakers`` (None: that many); with
+        fewer, the model's most energetic speaker slots are the talkers and the others go
+        to the noise (:func:`~vae_audio.neural_fca.inference.merge_inactive_slots`).
         Other rates are resampled to the model's and the outputs back to ``sr``, trimmed to
         ``S``. ``n_iter`` refinement steps (0: amortised, about 30x faster); ``kwargs`` go to
         :func:`vae_audio.separation.separate` (``chunk_seconds``, ``device``, ...).
 
         Returns:
             :class:`~vae_audio.separation.api.SeparationResult` at ``sr``: ``sources``
-            ``[B?, 2, M, S]`` (talkers, loudest first), ``noise`` ``[B?, M, S]``.
+            ``[B?, N, M, S]`` (``N = n_src`` talkers, loudest first), ``noise``
+            ``[B?, M, S]``.
         """
         from vae_audio.audio.io import resample
         from vae_audio.neural_fca.inference import separate_with_model
@@ -95,6 +100,8 @@ class PretrainedNeuralFCA(NeuralFCA):
         rate = self.sample_rate
         length = wav.shape[-1]
         x = resample(wav, sr, rate)  # [B?, M, S'] at the model's rate
+        if n_src is not None:
+            kwargs["n_src"] = n_src
         result = separate_with_model(x, self, n_iter=n_iter, **kwargs)
         if sr == rate:
             return result
@@ -113,10 +120,17 @@ class PretrainedNeuralFCA(NeuralFCA):
             settings={**result.settings, "resampled_from": sr, "model_rate": rate},
         )
 
-    def separate_file(self, path: str | os.PathLike, *, n_iter: int = DEFAULT_ITERATIONS, **kwargs):
+    def separate_file(
+        self,
+        path: str | os.PathLike,
+        n_src: int | None = None,
+        *,
+        n_iter: int = DEFAULT_ITERATIONS,
+        **kwargs,
+    ):
         """Separate the recording in ``path`` (any rate soundfile reads; outputs at the model's
         rate). See :meth:`separate`."""
         from vae_audio.audio.io import load_audio
 
         wav, _ = load_audio(path, sr=self.sample_rate)  # [M, S]
-        return self.separate(wav, self.sample_rate, n_iter=n_iter, **kwargs)
+        return self.separate(wav, self.sample_rate, n_src, n_iter=n_iter, **kwargs)

@@ -467,13 +467,14 @@ def register(subparsers) -> None:
         "--method", default="auto", metavar="METHOD",
         help=f"auto or a registered method: {', '.join(METHOD_CHOICES[1:])}, ... (default "
         "auto: the shipped Neural FCA model for inputs with its channel and talker count, "
-        "vae-nmf for 1 channel, else vae-fastfca, which takes any M >= 2 and any --n-src; a "
-        "note says which ran and why)",
+        "averaged with fastmnmf2 from 4 starts; vae-nmf for 1 channel; else fastmnmf2 from 4 "
+        "starts averaged, which takes any M >= 2 and any --n-src; a note says which ran and "
+        "why)",
     )  # fmt: skip
     p.add_argument(
         "--n-src", type=count("2"), metavar="N",
-        help="speakers to separate (default 2, vae-nmf 1; a Neural FCA model fixes its own; "
-        "under auto another count runs vae-fastfca)",
+        help="speakers to separate (default 2, vae-nmf 1; a Neural FCA model: 1 to its own, "
+        "default its own; under auto another count runs fastmnmf2)",
     )  # fmt: skip
     p.add_argument(
         "--model", metavar="CKPT",

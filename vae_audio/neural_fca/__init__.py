@@ -21,6 +21,7 @@ from vae_audio.neural_fca.encoder import EncoderConfig, NeuralFCAEncoder
 from vae_audio.neural_fca.inference import (
     NeuralFcaFit,
     fit_neural_fca,
+    merge_inactive_slots,
     register,
     separate_with_model,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "iss_sweep",
     "jd_nll",
     "load_neural_fca",
+    "merge_inactive_slots",
     "neural_fca_loss",
     "register",
     "save_neural_fca",

@@ -14,17 +14,26 @@ Pipeline (Bando et al., IEEE SPL 2021, Sec. 3.4; the published ``separate.py``):
 4. multichannel Wiener filter ``ĉ_nft = λ_nft H_nf Y_ft⁻¹ x_ft`` (or its JD form) on the
    raw mixture. The noise image is the model's dedicated last slot.
 
+**Fewer talkers than slots.** A model with ``n_speakers`` talker slots separates any
+``n_src = k`` in ``1..n_speakers``: it fits all its slots as usual, then the ``k`` speaker
+slots whose images carry the most energy are the talkers and the images of the other speaker
+slots are added to the noise image (:func:`merge_inactive_slots`), so that talkers plus noise
+still sum to the Wiener decomposition of the mixture. On a mixture of fewer talkers than the
+model has slots, the slots left over are (nearly) silent or hold noise.
+
 Registered as separation methods ``"neural-fca"`` (full-rank SCMs by EM; on a model trained
 with ``spatial: jd`` this keeps its latents and replaces ``Q``, ``g`` by EM from the
 identity) and ``"neural-fastfca"`` (``spatial: jd`` models only):
-``separate(mix, method="neural-fca", model=PATH, n_src=2, stft=<the model's STFT>)``, with
-chunking for long inputs handled by :func:`vae_audio.separation.separate`.
-:func:`separate_with_model` fills in the model's STFT, sample rate and speaker count.
+``separate(mix, method="neural-fca", model=PATH, n_src=2, stft=<the model's STFT>)`` (``n_src``
+from 1 to the model's ``n_speakers``, with ``noise_slot=True``), with chunking for long
+inputs handled by :func:`vae_audio.separation.separate`. :func:`separate_with_model` fills
+in the model's STFT, sample rate and speaker count.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import os
 from collections.abc import Callable
@@ -57,8 +66,9 @@ class NeuralFcaFit:
     ``lam [B, N, F, T]`` PSDs, ``eps [B]`` the floor, ``z [B, N, T, D]`` latents; full
     model ``H [B, N, F, M, M]``, JD model ``Q [B, F, M, M]`` and ``g [B, N, F, M]``;
     ``log_likelihood [B, I + 1]`` (nats, summed over F and T, constant included) after the
-    amortised estimate and after each refinement iteration; ``noise_index [B]`` (the last
-    slot).
+    amortised estimate and after each refinement iteration, of the model with all its slots;
+    ``noise_index [B]`` the noise slot of :meth:`images` (the last); ``n_talkers`` the
+    talkers :meth:`images` returns (None: every speaker slot; :meth:`with_talkers`).
     """
 
     lam: torch.Tensor
@@ -69,17 +79,64 @@ class NeuralFcaFit:
     H: torch.Tensor | None = None
     Q: torch.Tensor | None = None
     g: torch.Tensor | None = None
+    n_talkers: int | None = None
+
+    @property
+    def merges_slots(self) -> bool:
+        """Whether :meth:`images` returns fewer talkers than the model has speaker slots."""
+        return self.n_talkers is not None and self.n_talkers < self.lam.shape[1] - 1
+
+    def with_talkers(self, n_talkers: int) -> NeuralFcaFit:
+        """This fit returning ``n_talkers`` talkers (1 to the speaker slots ``N - 1``) and the
+        noise from :meth:`images` (:func:`merge_inactive_slots`); ``noise_index`` follows."""
+        n_speakers = self.lam.shape[1] - 1
+        if not 1 <= n_talkers <= n_speakers:
+            raise VaeAudioError(
+                f"the model separates 1 to {n_speakers} talker(s), got n_talkers={n_talkers}"
+            )
+        index = torch.full_like(self.noise_index, n_talkers)  # [B], the last returned slot
+        return dataclasses.replace(self, n_talkers=n_talkers, noise_index=index)
 
     def images(self, x: torch.Tensor) -> torch.Tensor:
-        """Wiener-filtered images ``[B, N, M, F, T]`` of the raw mixture ``x [B, M, F, T]``."""
+        """Wiener-filtered images ``[B, N, M, F, T]`` of the raw mixture ``x [B, M, F, T]``;
+        ``[B, n_talkers + 1, M, F, T]`` (talkers, then the noise) after :meth:`with_talkers`."""
         if self.H is not None:
-            return wiener_full_rank(x, self.lam, self.H, self.eps)
-        eps = self.eps[:, None].expand(-1, x.shape[2])  # [B, F]
-        return wiener_jd(x, self.lam, self.g, self.Q, eps)
+            images = wiener_full_rank(x, self.lam, self.H, self.eps)  # [B, N, M, F, T]
+        else:
+            eps = self.eps[:, None].expand(-1, x.shape[2])  # [B, F]
+            images = wiener_jd(x, self.lam, self.g, self.Q, eps)  # [B, N, M, F, T]
+        if self.merges_slots:
+            return merge_inactive_slots(images, self.n_talkers)
+        return images
 
-    def scm(self) -> torch.Tensor:
-        """SCMs ``[B, N, F, M, M]`` (``Q⁻¹ diag(g_n) Q⁻ᴴ`` for the JD model)."""
+    def scm(self) -> torch.Tensor | None:
+        """SCMs ``[B, N, F, M, M]`` (``Q⁻¹ diag(g_n) Q⁻ᴴ`` for the JD model); None once
+        :meth:`with_talkers` merges slots (the merged noise image has no single SCM)."""
+        if self.merges_slots:
+            return None
         return self.H if self.H is not None else jd_scm(self.Q, self.g)
+
+
+def merge_inactive_slots(images: torch.Tensor, n_talkers: int) -> torch.Tensor:
+    """The ``n_talkers`` most energetic speaker slots of ``images [B, N, M, F, T]`` (speaker
+    slots first, the noise slot last) and the noise slot plus every other speaker slot:
+    ``[B, n_talkers + 1, M, F, T]``, the kept talkers in slot order, the noise last.
+
+    Energy per batch item: ``Σ_{m,f,t} |ĉ_nmft|²`` (sum over mics, frequencies and frames of
+    the image power). The returned slots sum to the same total as ``images``.
+    """
+    B, N = images.shape[:2]
+    if not 1 <= n_talkers <= N - 1:
+        raise VaeAudioError(f"n_talkers must lie in 1..{N - 1}, got {n_talkers}")
+    speech = images[:, :-1]  # [B, N - 1, M, F, T]
+    energy = (speech.real.square() + speech.imag.square()).sum((2, 3, 4))  # [B, N - 1]
+    kept = energy.topk(n_talkers, dim=1).indices.sort(dim=1).values  # [B, k]
+    batch = torch.arange(B, device=images.device)[:, None]  # [B, 1]
+    inactive = torch.ones(B, N - 1, dtype=torch.bool, device=images.device)
+    inactive[batch, kept] = False
+    rest = (speech * inactive[:, :, None, None, None]).sum(1)  # [B, M, F, T]
+    noise = images[:, -1] + rest  # [B, M, F, T]
+    return torch.cat([speech[batch, kept], noise[:, None]], dim=1)  # [B, k + 1, M, F, T]
 
 
 def fit_neural_fca(
@@ -204,7 +261,12 @@ def _model_for(source: Any, x: torch.Tensor) -> NeuralFCA:
 def _api_fit(spatial: str, method: str):
     """``MethodSpec.fit`` for :func:`vae_audio.separation.separate`."""
 
-    def fit(x, n_slots, n_iter, seed, callback, model=None, em_iterations=None, lr=0.2):
+    def fit(
+        x, n_slots, n_iter, seed, callback, model=None, em_iterations=None, lr=0.2,
+        noise_slot=False,
+    ):  # fmt: skip
+        # noise_slot: set through MethodSpec.noise_defaults when separate() splits off a
+        # noise slot, i.e. n_slots = n_src + 1
         net = _model_for(model, x)
         what = f"Neural FCA model {model}" if not isinstance(model, NeuralFCA) else "the model"
         check_spectrogram(net, x.shape[1], x.shape[2], what)
@@ -212,13 +274,20 @@ def _api_fit(spatial: str, method: str):
             raise VaeAudioError(
                 f"{what} has spatial model 'full' (no diagonaliser); use method='neural-fca'"
             )
-        if n_slots != net.n_src:
+        n_spk = net.config.n_speakers
+        if noise_slot and n_slots > net.n_src:
             raise VaeAudioError(
-                f"{what} separates {net.config.n_speakers} speaker(s) plus a noise slot; "
-                f"pass n_src={net.config.n_speakers} with noise_slot=True (got {n_slots} slots)"
+                f"{what} separates {n_spk} speaker(s) at most plus a noise slot; pass n_src "
+                f"from 1 to {n_spk} (got n_src={n_slots - 1})"
+            )
+        if not noise_slot and n_slots != net.n_src:
+            raise VaeAudioError(
+                f"{what} separates {n_spk} speaker(s) at most plus a noise slot; pass n_src "
+                f"from 1 to {n_spk} with noise_slot=True (got {n_slots} slots without one)"
             )
         del seed  # inference is deterministic (posterior means)
-        return fit_neural_fca(x, net, n_iter, em_iterations, lr, callback, spatial)
+        result = fit_neural_fca(x, net, n_iter, em_iterations, lr, callback, spatial)
+        return result.with_talkers(n_slots - 1) if noise_slot else result
 
     fit.__name__ = f"fit_{method.replace('-', '_')}"
     return fit
@@ -254,7 +323,8 @@ def register() -> None:
         if name not in METHODS:
             spec = MethodSpec(
                 _api_fit(spatial, name), default_n_iter=0, description=description,
-                frontend=_model_frontend, check_stft=_check_model_stft,
+                noise_defaults={"noise_slot": True}, frontend=_model_frontend,
+                check_stft=_check_model_stft,
             )  # fmt: skip
             register_method(name, spec)
 
@@ -262,7 +332,8 @@ def register() -> None:
 def separate_with_model(mixture, model: str | os.PathLike | NeuralFCA, **kwargs):
     """:func:`vae_audio.separation.separate` with the model's STFT, rate, method and speaker
     count filled in; ``mixture [M, S]`` or ``[B, M, S]`` at the model's sample rate.
-    ``kwargs`` go to ``separate`` (e.g. ``n_iter=200``, ``chunk_seconds=10``, ``device``)."""
+    ``kwargs`` go to ``separate`` (e.g. ``n_src=1`` for fewer talkers than the model's
+    ``n_speakers``, ``n_iter=200``, ``chunk_seconds=10``, ``device``)."""
     net = load_neural_fca(model)
     method = "neural-fastfca" if net.config.spatial == "jd" else "neural-fca"
     s = net.stft_config
