@@ -32,7 +32,7 @@ MODULES=(
   "speech_model|vae_audio/speech/model.py|tests/speech/test_model.py tests/speech/test_model_details.py|300"
   "fca|vae_audio/separation/fca.py|tests/separation/test_fca.py tests/separation/test_fca_details.py|300"
   "fastmnmf|vae_audio/separation/fastmnmf.py|tests/separation/test_fastmnmf.py tests/separation/test_fastmnmf_workspace.py tests/separation/test_fastmnmf_details.py|400"
-  "vae_fca|vae_audio/separation/vae_fca.py|tests/separation/test_vae_fca.py|400"
+  "vae_fca|vae_audio/separation/vae_fca.py|tests/separation/test_vae_fca.py tests/separation/test_vae_fca_details.py|400"
 )
 
 mode=new
