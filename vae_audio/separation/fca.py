@@ -169,7 +169,9 @@ def _mu_step(xt, mom: _Moments, source: SourceModel, H: torch.Tensor, eps) -> to
 
 
 def normalize_scm(H: torch.Tensor, source: SourceModel) -> torch.Tensor:
-    """``H_nf ← M H_nf / tr(H_nf)``, the scale moved into the source model (L unchanged)."""
+    """``H_nf ← M H_nf / tr(H_nf)``, the scale moved into the source model: L is unchanged
+    unless the source model has a PSD floor, which is not rescaled (L then moves by a term of
+    the order of the floor)."""
     tau = (trace(H).real / H.shape[-1]).clamp_min(torch.finfo(H.real.dtype).tiny)  # [B, N, F]
     source.rescale(tau)
     return H / tau[..., None, None]
