@@ -30,6 +30,29 @@ def cuts(tmp_path) -> list[Path]:
     return [write_cut(tmp_path / "in" / f"m{k}.wav", offset=4000 * k) for k in range(3)]
 
 
+def tiny_model_config(n_speakers: int = 2, n_mics: int | None = 4, kind: str = "conv") -> dict:
+    """A tiny Neural FastFCA config (n_fft 16): ``n_speakers`` slots, ``n_mics`` (None: any M
+    with ``kind="tac"``)."""
+    return {
+        "stft": {"sample_rate": 16000, "n_fft": 16, "hop_length": 4},
+        "model": {
+            "n_mics": n_mics,
+            "n_speakers": n_speakers,
+            "spatial": "jd",
+            "noise_latent_dim": 2,
+            "noise_hidden": 8,
+            "encoder": {
+                "kind": kind,
+                "io_channels": 8,
+                "mid_channels": 8,
+                "n_blocks": 2,
+                "n_layers": 2,
+            },
+            "decoder": {"latent_dim": 4, "hidden": 8},
+        },
+    }
+
+
 @pytest.fixture(scope="session")
 def tiny_model_file(tmp_path_factory) -> Path:
     """A randomly initialised Neural FastFCA model for M = 4 (n_fft 16), saved as model.pt."""
@@ -37,20 +60,8 @@ def tiny_model_file(tmp_path_factory) -> Path:
 
     from vae_audio.neural_fca import build_neural_fca, save_neural_fca
 
-    config = {
-        "stft": {"sample_rate": 16000, "n_fft": 16, "hop_length": 4},
-        "model": {
-            "n_mics": 4,
-            "n_speakers": 2,
-            "spatial": "jd",
-            "noise_latent_dim": 2,
-            "noise_hidden": 8,
-            "encoder": {"io_channels": 8, "mid_channels": 8, "n_blocks": 2, "n_layers": 2},
-            "decoder": {"latent_dim": 4, "hidden": 8},
-        },
-    }
     torch.manual_seed(0)
-    model = build_neural_fca(config)
+    model = build_neural_fca(tiny_model_config())
     return save_neural_fca(tmp_path_factory.mktemp("nfca") / "model.pt", model)
 
 

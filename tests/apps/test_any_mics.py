@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from tests.apps.conftest import MIXTURE, read
+from tests.apps.conftest import MIXTURE, read, tiny_model_config
 from vae_audio import cli
 from vae_audio.apps import methods
 from vae_audio.apps.inputs import InputItem
@@ -30,26 +30,8 @@ def any_m_model_file(tmp_path_factory) -> Path:
     """A randomly initialised any-M Neural FastFCA model (TAC encoder, n_fft 16), saved."""
     from vae_audio.neural_fca import build_neural_fca, save_neural_fca
 
-    config = {
-        "stft": {"sample_rate": 16000, "n_fft": 16, "hop_length": 4},
-        "model": {
-            "n_mics": None,
-            "n_speakers": 2,
-            "spatial": "jd",
-            "noise_latent_dim": 2,
-            "noise_hidden": 8,
-            "encoder": {
-                "kind": "tac",
-                "io_channels": 8,
-                "mid_channels": 8,
-                "n_blocks": 2,
-                "n_layers": 2,
-            },
-            "decoder": {"latent_dim": 4, "hidden": 8},
-        },
-    }
     torch.manual_seed(0)
-    model = build_neural_fca(config)
+    model = build_neural_fca(tiny_model_config(n_mics=None, kind="tac"))
     assert model.n_mics is None
     return save_neural_fca(tmp_path_factory.mktemp("any_m") / "model.pt", model)
 

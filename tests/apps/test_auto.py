@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.apps.conftest import write_cut
+from tests.apps.conftest import tiny_model_config, write_cut
 from vae_audio.apps import methods
 from vae_audio.apps.methods import AUTO_FALLBACK, SINGLE_CHANNEL, choose_auto
 from vae_audio.apps.separate import separate_files
@@ -66,19 +66,7 @@ def test_a_three_slot_model_is_planned_for_one_to_three_talkers(tmp_path, monkey
     from vae_audio.apps.methods import MethodResolver
     from vae_audio.neural_fca import build_neural_fca, save_neural_fca
 
-    config = {
-        "stft": {"sample_rate": 16000, "n_fft": 16, "hop_length": 4},
-        "model": {
-            "n_mics": 4,
-            "n_speakers": 3,
-            "spatial": "jd",
-            "noise_latent_dim": 2,
-            "noise_hidden": 8,
-            "encoder": {"io_channels": 8, "mid_channels": 8, "n_blocks": 2, "n_layers": 2},
-            "decoder": {"latent_dim": 4, "hidden": 8},
-        },
-    }
-    path = save_neural_fca(tmp_path / "three.pt", build_neural_fca(config))
+    path = save_neural_fca(tmp_path / "three.pt", build_neural_fca(tiny_model_config(n_speakers=3)))
     monkeypatch.setattr(methods, "shipped_model_path", lambda: path)
     item = InputItem(tmp_path / "in.wav", "in", channels=4, frames=8000, sample_rate=16000)
     for n_src in (None, 1, 2, 3):
