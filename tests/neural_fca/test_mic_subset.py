@@ -190,7 +190,9 @@ def test_any_mics_recipe_trains_on_sub_arrays_and_resumes_exactly(tmp_path, caps
     step's seed, as the other draws)."""
     config = load_config(RECIPES / "any_mics.yaml")
     assert config["augment"]["mic_subset"] == {"min": 2, "max": None}
+    config["prior"], config["loss"]["teacher"] = None, 0.0  # no teacher set here
     config["data"].update(
+        teacher_set=None,
         train_manifest=str(_mixture_manifest(tmp_path / "train.jsonl", 4)),
         valid_manifest=str(MIXTURE_MANIFEST),
         segment_seconds=0.25,

@@ -255,6 +255,7 @@ def test_any_mics_recipe_trains_two_steps_into_an_any_m_model(tmp_path):
         [
             "train", "neural-fca", "--config", str(recipe),
             f"data.train_manifest={MIXTURE_MANIFEST}", "data.valid_manifest=null",
+            "data.teacher_set=null", "loss.teacher=0", "prior=null",
             "data.batch_size=1", "data.segment_seconds=0.25",
             "model.encoder={kind: tac, io_channels: 8, mid_channels: 8, n_blocks: 2, n_layers: 1}",
             "model.decoder={latent_dim: 4, hidden: 16}", "model.noise_latent_dim=2",
