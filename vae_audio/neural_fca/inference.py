@@ -53,7 +53,7 @@ from vae_audio.neural_fca.objective import full_nll, jd_nll
 from vae_audio.separation.api import separate
 from vae_audio.separation.fastmnmf import jd_scm
 from vae_audio.separation.fca import em_update_scm
-from vae_audio.separation.linalg import outer_real
+from vae_audio.separation.linalg import outer_hermitian
 from vae_audio.separation.priors import check_made_for
 from vae_audio.separation.registry import METHODS, MethodSpec, register_method
 from vae_audio.separation.wiener import wiener_full_rank, wiener_jd
@@ -202,7 +202,7 @@ def fit_neural_fca(
             log_u = log_u.detach().clone().requires_grad_(True)
             params.append(log_u)
         optim = torch.optim.Adam(params, lr=lr)
-        xx = outer_real(xf.to(torch.complex128)) if Q is not None else None  # for the JD steps
+        xx = outer_hermitian(xf.to(torch.complex128)) if Q is not None else None  # for the JD steps
         for it in range(n_iter):
             with torch.no_grad():
                 if H is not None:

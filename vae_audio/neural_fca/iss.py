@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from vae_audio.separation.linalg import outer_real, weighted_covariances
+from vae_audio.separation.linalg import outer_hermitian, weighted_covariances_packed
 
 
 def weighted_covariance(
@@ -33,14 +33,15 @@ def weighted_covariance(
         x: mixture ``[B, F, M, T]`` complex (mic axis before time).
         r: non-negative weights ``[B, F, M, T]`` real, one row per decorrelated channel ``m``.
         load: absolute diagonal loading (power units of ``x``), keeps ``V`` positive definite.
-        xx: ``outer_real(x)`` if already computed (:func:`~vae_audio.separation.linalg.outer_real`).
+        xx: ``outer_hermitian(x)`` if already computed
+            (:func:`~vae_audio.separation.linalg.outer_hermitian`).
 
     Returns:
         ``V [B, F, M(m), M, M]`` Hermitian.
     """
     M = x.shape[2]
-    xx = outer_real(x) if xx is None else xx  # [B, F, 2M², T]
-    V = weighted_covariances(xx, r)  # [B, F, M(m), M, M]
+    xx = outer_hermitian(x) if xx is None else xx  # [B, F, T, M²]
+    V = weighted_covariances_packed(xx, r)  # [B, F, M(m), M, M]
     return V + load * torch.eye(M, dtype=V.dtype, device=V.device)
 
 
@@ -108,11 +109,11 @@ def iss_update(
     With ``r = 1/ŷ`` the weights span many orders of magnitude (silent bins against loud
     ones); a single-precision ``V`` then loses its positive definiteness (``q V qᴴ`` rounds
     to ≤ 0) and the sweep blows up. ``V`` is ``[B, F, M, M, M]``, so the promotion is cheap.
-    ``xx``: ``outer_real(x)`` in double precision, if already computed.
+    ``xx``: ``outer_hermitian(x)`` in double precision, if already computed.
     """
     wide = torch.complex128
     if xx is None:
-        xx = outer_real(x.to(wide))
+        xx = outer_hermitian(x.to(wide))
     V = weighted_covariance(x, r.to(torch.float64), load, xx)
     Q64 = Q.to(wide)
     for _ in range(sweeps):
@@ -166,7 +167,7 @@ def jd_spatial_updates(
         g: gains ``[B, N, F, M]``.
         eps: floor of ``ŷ`` (power units of ``x``).
         n_iter: number of iterations (0 returns the inputs).
-        xx: ``outer_real(x)`` in double precision, if already computed (callers that
+        xx: ``outer_hermitian(x)`` in double precision, if already computed (callers that
             update repeatedly on the same mixture compute it once).
         ordered: sweep the rows of ``Q`` from the loudest decorrelated channel to the
             quietest (:func:`power_order`) instead of ``0..M-1``, so that the updates are
@@ -180,7 +181,7 @@ def jd_spatial_updates(
     B, F = x.shape[:2]
     floor = torch.full((B, F), eps, dtype=lam.dtype, device=lam.device)
     if xx is None and n_iter:
-        xx = outer_real(x.to(torch.complex128))  # shared by the iterations
+        xx = outer_hermitian(x.to(torch.complex128))  # shared by the iterations
     for _ in range(n_iter):
         order = power_order(decorrelated_power(x, Q)) if ordered else None  # [B, F, M]
         Q = iss_update(x, jd_model_power(lam, g, floor).reciprocal(), Q, xx=xx, order=order)

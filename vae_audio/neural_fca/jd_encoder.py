@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from vae_audio.core.distributions import DiagonalGaussian
 from vae_audio.neural_fca.encoder import EncoderConfig, InputFeatures, LatentHead, dilated_stack
 from vae_audio.neural_fca.iss import iss_sweep, normalise_scale, weighted_covariance
-from vae_audio.separation.linalg import outer_real
+from vae_audio.separation.linalg import outer_hermitian
 
 
 @dataclass
@@ -77,7 +77,7 @@ class NeuralFastFCAEncoder(nn.Module):
         eye = torch.eye(M, dtype=x.dtype, device=x.device)
         Q, xt = normalise_scale(xf, eye.expand(B, F, M, M))
         h = self.blocks[0](self.inp(self.features(x)))  # [B, C, T]
-        xx = outer_real(xf)  # [B, F, 2M², T], shared by the ISS steps
+        xx = outer_hermitian(xf)  # [B, F, T, M²], shared by the ISS steps
         for block, weight_head in zip(self.blocks[1:], self.weights, strict=True):
             r = torch.sigmoid(weight_head(h)).reshape(B, F, M, T)  # [B, F, M, T]
             V = weighted_covariance(xf, r, self.iss_load, xx)  # [B, F, M, M, M]

@@ -57,7 +57,7 @@ from vae_audio.neural_fca.iss import (
     weighted_covariance,
 )
 from vae_audio.neural_fca.jd_encoder import JDEncoderOutput
-from vae_audio.separation.linalg import outer_real
+from vae_audio.separation.linalg import outer_hermitian
 
 
 def _per_mic(layer: nn.Module, h: Tensor) -> Tensor:
@@ -168,7 +168,7 @@ class TACFastFCAEncoder(nn.Module):
         eye = torch.eye(M, dtype=x.dtype, device=x.device)
         Q, xt = normalise_scale(xf, eye.expand(B, F, M, M))
         h = self._stack(0, _per_mic(self.inp, self.features(x)))  # [B, M, C, T]
-        xx = outer_real(xf)  # [B, F, 2M², T], shared by the ISS steps
+        xx = outer_hermitian(xf)  # [B, F, T, M²], shared by the ISS steps
         for i, weight_head in enumerate(self.weights, start=1):
             r = torch.sigmoid(_per_mic(weight_head, h)).transpose(1, 2)  # [B, F, M, T]
             V = weighted_covariance(xf, r, self.iss_load, xx)  # [B, F, M, M, M]
