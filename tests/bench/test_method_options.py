@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from vae_audio.bench.methods import (
-    _stft_config,
+    stft_config,
     candidates,
     load_mixture,
     parse_method,
@@ -42,9 +42,9 @@ def test_bad_options_are_refused_before_anything_runs(name, message):
 def test_accepted_names():
     names = "auto,auto@0,fastmnmf2:n_fft=1024,pra-ilrma:n_fft=1024:hop=512,fastmnmf2@5:init=noise"
     assert resolve_methods(names) == tuple(names.split(","))
-    cfg = _stft_config(16000, {"n_fft": 1024})
+    cfg = stft_config(16000, {"n_fft": 1024})
     assert (cfg.n_fft, cfg.hop_length) == (1024, 256)
-    assert _stft_config(16000, {}).n_fft == 512
+    assert stft_config(16000, {}).n_fft == 512
 
 
 def test_options_reach_the_method(fixture_set):

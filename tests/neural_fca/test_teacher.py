@@ -167,3 +167,83 @@ def test_teacher_set_command_labels_dynamic_mixtures_and_resumes(tmp_path, capsy
     assert (out / "shard_00000.pt").stat().st_mtime_ns == stamp
     assert cli.main([*args[:-6], "--n", "3", "--seconds", "0.25", "--iters", "3"]) == 2
     assert "different settings (n_iter differ" in capsys.readouterr().err
+
+
+def _tiny_teacher_args(tmp_path, *extra):
+    from .conftest import FIXTURES
+    from .test_recipe import _tiny_bank
+
+    corpus = FIXTURES / "corpus" / "train.jsonl"
+    bank = _tiny_bank(tmp_path / "bank.pt")
+    args = ["teacher-set", str(tmp_path / "teacher"), "--corpus", str(corpus)]
+    args += ["--rir-bank", str(bank), "--n", "2", "--seconds", "0.25", *extra]
+    return args, corpus, bank
+
+
+def _rendered(corpus, bank, n):
+    from vae_audio.data.dynamic import DynamicMixingDataset
+
+    data = DynamicMixingDataset(
+        corpus, bank, segment_seconds=0.25, n_speakers=2, epoch_size=n, split="train",
+        render=True, seed=0,
+    )  # fmt: skip
+    return torch.stack([data[i]["mix"] for i in range(n)])  # [n, M, S]
+
+
+def _log_power(images):
+    """``log(mean_m |STFT|² + 1e-3 · slot mean)`` of images ``[N, M, S]`` -> ``[N, F, T]``."""
+    spec = STFT(StftConfig())(images)  # [N, M, F, T]
+    power = spec.abs().square().mean(1)
+    return (power + 1e-3 * power.mean((1, 2), keepdim=True)).log()
+
+
+def test_any_separation_method_can_be_the_teacher(tmp_path, capsys):
+    """``--teacher fastmnmf2@2:starts=2``: each stored log-PSD is that of the images which
+    ``separate(mix, "fastmnmf2", n_iter=2, starts=2)`` returns for the rendered mixture
+    (talkers, then its noise image), at the set's STFT; the teacher is part of the set's
+    settings, so labelling an existing set with another teacher is refused."""
+    from vae_audio import cli
+    from vae_audio.separation import separate
+
+    args, corpus, bank = _tiny_teacher_args(tmp_path, "--teacher", "fastmnmf2@2:starts=2")
+    assert cli.main(args) == 0
+    shard = torch.load(tmp_path / "teacher" / "shard_00000.pt", weights_only=True)
+    assert shard["log_psd"].shape == (2, 3, 257, 32)
+    for i, mix in enumerate(_rendered(corpus, bank, 2)):
+        res = separate(mix, "fastmnmf2", n_src=2, n_iter=2, starts=2, seed=0)
+        expect = _log_power(torch.cat([res.sources, res.noise[None]]))
+        torch.testing.assert_close(shard["log_psd"][i].float(), expect, rtol=0, atol=0.02)
+    record = json.loads((tmp_path / "teacher" / f"{SETTINGS_NAME}.json").read_text())
+    assert record["teacher"] == "fastmnmf2@2:starts=2"
+    capsys.readouterr()
+    assert cli.main(args[:-2] + ["--teacher", "fastmnmf2@3:starts=2"]) == 2
+    assert "different settings (teacher differ" in capsys.readouterr().err
+
+
+def test_a_teacher_without_a_noise_slot_labels_the_rest_of_the_mixture_as_noise(tmp_path):
+    """With ``noise_slot=0`` the method returns talkers only; the noise target is the
+    log-PSD of the mixture minus the talkers."""
+    from vae_audio.neural_fca.teacher import method_log_psd
+    from vae_audio.separation import separate
+
+    _, corpus, bank = _tiny_teacher_args(tmp_path)
+    mix = _rendered(corpus, bank, 1)
+    got = method_log_psd(mix, "fastmnmf2@2:noise_slot=0", 2, StftConfig())[0]  # [3, F, T]
+    res = separate(mix[0], "fastmnmf2", n_src=2, n_iter=2, noise_slot=False)
+    assert res.noise is None
+    rest = mix[0] - res.sources.sum(0)
+    expect = _log_power(torch.cat([res.sources, rest[None]]))
+    torch.testing.assert_close(got, expect, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("teacher", ["nope", "vae-nmf", "fastmnmf2:starts"])
+def test_an_unknown_teacher_is_one_line_and_exit_2(tmp_path, capsys, teacher):
+    """Before any mixture is rendered: an unregistered name, a single-channel method, a
+    malformed option."""
+    from vae_audio import cli
+
+    args, _, _ = _tiny_teacher_args(tmp_path, "--teacher", teacher)
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and teacher.split(":")[0] in err
+    assert not (tmp_path / "teacher").exists()

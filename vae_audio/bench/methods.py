@@ -271,7 +271,7 @@ def _shipped_model(method: str) -> str:
     return str(path)
 
 
-def _stft_config(sr: int, options: dict[str, Any]) -> StftConfig:
+def stft_config(sr: int, options: dict[str, Any]) -> StftConfig:
     """The default STFT at ``sr``, or the one ``n_fft``/``hop`` ask for (hop: n_fft / 4)."""
     if "n_fft" not in options and "hop" not in options:
         return StftConfig(sample_rate=sr)
@@ -343,7 +343,7 @@ def candidates(
     S = data.mix.shape[-1]
     n_iter = method_iterations(method, n_iter)
     method, _, options = parse_method(method)
-    cfg = _stft_config(data.sr, options)
+    cfg = stft_config(data.sr, options)
     wpe = bool(options.get("wpe", wpe))
     starts = options.get("starts")  # None: the method's (auto's plan, else 1)
     own = (*STFT_OPTIONS, *FRONTEND_OPTIONS, *START_OPTIONS)

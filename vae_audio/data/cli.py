@@ -157,6 +157,7 @@ def _run_teacher_set(args: argparse.Namespace) -> int:
         seed=args.seed,
         jobs=args.jobs,
         progress=not args.quiet,
+        teacher=args.teacher,
     )
     print(f"{n} teacher-labelled mixtures in '{args.out}'")
     return 0
@@ -329,9 +330,10 @@ def register(subparsers) -> None:
         "teacher-set",
         help="label dynamic mixtures with a blind separator's PSDs (Neural FCA warm start)",
         description="Render N mixtures by dynamic mixing (corpus x RIR bank), separate each "
-        "with FastMNMF2 and its stationary noise slot, and store the mixtures with the "
-        "separated sources' log-PSDs (OUT/shard_*.pt) for `vae-audio train neural-fca` "
-        "(data.teacher_set). No references are stored. Re-running resumes; a larger --n extends.",
+        "with FastMNMF2 and its stationary noise slot (or --teacher), and store the mixtures "
+        "with the separated sources' log-PSDs (OUT/shard_*.pt) for `vae-audio train "
+        "neural-fca` (data.teacher_set). No references are stored. Re-running resumes; a "
+        "larger --n extends.",
     )
     p.add_argument("out", metavar="OUT", help="output folder")
     p.add_argument("--corpus", required=True, metavar="MANIFEST", help="speech corpus manifest")
@@ -343,8 +345,16 @@ def register(subparsers) -> None:
     )
     p.add_argument("--split", default="train", help="corpus split to draw utterances from")
     p.add_argument(
-        "--iters", type=count("50"), default=50, help="FastMNMF2 iterations (default 50)"
-    )
+        "--iters", type=count("50"), default=50,
+        help="iterations of the default teacher, FastMNMF2 (default 50)",
+    )  # fmt: skip
+    p.add_argument(
+        "--teacher", default="fastmnmf2-noise", metavar="METHOD",
+        help="the blind separator that labels the mixtures: fastmnmf2-noise (default; "
+        "FastMNMF2 with its stationary noise slot, --iters) or a multichannel method named as "
+        "`vae-audio bench` names them, NAME[@ITERATIONS][:key=value...], e.g. "
+        "fastmnmf2:starts=4 or neural-fastfca:model=exp/neural_fca/any_mics/model.pt",
+    )  # fmt: skip
     p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--jobs", type=JOBS, default=1, metavar="J", help="parallel processes")
     p.set_defaults(func=_run_teacher_set)

@@ -10,6 +10,14 @@ and the encoder is first trained to make its PSDs explain the teacher's separate
 and Tzinis et al. (ICASSP 2019) applied to Neural FCA. Nothing but the mixtures is used:
 the teacher is blind, and the set stores no references.
 
+The teacher is FastMNMF2 by default (:data:`DEFAULT_TEACHER`); any registered separation
+method can take its place (``teacher=`` as ``vae-audio bench`` names methods:
+``"fastmnmf2:starts=4"`` averages four starts, ``"vae-fastfca"`` adds the speech prior,
+``"neural-fastfca:model=PATH"`` is a trained model), so that a model trained on one teacher's
+labels can label the next set (:func:`method_log_psd`). Its talker images, then its noise
+image (or, for a method without a noise slot, the mixture minus the talkers), give the
+targets at the set's STFT.
+
 :func:`build_teacher_set` (``vae-audio teacher-set``) renders mixtures by dynamic mixing
 (corpus x RIR bank, as in training), runs the teacher and writes shards
 ``OUT/shard_<k>.pt`` = ``{"mix": [n, M, S] float16, "log_psd": [n, N, F, T] float16}`` with
@@ -29,12 +37,22 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from vae_audio.audio.stft import StftConfig
 from vae_audio.core.draws import epoch_rng
 from vae_audio.errors import VaeAudioError
 from vae_audio.fileio import atomic_write
 
 SETTINGS_NAME = "teacher"
 PSD_FLOOR = 1e-3  # teacher PSD floor, relative to the slot's mean power (30 dB range)
+DEFAULT_TEACHER = "fastmnmf2-noise"  # FastMNMF2 with its stationary noise slot, --iters
+
+
+def images_log_psd(images: Tensor) -> Tensor:
+    """``log(mean_m |ĉ_nmft|² + floor_n)`` of image STFTs ``[B, N, M, F, T]`` ->
+    ``[B, N, F, T]``, the floor :data:`PSD_FLOOR` times each slot's mean power."""
+    power = (images.real.square() + images.imag.square()).mean(2)  # [B, N, F, T]
+    floor = PSD_FLOOR * power.mean((2, 3), keepdim=True).clamp_min(1e-12)
+    return (power + floor).log()
 
 
 def teacher_log_psd(
@@ -45,10 +63,60 @@ def teacher_log_psd(
     from vae_audio.separation.fastmnmf import fit_fastmnmf
 
     fit = fit_fastmnmf(x, n_speakers + 1, n_basis=n_basis, n_iter=n_iter, init="noise", seed=seed)
-    images = fit.images(x)  # [B, N, M, F, T]
-    power = (images.real.square() + images.imag.square()).mean(2)  # [B, N, F, T]
-    floor = PSD_FLOOR * power.mean((2, 3), keepdim=True).clamp_min(1e-12)
-    return (power + floor).log()
+    return images_log_psd(fit.images(x))
+
+
+def parse_teacher(spec: str) -> tuple[str, int | None, dict]:
+    """A teacher other than :data:`DEFAULT_TEACHER`: ``"NAME[@N][:key=value]..."`` as
+    ``vae-audio bench`` names methods -> ``(NAME, N, options)``, NAME a registered
+    multichannel separation method.
+
+    Raises:
+        VaeAudioError: the name is not such a method, or the spec is malformed.
+    """
+    from vae_audio.bench.methods import parse_method
+    from vae_audio.separation import METHODS
+
+    name, n_iter, options = parse_method(spec)
+    if name not in METHODS or not METHODS[name].multichannel:
+        known = ", ".join(n for n, m in METHODS.items() if m.multichannel)
+        raise VaeAudioError(
+            f"unknown teacher {spec!r}; use {DEFAULT_TEACHER} or a multichannel separation "
+            f"method, optionally NAME@ITERATIONS:key=value: {known}"
+        )
+    return name, n_iter, options
+
+
+def method_log_psd(
+    mix: Tensor, spec: str, n_speakers: int, stft: StftConfig, seed: int = 0
+) -> Tensor:
+    """The separation method ``spec`` (:func:`parse_teacher`) as the teacher of mixtures
+    ``mix [B, M, S]`` -> ``log_psd [B, n_speakers + 1, F, T]`` at ``stft``: each mixture is
+    separated on its own (``vae_audio.separate``; options ``n_fft``/``hop`` set the STFT the
+    method runs at, ``starts`` and ``wpe`` as in ``separate``), and its talker images, then
+    its noise image (the mixture minus the talkers when the method has no noise slot), go
+    through :func:`images_log_psd`."""
+    from vae_audio.audio.stft import STFT
+    from vae_audio.bench.methods import STFT_OPTIONS, stft_config
+    from vae_audio.separation import separate
+
+    name, n_iter, options = parse_teacher(spec)
+    run_stft = stft_config(stft.sample_rate, options)
+    if "n_fft" not in options and "hop" not in options:
+        run_stft = stft
+    starts, wpe = int(options.pop("starts", 1)), bool(options.pop("wpe", False))
+    options = {k: v for k, v in options.items() if k not in STFT_OPTIONS}
+    transform = STFT(stft).to(mix.device)
+    out = []
+    for wav in mix:  # [M, S]
+        res = separate(
+            wav, name, n_src=n_speakers, sr=stft.sample_rate, stft=run_stft, n_iter=n_iter,
+            seed=seed, starts=starts, wpe=wpe, **options,
+        )  # fmt: skip
+        talkers = res.sources.to(wav)  # [K, M, S]
+        noise = wav - talkers.sum(0) if res.noise is None else res.noise.to(wav)  # [M, S]
+        out.append(transform(torch.cat([talkers, noise[None]])))  # [N, M, F, T]
+    return images_log_psd(torch.stack(out))
 
 
 def scale_invariant_is(target_log: Tensor, lam: Tensor) -> Tensor:
@@ -108,13 +176,18 @@ def _build_shard(job: tuple) -> int:
     path = _shard_path(Path(out), k)
     if path.exists():
         return count
-    from vae_audio.audio.stft import STFT, StftConfig
+    from vae_audio.audio.stft import STFT
 
     data = _mixtures(settings)
     mix = torch.stack([data[i]["mix"] for i in range(start, start + count)])  # [n, M, S]
-    stft = STFT(StftConfig.from_dict(settings["stft"]))
-    x = stft(mix)  # [n, M, F, T] complex64
-    log_psd = teacher_log_psd(x, settings["n_speakers"], settings["n_iter"], seed=settings["seed"])
+    cfg, teacher = StftConfig.from_dict(settings["stft"]), settings["teacher"]
+    if teacher == DEFAULT_TEACHER:
+        x = STFT(cfg)(mix)  # [n, M, F, T] complex64
+        log_psd = teacher_log_psd(
+            x, settings["n_speakers"], settings["n_iter"], seed=settings["seed"]
+        )
+    else:
+        log_psd = method_log_psd(mix, teacher, settings["n_speakers"], cfg, settings["seed"])
     with atomic_write(path) as tmp:
         torch.save({"mix": mix.half(), "log_psd": log_psd.half()}, tmp)
     return count
@@ -135,14 +208,18 @@ def build_teacher_set(
     shard_size: int = 16,
     jobs: int = 1,
     progress: bool = True,
+    teacher: str = DEFAULT_TEACHER,
 ) -> int:
     """Write ``n`` teacher-labelled mixtures into ``out`` (module docstring); resumable and
-    growable like the other builders (:mod:`vae_audio.data.build_state`). Returns ``n``."""
-    from vae_audio.audio.stft import StftConfig
+    growable like the other builders (:mod:`vae_audio.data.build_state`). Returns ``n``.
+    ``n_iter`` counts the iterations of :data:`DEFAULT_TEACHER`; another ``teacher``
+    (:func:`parse_teacher`) runs its own default, or ``NAME@N``."""
     from vae_audio.data.build_state import claim_output_folder, worker_map
 
     if n < 1 or shard_size < 1 or jobs < 1:
         raise VaeAudioError(f"n, shard_size and jobs must be >= 1 (got {n}, {shard_size}, {jobs})")
+    if teacher != DEFAULT_TEACHER:
+        parse_teacher(teacher)  # a bad name fails before any work
     out = Path(out)
     settings = {
         "corpus": str(Path(corpus).resolve()),
@@ -152,7 +229,7 @@ def build_teacher_set(
         "n_speakers": int(n_speakers),
         "split": split,
         "n_iter": int(n_iter),
-        "teacher": "fastmnmf2-noise",
+        "teacher": teacher,
         "stft": StftConfig.from_dict(dict(stft or {})).to_dict(),
         "seed": int(seed),
         "shard_size": int(shard_size),
