@@ -3,7 +3,9 @@ starts, the hand-over from the ``"twostep"`` and ``"noise"`` first stages, the d
 ``n_iter_init``, scale equivariance (the floors ``ε`` and ``δ_f`` follow the data's power),
 options given as strings built at run time, the ``before_step`` arguments, the last record of
 a long run, the FastMNMF statistics at shapes that look like FastMNMF2's, and the fragile-bin
-check of the single-precision IP step."""
+check of the single-precision IP step; the defaults of :func:`fit_fastmnmf`, the identity start,
+the noise slot with 2 and 4 sources, what ``callback`` gets, the workspace at 1, 2 and 4
+channels and a later extension of the double-precision bins."""
 
 from __future__ import annotations
 
@@ -319,3 +321,152 @@ def test_fragile_check_runs_at_the_first_step_and_every_tenth(monkeypatch):
         Q = ws.update_q(Q, lam.float(), g.float(), eps.float())
         assert torch.isfinite(Q).all()
     assert checked == [1, 11, 21] and ws._n_exact == 0
+
+
+# --- the defaults, the identity start, the noise slot at other source counts ----------------
+
+
+def test_fit_defaults_are_8_bases_100_iterations_and_seed_0():
+    """``n_basis=8`` (as :func:`~vae_audio.separation.separate` documents), ``n_iter=100`` and
+    ``seed=0``: the defaults give bitwise the fit with them spelt out, and each matters."""
+    x, *_ = sample_jd(M=2, N=2, F=4, T=12, seed=13)
+    default = fit_fastmnmf(x, 2)
+    assert default.log_likelihood.shape == (1, 101)  # entry 0 and one per iteration
+    explicit = fit_fastmnmf(x, 2, n_basis=8, n_iter=100, seed=0)
+    assert torch.equal(default.log_likelihood, explicit.log_likelihood)
+    assert torch.equal(default.Q, explicit.Q) and torch.equal(default.lam, explicit.lam)
+    short = fit_fastmnmf(x, 2, n_iter=2)
+    for change in ({"n_basis": 7}, {"n_basis": 9}, {"seed": 1}, {"seed": -1}):
+        other = fit_fastmnmf(x, 2, n_iter=2, **change)
+        assert not torch.equal(other.lam, short.lam), change
+
+
+def test_identity_start_is_the_identity_and_circular_gains():
+    """``init="identity"`` (also named by a string built at run time): the run starts from
+    ``Q = I`` (``φ_f = 1``: the scale normalisation keeps it) and circular gains (source
+    ``m mod N`` dominates channel ``m``, ``g_eps`` elsewhere) normalised to sum 1 over the
+    channels, with no first stage and no noise slot."""
+    x, *_ = sample_jd(M=3, N=2, F=5, T=16, seed=14)
+    circular = torch.tensor([[1.0, 0.1, 1.0], [0.1, 1.0, 0.1]], dtype=torch.float64)  # [N, M]
+    for init in ("identity", _runtime("identity")):
+        fit = fit_fastmnmf(x, 2, n_basis=2, n_iter=0, init=init, g_eps=0.1)
+        assert torch.equal(fit.Q, torch.eye(3, dtype=x.dtype).expand(1, 5, 3, 3))
+        want = circular / circular.sum(-1, keepdim=True)
+        torch.testing.assert_close(fit.g[0, :, 0], want, rtol=1e-15, atol=0)
+        assert fit.noise_index is None
+
+
+@pytest.mark.parametrize("bad", ["Identity", "circular", "eye"])
+def test_initial_jd_refuses_names_that_sort_before_identity(bad):
+    """Other spellings and other toolkits' names for the identity start (Sekiguchi's
+    ``circular``) are refused, not taken for ``"identity"``."""
+    x, *_ = sample_jd(F=4, T=10)
+    with pytest.raises(VaeAudioError, match="unknown FastMNMF init"):
+        initial_jd(_xf(x), 2, bad, torch.Generator(), 0.05, False)
+
+
+@pytest.mark.parametrize("n_src", [2, 4])
+def test_noise_start_at_other_source_counts(n_src):
+    """``"noise"`` with 2 and 4 slots: the main run starts from the Q and g of
+    :func:`noise_first_stage` with ``n_src - 1`` speech slots (the last one stationary),
+    ``noise_index`` names the last slot, and that slot stays stationary (``λ = w_f``, constant
+    over frames) through the main run while its spectrum ``w_f`` is updated."""
+    x, *_ = sample_jd(M=3, N=n_src, F=5, T=16, seed=16)
+    kw = dict(n_basis=2, init="noise", n_iter_init=3)
+    start = fit_fastmnmf(x, n_src, n_iter=0, **kw)
+    eps0 = 1e-8 * mean_power(x, (1, 2, 3))
+    Q, g, _, lam0 = noise_first_stage(x, n_src, n_src - 1, 3, eps0, 5e-2, 1e-6)
+    torch.testing.assert_close(start.Q, Q, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(start.g, g, rtol=1e-12, atol=1e-14)
+    assert start.noise_index.tolist() == [n_src - 1]
+    fit = fit_fastmnmf(x, n_src, n_iter=3, **kw)
+    assert fit.noise_index.tolist() == [n_src - 1]
+    noise = fit.lam[:, -1]  # [B, F, T]
+    assert torch.equal(noise, noise[..., :1].expand_as(noise))  # stationary
+    shape = noise[..., 0] / noise[..., 0].sum(-1, keepdim=True)  # [B, F]: w_f up to scale
+    shape0 = lam0[:, -1, :, 0] / lam0[:, -1, :, 0].sum(-1, keepdim=True)
+    assert not torch.allclose(shape, shape0, rtol=1e-3, atol=0)  # w_f moved
+
+
+# --- what callback gets; the workspace at other channel counts -------------------------------
+
+
+@pytest.mark.parametrize("ll_every", [1, 2])
+def test_callback_gets_the_new_entry_of_the_record(ll_every):
+    """``callback(it, ll)`` after iteration ``it`` gets entry ``it + 1`` of the returned
+    log-likelihood record, NaN where ``ll_every`` skips it."""
+    xf, Q, g, lam, eps, delta = _start(B=2, F=3, T=10, seed=15)
+    seen = []
+
+    def callback(it, ll):
+        seen.append((it, ll.clone()))
+
+    *_, record = jd_iterations(
+        xf, FreePsd(lam.clone()), Q, g, eps, delta, 5, callback, ll_every=ll_every
+    )
+    assert [it for it, _ in seen] == [0, 1, 2, 3, 4]
+    for it, ll in seen:
+        torch.testing.assert_close(ll, record[:, it + 1], rtol=0, atol=0, equal_nan=True)
+    assert bool(torch.isnan(record[:, 1]).all()) == (ll_every == 2)
+    assert torch.isfinite(record[:, [0, 2, 4, 5]]).all()
+    assert (record[:, [2, 4, 5]].diff(dim=1) > 0).all()  # distinct entries
+
+
+@pytest.mark.parametrize("frequency_dependent", [False, True])
+@pytest.mark.parametrize("M", [1, 2, 4])
+def test_workspace_updates_at_other_channel_counts(M, frequency_dependent):
+    """At 1, 2 and 4 channels (the other tests use 3), FastMNMF2 and FastMNMF: the workspace's
+    ``x̃ = |Q x|² + δ_f ‖q_m‖²``, ``ŷ = Σ_n λ_n g_n + ε_f``, MU statistics
+    ``Σ_m g_nm x̃_m/ŷ_m²`` and ``Σ_m g_nm/ŷ_m``, and the gain update
+    ``g_nm ← g_nm (Σ_t λ_n x̃_m/ŷ_m² / Σ_t λ_n/ŷ_m)^½`` (sums also over f for FastMNMF2)
+    against dense einsums."""
+    gen = torch.Generator().manual_seed(17 + M)
+    B, N, F, T = 2, 2, 3, 7
+    xf = torch.randn(B, F, M, T, dtype=torch.complex128, generator=gen)
+    Q = torch.eye(M, dtype=xf.dtype) + 0.3 * torch.randn(B, F, M, M, dtype=xf.dtype, generator=gen)
+    g = torch.rand(B, N, F if frequency_dependent else 1, M, dtype=torch.float64, generator=gen)
+    g = g + 0.1
+    lam = torch.rand(B, N, F, T, dtype=torch.float64, generator=gen) + 0.1
+    eps = 0.01 + 0.1 * torch.rand(B, F, dtype=torch.float64, generator=gen)
+    delta = 1e-3 * mean_power(xf, (2, 3))  # [B, F]
+    ws = _JdWorkspace(xf, delta)
+    xt = ws.transform(Q)  # [B, M, F, T]
+    rows = Q.abs().square().sum(-1)  # [B, F, M]
+    xq = (Q @ xf).abs().square() + (delta[..., None] * rows)[..., None]  # [B, F, M, T]
+    torch.testing.assert_close(xt.transpose(1, 2), xq, rtol=1e-12, atol=0)
+    gf = g.expand(B, N, F, M)
+    y = torch.einsum("bnfm,bnft->bfmt", gf, lam) + eps[..., None, None]  # [B, F, M, T]
+    torch.testing.assert_close(ws.power(lam, g, eps).transpose(1, 2), y, rtol=1e-12, atol=0)
+    s = ws.stats_fn(xt, g, eps)(lam)
+    num = torch.einsum("bnfm,bfmt->bnft", gf, xq / y.square())
+    den = torch.einsum("bnfm,bfmt->bnft", gf, y.reciprocal())
+    torch.testing.assert_close(s.num, num, rtol=1e-12, atol=0)
+    torch.testing.assert_close(s.den, den, rtol=1e-12, atol=0)
+    a = torch.einsum("bnft,bfmt->bnfm", lam, xq / y.square())  # [B, N, F, M]
+    b = torch.einsum("bnft,bfmt->bnfm", lam, y.reciprocal())
+    if not frequency_dependent:
+        a, b = a.sum(2, keepdim=True), b.sum(2, keepdim=True)
+    got = ws.update_gains(xt, lam, g, eps)
+    torch.testing.assert_close(got, g * (a / b).sqrt(), rtol=1e-12, atol=0)
+
+
+def test_a_later_check_extends_the_double_precision_bins():
+    """A later check that finds fragile bins above the ``K`` already in double precision takes
+    the double-precision range up to the last of them. Bin 0 is barely resolved from the start
+    (``K = 1`` after step 1); bin 1 carries one common signal in the first half of the frames
+    and independent ones in the second, so it is resolved until the weights ``1/ŷ`` of the
+    second half collapse (``λ`` there raised ``10¹⁰``-fold) at the check of step 11: then
+    ``K = 2``."""
+    xf, Q, g, lam, eps, delta = _barely_resolved([0], F=4, seed=18)
+    T = xf.shape[-1]
+    xf[:, 1, :, : T // 2] = xf[:, 1, :1, : T // 2]  # one common signal at every mic
+    xf, Q, g = xf.to(torch.complex64), Q.to(torch.complex64), g.float()
+    lam, eps = lam.float(), eps.float()
+    ws = _JdWorkspace(xf, delta.float())
+    for _ in range(10):  # steps 1-10: the check at step 1 only
+        assert torch.isfinite(ws.update_q(Q, lam, g, eps)).all()
+    assert ws._n_exact == 1
+    collapsed = lam.clone()
+    collapsed[:, :, 1, T // 2 :] *= 1e10
+    ws.update_q(Q, collapsed, g, eps)  # step 11
+    assert ws._n_exact == 2

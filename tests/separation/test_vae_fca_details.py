@@ -2,7 +2,8 @@
 ``"separation"`` and ``"mixture"`` starts, the gains ``v``, the seeded noise NMF and the
 floors, checked through the initial log-likelihood of a dense computation), the defaults,
 scale equivariance, options given as strings built at run time, what ``callback`` gets, the
-one-speech-slot refusal and the per-frame log-likelihoods that the MH step samples with."""
+one-speech-slot refusal and the per-frame log-likelihoods that the MH step samples with; the
+result's SCMs, the SCM update ``algorithm`` selects, and the messages of two refusals."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import torch
 import vae_audio
 from vae_audio.errors import VaeAudioError
 from vae_audio.separation import fit_vae_fca
+from vae_audio.separation import vae_fca as vae_fca_module
 from vae_audio.separation.fastmnmf import noise_first_stage
 from vae_audio.separation.priors import load_prior, prior_level
 from vae_audio.separation.vae_fca import _full_frame_loglik, _jd_frame_loglik
@@ -285,3 +287,72 @@ def test_jd_frame_loglik_is_the_frame_share_of_L(mix):
     logdet = torch.linalg.slogdet(fit.Q)[1].sum(-1)  # [B]: Σ_f log |det Q_f|
     total = frames.sum(-1) + 2 * T * logdet - F * T * M * math.log(math.pi)
     torch.testing.assert_close(total, fit.log_likelihood[:, -1], rtol=1e-11, atol=0)
+
+
+# --- the SCMs of the result; options at run time; the refusals' messages ------------------
+
+
+@pytest.mark.parametrize("spatial", ["full", "jd"])
+def test_scm_is_h_or_the_jd_product(mix, spatial):
+    """``scm()``: the fitted ``H`` of the full model; for the JD model ``Q_f⁻¹ diag(g_n) Q_f⁻ᴴ``
+    (here with ``Q_f⁻¹`` from a linear solve)."""
+    fit = fit_vae_fca(mix, 3, n_iter=1, n_iter_init=2, spatial=spatial, z_steps=0)
+    H = fit.scm()
+    assert H.shape == (1, 3, 257, 2, 2)
+    if spatial == "full":
+        assert torch.equal(H, fit.H)
+        return
+    eye = torch.eye(2, dtype=fit.Q.dtype).expand_as(fit.Q)
+    A = torch.linalg.solve(fit.Q, eye)[:, None]  # [1, 1, F, M, M]: Q_f⁻¹
+    want = A @ torch.diag_embed(fit.g.to(A.dtype).expand(1, 3, 257, 2)) @ A.mH
+    scale = want.abs().amax((-2, -1), keepdim=True)
+    assert ((H - want).abs() <= 1e-9 * scale).all()
+
+
+def test_runtime_strings_select_the_jd_refusal_and_the_separation_start(mix):
+    """``spatial`` and ``z_init`` named by strings built at run time act as the literals:
+    ``"jd"`` refuses an FCA algorithm, ``"separation"`` is the default start."""
+    with pytest.raises(VaeAudioError, match="full' only"):
+        fit_vae_fca(mix, 3, n_iter=1, spatial=_runtime("jd"), algorithm="em")
+    kw = {"n_iter": 0, "n_iter_init": 2, "spatial": "jd"}
+    ref = fit_vae_fca(mix, 3, **kw)
+    got = fit_vae_fca(mix, 3, z_init=_runtime("separation"), **kw)
+    assert torch.equal(got.source.z, ref.source.z)
+    mixture = fit_vae_fca(mix, 3, z_init="mixture", **kw)
+    assert not torch.allclose(mixture.source.z, ref.source.z, atol=1e-3)
+
+
+@pytest.mark.parametrize("algorithm", ["em", "mu"])
+def test_full_model_runs_the_chosen_scm_update(mix, monkeypatch, algorithm):
+    """``algorithm="em"`` updates the SCMs by FCA's EM step, ``"mu"`` by its MU step, once per
+    iteration (the name may be built at run time)."""
+    calls = []
+
+    def spy(name):
+        step = getattr(vae_fca_module, name)
+
+        def counted(*args):
+            calls.append(name)
+            return step(*args)
+
+        return counted
+
+    for name in ("_em_step", "_mu_step"):
+        monkeypatch.setattr(vae_fca_module, name, spy(name))
+    fit_vae_fca(mix, 3, n_iter=2, n_iter_init=2, algorithm=_runtime(algorithm), z_steps=0)
+    assert calls == [f"_{algorithm}_step"] * 2
+
+
+def test_no_speech_slot_with_a_noise_slot_is_refused(mix):
+    """``n_src=0`` with the noise slot leaves no speech slot (nor the noise slot itself): the
+    package's error, not an arithmetic failure further in."""
+    with pytest.raises(VaeAudioError, match=r"n_src=0 slots with n_noise=1"):
+        fit_vae_fca(mix, 0, n_iter=1)
+
+
+def test_bin_mismatch_names_the_shipped_prior(mix):
+    """A spectrogram with other than the prior's 257 bins is refused naming the prior: without
+    one given, the shipped ``speech-vae``."""
+    match = r"^speech prior speech-vae was trained .* has 129 bins"
+    with pytest.raises(VaeAudioError, match=match):
+        fit_vae_fca(mix[:, :, :129], 3, n_iter=1)
