@@ -105,6 +105,16 @@ def test_twostep_starts_from_n_iter_init_identity_iterations():
     assert torch.equal(default.Q, explicit.Q) and torch.equal(default.lam, explicit.lam)
 
 
+def test_twostep_start_of_fastmnmf_gives_every_bin_the_first_stage_gains():
+    """FastMNMF (frequency-dependent gains) from ``"twostep"``: the first stage is FastMNMF2,
+    whose one gain row per slot is copied to every frequency bin."""
+    x, *_ = sample_jd(M=3, N=2, F=6, T=30, seed=3)
+    start = fit_fastmnmf(x, 2, n_basis=3, n_iter=0, frequency_dependent=True)
+    first = fit_fastmnmf(x, 2, n_basis=2, n_iter=10, init="identity")
+    assert start.g.shape == (1, 2, 6, 3) and first.g.shape == (1, 2, 1, 3)
+    torch.testing.assert_close(start.g, first.g.expand(1, 2, 6, 3), rtol=1e-12, atol=1e-14)
+
+
 @pytest.mark.parametrize("F", [1, 6])
 def test_noise_start_hands_over_the_first_stage(F):
     """``"noise"``: the main run starts from :func:`noise_first_stage`'s Q and g (``n_src - 1``
@@ -341,16 +351,19 @@ def test_fit_defaults_are_8_bases_100_iterations_and_seed_0():
         assert not torch.equal(other.lam, short.lam), change
 
 
-def test_identity_start_is_the_identity_and_circular_gains():
+@pytest.mark.parametrize("M", [3, 5])
+def test_identity_start_is_the_identity_and_circular_gains(M):
     """``init="identity"`` (also named by a string built at run time): the run starts from
     ``Q = I`` (``φ_f = 1``: the scale normalisation keeps it) and circular gains (source
-    ``m mod N`` dominates channel ``m``, ``g_eps`` elsewhere) normalised to sum 1 over the
-    channels, with no first stage and no noise slot."""
-    x, *_ = sample_jd(M=3, N=2, F=5, T=16, seed=14)
-    circular = torch.tensor([[1.0, 0.1, 1.0], [0.1, 1.0, 0.1]], dtype=torch.float64)  # [N, M]
+    ``m mod N`` dominates channel ``m``, ``g_eps`` elsewhere; with 5 channels the channel
+    index wraps twice) normalised to sum 1 over the channels, with no first stage and no
+    noise slot."""
+    x, *_ = sample_jd(M=M, N=2, F=5, T=16, seed=14)
+    circular = torch.full((2, M), 0.1, dtype=torch.float64)  # [N, M]
+    circular[0, 0::2], circular[1, 1::2] = 1.0, 1.0
     for init in ("identity", _runtime("identity")):
         fit = fit_fastmnmf(x, 2, n_basis=2, n_iter=0, init=init, g_eps=0.1)
-        assert torch.equal(fit.Q, torch.eye(3, dtype=x.dtype).expand(1, 5, 3, 3))
+        assert torch.equal(fit.Q, torch.eye(M, dtype=x.dtype).expand(1, 5, M, M))
         want = circular / circular.sum(-1, keepdim=True)
         torch.testing.assert_close(fit.g[0, :, 0], want, rtol=1e-15, atol=0)
         assert fit.noise_index is None
