@@ -238,3 +238,78 @@ def test_iss_objective_matches_its_closed_form_for_a_scaled_identity():
     diag = torch.diagonal(torch.diagonal(V, dim1=-2, dim2=-1), dim1=-2, dim2=-1).real  # [1, F, M]
     expect = 4 * diag.sum(-1) - 2 * 3 * torch.log(torch.tensor(2.0, dtype=torch.float64))
     torch.testing.assert_close(iss_objective(Q, V), expect)
+
+
+def _random_q(B, F, M, seed):
+    gen = torch.Generator().manual_seed(seed)
+    noise = torch.randn(B, F, M, M, 2, generator=gen, dtype=torch.float64)
+    return torch.eye(M, dtype=torch.complex128) + 0.3 * torch.view_as_complex(noise)
+
+
+def test_a_sweep_in_a_given_order_is_the_plain_sweep_of_the_permuted_channels():
+    """``iss_sweep(Q, V, order)`` visits row ``order[i]`` at step ``i``: permuting the rows of
+    ``Q`` and the channels of ``V`` by ``order``, sweeping ``0..M-1`` and permuting back gives
+    the same ``Q`` (a different order per batch item and bin), and the order matters."""
+    B, F, M, T = 2, 3, 4, 12
+    x = random_stft(B, M, F=F, T=T, dtype=torch.complex128).transpose(1, 2)  # [B, F, M, T]
+    gen = torch.Generator().manual_seed(3)
+    V = weighted_covariance(x, torch.rand(B, F, M, T, generator=gen, dtype=torch.float64) + 0.1)
+    Q = _random_q(B, F, M, seed=4)
+    order = torch.stack([torch.randperm(M, generator=gen) for _ in range(B * F)]).view(B, F, M)
+    got = iss_sweep(Q, V, order=order)
+    for b in range(B):
+        for f in range(F):
+            p = order[b, f]
+            plain = iss_sweep(Q[b, f][p][None, None], V[b, f][p][None, None])[0, 0]
+            want = torch.empty_like(plain)
+            want[p] = plain
+            torch.testing.assert_close(got[b, f], want, rtol=1e-12, atol=1e-12)
+    reverse = order.flip(-1)
+    assert not torch.allclose(iss_sweep(Q, V, order=reverse), got, rtol=1e-6, atol=0)
+
+
+def test_power_order_sorts_the_channels_by_mean_power_ties_by_index():
+    """``power_order(x̃ [B, F, M, T])``: per item and bin, the channels by decreasing
+    ``mean_t x̃``; equal means keep the lower index first."""
+    from vae_audio.neural_fca.iss import power_order
+
+    gen = torch.Generator().manual_seed(5)
+    xt = torch.rand(2, 3, 4, 5, generator=gen, dtype=torch.float64)
+    xt[1, 2, 3] = xt[1, 2, 1].flip(-1)  # same mean, channels 1 and 3
+    got = power_order(xt)
+    assert got.shape == (2, 3, 4)
+    for b in range(2):
+        for f in range(3):
+            means = xt[b, f].mean(-1).tolist()
+            want = sorted(range(4), key=lambda m: (-round(means[m], 12), m))
+            assert got[b, f].tolist() == want, (b, f)
+    ranks = got[1, 2].tolist()
+    assert ranks.index(1) < ranks.index(3)
+
+
+def test_ordered_spatial_updates_sweep_by_the_current_power_order():
+    """``jd_spatial_updates(..., ordered=True)``: every iteration sweeps the rows of ``Q`` in
+    :func:`power_order` of the current decorrelated power, then updates the gains; the
+    default (``ordered=False``) sweeps ``0..M-1``, which gives another ``Q``."""
+    from vae_audio.neural_fca.iss import jd_spatial_updates, power_order
+    from vae_audio.separation.fastmnmf import jd_model_power, update_jd_gains
+
+    B, F, M, T, N = 1, 4, 3, 16, 2
+    x = random_stft(B, M, F=F, T=T, dtype=torch.complex128).transpose(1, 2)  # [B, F, M, T]
+    gen = torch.Generator().manual_seed(6)
+    lam = torch.rand(B, N, F, T, generator=gen, dtype=torch.float64) + 0.1
+    g = torch.rand(B, N, F, M, generator=gen, dtype=torch.float64) + 0.1
+    Q = _random_q(B, F, M, seed=7)
+    floor = torch.full((B, F), 1e-6, dtype=torch.float64)
+    Qw, gw = Q, g
+    for _ in range(2):
+        order = power_order(decorrelated_power(x, Qw))
+        Qw = iss_update(x, jd_model_power(lam, gw, floor).reciprocal(), Qw, order=order)
+        gw = update_jd_gains(decorrelated_power(x, Qw), lam, gw, floor)
+    Qo, go = jd_spatial_updates(x, lam, Q, g, 1e-6, 2, ordered=True)
+    torch.testing.assert_close(Qo, Qw, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(go, gw, rtol=1e-10, atol=1e-12)
+    Qd, gd = jd_spatial_updates(x, lam, Q, g, 1e-6, 2)
+    Qf, gf = jd_spatial_updates(x, lam, Q, g, 1e-6, 2, ordered=False)
+    assert torch.equal(Qd, Qf) and torch.equal(gd, gf)
+    assert not torch.allclose(Qd, Qo, rtol=1e-6, atol=0)
