@@ -28,7 +28,7 @@ MODULES=(
   "likelihoods|vae_audio/core/likelihoods.py|tests/core/test_likelihoods.py tests/core/test_objectives.py|120"
   "objective|vae_audio/neural_fca/objective.py|tests/neural_fca/test_model.py tests/neural_fca/test_spatial.py|300"
   "iss|vae_audio/neural_fca/iss.py|tests/neural_fca/test_spatial.py|300"
-  "inference|vae_audio/neural_fca/inference.py|tests/neural_fca/test_inference.py tests/neural_fca/test_inference_details.py tests/bench/test_method_options.py|400"
+  "inference|vae_audio/neural_fca/inference.py|tests/neural_fca/test_inference.py tests/neural_fca/test_inference_details.py tests/neural_fca/test_inactive_slots.py tests/bench/test_method_options.py|400"
   "speech_model|vae_audio/speech/model.py|tests/speech/test_model.py tests/speech/test_model_details.py|300"
   "fca|vae_audio/separation/fca.py|tests/separation/test_fca.py tests/separation/test_fca_details.py|300"
   "fastmnmf|vae_audio/separation/fastmnmf.py|tests/separation/test_fastmnmf.py tests/separation/test_fastmnmf_workspace.py tests/separation/test_fastmnmf_details.py|400"
