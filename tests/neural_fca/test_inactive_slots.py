@@ -157,3 +157,24 @@ def test_separate_with_model_and_the_pretrained_wrapper_pass_n_src(tmp_path):
     message = re.escape("separates 3 speaker(s) at most plus a noise slot")
     with pytest.raises(VaeAudioError, match=message):
         wrapper.separate(mix, 16000, n_src=4, n_iter=0)
+
+
+def test_merge_refuses_a_talker_count_outside_one_to_the_speaker_slots():
+    """``merge_inactive_slots`` keeps 1 to N - 1 talkers: none, or every slot, is refused."""
+    images = torch.zeros(1, 4, 2, 3, 5, dtype=torch.complex128)
+    for bad in (0, 4):
+        with pytest.raises(VaeAudioError, match=rf"n_talkers must lie in 1\.\.3, got {bad}"):
+            merge_inactive_slots(images, bad)
+
+
+def test_without_a_noise_slot_every_slot_is_a_talker():
+    """``noise_slot=False`` takes the model's every slot as a talker (n_src = N, no noise
+    image); any other n_src is refused in one line."""
+    model, mix = _model("jd"), _mixture(1)[0]
+    kwargs = dict(method="neural-fastfca", model=model, stft=TINY_STFT, dtype=torch.float64)
+    res = separate(mix, n_src=SPEAKERS + 1, noise_slot=False, **kwargs)
+    assert res.sources.shape == (SPEAKERS + 1, 4, 1600) and res.noise is None
+    torch.testing.assert_close(res.sources.sum(0), mix, rtol=0, atol=1e-4)
+    for n_src in (SPEAKERS, SPEAKERS + 2):
+        with pytest.raises(VaeAudioError, match=rf"with noise_slot=True \(got {n_src} slots"):
+            separate(mix, n_src=n_src, noise_slot=False, **kwargs)
