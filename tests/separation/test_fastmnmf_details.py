@@ -169,7 +169,7 @@ def test_the_random_nmf_start_follows_the_data_power(init):
 # --- options as strings built at run time ---------------------------------------------------
 
 
-@pytest.mark.parametrize("init", ["random", "obs", "noise"])
+@pytest.mark.parametrize("init", ["random", "obs", "noise", "twostep"])
 def test_init_given_as_a_runtime_string(init):
     x, *_ = sample_jd(M=3, N=2, F=6, T=20, seed=6)
     name = _runtime(init)
