@@ -299,3 +299,17 @@ def test_separate_with_model_picks_neural_fastfca_for_a_jd_model(model_files):
     assert res.method == "neural-fastfca"
     torch.testing.assert_close(res.noise, jd.noise, rtol=0, atol=0)
     assert not torch.allclose(res.noise, full.noise)  # the choice matters
+
+
+def test_a_model_made_for_another_stft_is_refused_naming_the_model(tmp_path):
+    """``separate`` with a Neural FCA model made at one STFT and spectra of another: one line
+    that names the model file (or "its model" for a module) and the settings to pass."""
+    model = _model("jd")
+    path = save_neural_fca(tmp_path / "model.pt", model)
+    other = StftConfig(sample_rate=16000, n_fft=32, hop_length=8)
+    mix = torch.randn(3, 1600, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    made = f"made with n_fft={model.stft_config.n_fft}"
+    for source, what in ((str(path), f"the Neural FCA model {path}"), (model, "its model")):
+        with pytest.raises(VaeAudioError) as err:
+            separate(mix, method="neural-fastfca", model=source, stft=other)
+        assert str(err.value).startswith(f"method 'neural-fastfca' runs {what} {made}")
