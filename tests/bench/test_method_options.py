@@ -4,11 +4,11 @@ import pytest
 import torch
 
 from vae_audio.bench.methods import (
-    stft_config,
     candidates,
     load_mixture,
     parse_method,
     resolve_methods,
+    stft_config,
 )
 from vae_audio.errors import VaeAudioError
 from vae_audio.eval.matching import load_references
