@@ -170,9 +170,7 @@ def choose_auto(
         why = "no Neural FCA model is at hand"
     elif neural[0] is None:  # another talker count
         why = f"the Neural FCA model takes any M >= 2 but is made for {neural[1]} talkers"
-    elif takes_mics:  # another talker count
-        why = f"the Neural FCA model is made for {n_mics} channels and {neural[1]} talkers"
-    else:
+    else:  # another channel or talker count
         why = f"the Neural FCA model is made for {neural[0]} channels and {neural[1]} talkers"
     return AutoChoice(
         method, n, f"{n_mics} channels, {_count(n, 'talker')}: {why}; {method} takes any"

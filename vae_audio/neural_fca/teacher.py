@@ -101,9 +101,8 @@ def method_log_psd(
     from vae_audio.separation import separate
 
     name, n_iter, options = parse_teacher(spec)
-    run_stft = stft_config(stft.sample_rate, options)
-    if "n_fft" not in options and "hop" not in options:
-        run_stft = stft
+    # the set's STFT unless the spec sets n_fft/hop
+    run_stft = stft_config(stft.sample_rate, options) if options.keys() & STFT_OPTIONS else stft
     starts, wpe = int(options.pop("starts", 1)), bool(options.pop("wpe", False))
     options = {k: v for k, v in options.items() if k not in STFT_OPTIONS}
     transform = STFT(stft).to(mix.device)
