@@ -4,7 +4,7 @@
 # seed 0) -> 800 dynamic 4-s 2-talker mixtures labelled by the blind FastMNMF2 teacher on
 # all 8 mics -> training on random 2- to 8-mic sub-arrays. Every stage resumes: re-running
 # the script after an interruption continues where it stopped (the training from
-# exp/neural_fca/any_mics/last.ckpt). Extra arguments go to `vae-audio train`.
+# exp/neural_fca/any_mics/checkpoints/last.ckpt). Extra arguments go to `vae-audio train`.
 # On one CPU core: about 15 min (rooms) + 40 min (teacher) + the training.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -19,7 +19,7 @@ PRESET=recipes/neural_fca/circle8.yaml
     --preset "$PRESET" --corpus data/tts/valid.jsonl --split valid --n 10 --seed 0 --jobs "$JOBS"
 "$VAE_AUDIO" teacher-set data/teacher/fastmnmf2_circle8_4s --corpus data/tts/train.jsonl \
     --rir-bank data/rirs_circle8.pt --n 800 --seconds 4 --jobs "$JOBS"
-if [ -f exp/neural_fca/any_mics/last.ckpt ]; then
+if [ -f exp/neural_fca/any_mics/checkpoints/last.ckpt ]; then
   "$VAE_AUDIO" train neural-fca --config recipes/neural_fca/any_mics.yaml \
       --resume "$@"
 else
