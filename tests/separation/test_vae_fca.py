@@ -161,7 +161,7 @@ def test_variants_give_finite_images_that_add_up(prior, kwargs):
         assert p.dtype == torch.float32 and torch.equal(p, w)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.cuda
 def test_cuda_matches_cpu(model_mix):
     x = model_mix[0].to(torch.complex64)
     cpu = fit_vae_fca(x, 3, n_iter=5, spatial="jd")

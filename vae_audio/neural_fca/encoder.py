@@ -28,6 +28,7 @@ from torch.nn import functional as fn
 
 from vae_audio.audio.features import ipd_features, log_power
 from vae_audio.core.distributions import DiagonalGaussian
+from vae_audio.core.precision import as_float32
 from vae_audio.errors import VaeAudioError
 
 ENCODER_KINDS = ("conv", "tac")
@@ -148,14 +149,17 @@ class LatentHead(nn.Module):
                 nn.init.zeros_(layer.bias)
 
     def forward(self, h: Tensor) -> EncoderOutput:
+        """``h [B, C, T]`` -> :class:`EncoderOutput`, float32 also under autocast
+        (:mod:`vae_audio.core.precision`)."""
         B, _, T = h.shape
-        out = self.z(h).reshape(B, self.n_src, 2, self.latent_dim, T)  # [B, N, 2, D, T]
+        out = as_float32(self.z(h)).reshape(B, self.n_src, 2, self.latent_dim, T)  # [B, N, 2, D, T]
         mean, s = out.permute(2, 0, 1, 4, 3)  # 2 x [B, N, T, D]
         logvar = 2 * torch.log(fn.softplus(s) + 1e-6)
-        log_gain = None if self.gain is None else self.gain(h)  # [B, N, T]
+        log_gain = None if self.gain is None else as_float32(self.gain(h))  # [B, N, T]
         log_u = None
         if self.freq_gain is not None:
-            log_u = self.freq_gain(h.mean(-1)).reshape(B, self.n_src, self.n_freq)  # [B, N, F]
+            log_u = as_float32(self.freq_gain(h.mean(-1)))  # [B, N·F]
+            log_u = log_u.reshape(B, self.n_src, self.n_freq)  # [B, N, F]
         return EncoderOutput(DiagonalGaussian(mean, logvar), log_gain, log_u)
 
 

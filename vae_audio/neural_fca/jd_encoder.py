@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from vae_audio.core.distributions import DiagonalGaussian
+from vae_audio.core.precision import as_float32, full_precision
 from vae_audio.neural_fca.encoder import EncoderConfig, InputFeatures, LatentHead, dilated_stack
 from vae_audio.neural_fca.iss import iss_sweep, normalise_scale, weighted_covariance
 from vae_audio.separation.linalg import outer_hermitian
@@ -79,16 +80,17 @@ class NeuralFastFCAEncoder(nn.Module):
         h = self.blocks[0](self.inp(self.features(x)))  # [B, C, T]
         xx = outer_hermitian(xf)  # [B, F, T, M²], shared by the ISS steps
         for block, weight_head in zip(self.blocks[1:], self.weights, strict=True):
-            r = torch.sigmoid(weight_head(h)).reshape(B, F, M, T)  # [B, F, M, T]
-            V = weighted_covariance(xf, r, self.iss_load, xx)  # [B, F, M, M, M]
-            for _ in range(self.iss_sweeps):
-                Q = iss_sweep(Q, V)
-            Q, xt = normalise_scale(xf, Q)
-            h = h + self.xt_in(xt.clamp_min(1e-6).log().reshape(B, F * M, T))  # [B, C, T]
-            h = block(h)
+            r = as_float32(weight_head(h)).reshape(B, F, M, T)  # [B, F, M, T]
+            with full_precision(x.device):  # ISS statistics in float32 under autocast
+                V = weighted_covariance(xf, torch.sigmoid(r), self.iss_load, xx)  # [B, F, M, M, M]
+                for _ in range(self.iss_sweeps):
+                    Q = iss_sweep(Q, V)
+                Q, xt = normalise_scale(xf, Q)
+                logxt = xt.clamp_min(1e-6).log().reshape(B, F * M, T)
+            h = block(h + self.xt_in(logxt))  # [B, C, T]
         enc = self.head(h)
-        w = torch.sigmoid(self.g_head(h)).reshape(B, F, M, self.n_src, T)  # [B, F, M, N, T]
-        g = (w * xt[:, :, :, None]).mean(-1)  # [B, F, M, N]
+        w = as_float32(self.g_head(h)).reshape(B, F, M, self.n_src, T)  # [B, F, M, N, T]
+        g = (torch.sigmoid(w) * xt[:, :, :, None]).mean(-1)  # [B, F, M, N]
         g = g / g.mean(2, keepdim=True).clamp_min(1e-6)
         g = g.permute(0, 3, 1, 2)  # [B, N, F, M]
         return JDEncoderOutput(enc.posterior, enc.log_gain, Q, xt, g, enc.log_freq_gain)

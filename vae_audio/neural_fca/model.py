@@ -39,6 +39,7 @@ from torch import Tensor, nn
 
 from vae_audio.audio.stft import StftConfig
 from vae_audio.core.distributions import DiagonalGaussian
+from vae_audio.core.precision import full_precision
 from vae_audio.errors import VaeAudioError
 from vae_audio.neural_fca.em import estimate_scm
 from vae_audio.neural_fca.encoder import EncoderConfig, NeuralFCAEncoder
@@ -309,7 +310,13 @@ class NeuralFCA(nn.Module):
         Returns:
             :class:`NeuralFCAOutput`.
         """
-        enc = self.encode(x)
+        enc = self.encode(x)  # the networks run under autocast if it is on; from here float32
+        with full_precision(x.device):
+            return self._complete(x, enc, sample, em_iterations)
+
+    def _complete(self, x: Tensor, enc, sample: bool, em_iterations: int | None):
+        """The latents, PSDs, KL and spatial model of :meth:`forward` from the encoder's
+        output ``enc`` (float32 statistics: :mod:`vae_audio.core.precision`)."""
         z = enc.posterior.rsample() if sample else enc.posterior.mean  # [B, N, T, D]
         z = z * self.latent_mask[:, None]
         lam = self.psd(z, enc.log_gain, enc.log_freq_gain)  # [B, N, F, T]

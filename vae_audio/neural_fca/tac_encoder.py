@@ -48,6 +48,7 @@ import torch
 from torch import Tensor, nn
 
 from vae_audio.audio.features import log_power
+from vae_audio.core.precision import as_float32, full_precision
 from vae_audio.errors import VaeAudioError
 from vae_audio.neural_fca.encoder import EncoderConfig, LatentHead, dilated_stack
 from vae_audio.neural_fca.iss import (
@@ -170,19 +171,18 @@ class TACFastFCAEncoder(nn.Module):
         h = self._stack(0, _per_mic(self.inp, self.features(x)))  # [B, M, C, T]
         xx = outer_hermitian(xf)  # [B, F, T, M²], shared by the ISS steps
         for i, weight_head in enumerate(self.weights, start=1):
-            r = torch.sigmoid(_per_mic(weight_head, h)).transpose(1, 2)  # [B, F, M, T]
-            V = weighted_covariance(xf, r, self.iss_load, xx)  # [B, F, M, M, M]
-            order = power_order(xt)  # [B, F, M]: loudest decorrelated channel first
-            for _ in range(self.iss_sweeps):
-                Q = iss_sweep(Q, V, order=order)
-            Q, xt = normalise_scale(xf, Q)
-            logxt = xt.clamp_min(1e-6).log().transpose(1, 2)  # [B, M, F, T]
+            r = as_float32(_per_mic(weight_head, h)).transpose(1, 2)  # [B, F, M, T]
+            with full_precision(x.device):  # ISS statistics in float32 under autocast
+                V = weighted_covariance(xf, torch.sigmoid(r), self.iss_load, xx)  # [B, F, M, M, M]
+                order = power_order(xt)  # [B, F, M]: loudest decorrelated channel first
+                for _ in range(self.iss_sweeps):
+                    Q = iss_sweep(Q, V, order=order)
+                Q, xt = normalise_scale(xf, Q)
+                logxt = xt.clamp_min(1e-6).log().transpose(1, 2)  # [B, M, F, T]
             h = self._stack(i, h + _per_mic(self.xt_in, logxt))  # [B, M, C, T]
         enc = self.head(h.mean(1))  # [B, C, T] -> invariant to the order of the mics
-        w = torch.sigmoid(_per_mic(self.g_head, h)).reshape(
-            B, M, F, self.n_src, T
-        )  # [B, M, F, N, T]
-        g = (w * xt.transpose(1, 2)[:, :, :, None]).mean(-1)  # [B, M, F, N]
+        w = as_float32(_per_mic(self.g_head, h)).reshape(B, M, F, self.n_src, T)  # [B, M, F, N, T]
+        g = (torch.sigmoid(w) * xt.transpose(1, 2)[:, :, :, None]).mean(-1)  # [B, M, F, N]
         g = g / g.mean(1, keepdim=True).clamp_min(1e-6)
         g = g.permute(0, 3, 2, 1)  # [B, N, F, M]
         return JDEncoderOutput(enc.posterior, enc.log_gain, Q, xt, g, enc.log_freq_gain)

@@ -38,6 +38,7 @@ import torch
 from torch import Tensor
 
 from vae_audio.audio.stft import STFT, StftConfig
+from vae_audio.core.precision import full_precision
 from vae_audio.core.schedules import Schedule
 from vae_audio.core.training import LossOutput, VAETask
 from vae_audio.errors import VaeAudioError
@@ -195,6 +196,17 @@ class NeuralFCATask(VAETask):
         return Schedule.from_config(self.config["loss"]["teacher"])(self.global_step)
 
     def compute_loss(self, batch: Any, stage: str) -> LossOutput:
+        # Under trainer.precision: bf16-mixed only the model's networks run in bfloat16
+        # (vae_audio.core.precision); autocast leaves the mixing (FFT convolution), WPE
+        # (complex128) and the STFT alone, and the loss is computed outside it.
+        xn = self._normalised_mixture(batch, stage)  # [B, M, F, T]
+        out = self.model(xn)
+        with full_precision(self.device):
+            return self._loss(xn, out, batch, stage)
+
+    def _normalised_mixture(self, batch: Any, stage: str) -> Tensor:
+        """The batch's mixture STFT ``[B, M, F, T]``, augmented for training and normalised
+        to unit mean power."""
         wav = self.mixture(batch)  # [B, M, S]
         subset = self.config["augment"]["mic_subset"]
         if stage == "train" and subset is not None:
@@ -207,9 +219,12 @@ class NeuralFCATask(VAETask):
         x = self.stft(wav)  # [B, M, F, T]
         if stage == "train" and self.config["augment"]["mic_permutation"]:
             x = permute_mics(x)  # the teacher's PSDs are averaged over mics: unaffected
-        xn, _ = self.model.normalise(x)
+        return self.model.normalise(x)[0]
+
+    def _loss(self, xn: Tensor, out, batch: Any, stage: str) -> LossOutput:
+        """FCA NLL + β·KL of the model output ``out`` on ``xn``, plus the weighted
+        distillation term where the batch has teacher targets."""
         beta = self.beta()
-        out = self.model(xn)
         loss = neural_fca_loss(xn, out, beta=beta, eps=self.model.config.eps)
         logs = {"nll": loss.nll, "kl": loss.kl, "beta": float(beta)}
         total = loss.loss
