@@ -112,9 +112,36 @@ def test_blend_averages_other_methods_with_equal_weights():
     torch.testing.assert_close(got.sources, _order_by_energy(mean)[0], rtol=0, atol=1e-6)
     torch.testing.assert_close(got.noise, (main.noise + other.noise) / 2, rtol=0, atol=1e-6)
     assert got.settings["blend"] == [
-        {"method": "fastmnmf2", "starts": 2, "n_iter": 2, "init": "twostep"}
+        {"method": "fastmnmf2", "starts": 2, "n_iter": 2, "wpe": None, "init": "twostep"}
     ]
     assert separate(x, method="fastmnmf2", n_iter=1, **kw).settings["blend"] == []
+
+
+@pytest.mark.parametrize("main_wpe", [False, True])
+def test_a_blend_member_with_its_own_front_end(main_wpe):
+    """A blend entry's ``wpe`` sets that member's front end alone: the result is the average
+    of the method run with and without WPE; without the key a member keeps the main one's."""
+    pytest.importorskip("nara_wpe")
+    x, sr = _mixture()
+    kw = dict(n_src=2, sr=sr, seed=1, n_iter=3)
+    plain = separate(x, method="fastmnmf2", **kw)
+    wpe = separate(x, method="fastmnmf2", wpe=True, **kw)
+    main, other = (wpe, plain) if main_wpe else (plain, wpe)
+    got = separate(
+        x, method="fastmnmf2", wpe=main_wpe, **kw,
+        blend=[{"method": "fastmnmf2", "n_iter": 3, "wpe": not main_wpe}],
+    )  # fmt: skip
+    a, b = main.sources[None], other.sources[None]  # [1, N, M, S]
+    mean = (a + b[:, align_to_previous(a, b)[0]]) / 2
+    torch.testing.assert_close(got.sources, _order_by_energy(mean)[0], rtol=0, atol=1e-6)
+    assert (got.settings["wpe"] is not None) == main_wpe
+    assert (got.settings["blend"][0]["wpe"] is not None) != main_wpe
+    assert "wpe" in got.timings
+    inherit = separate(
+        x, method="fastmnmf2", wpe=True, **kw, blend=[{"method": "fastmnmf2", "n_iter": 3}]
+    )
+    assert inherit.settings["blend"][0]["wpe"] == inherit.settings["wpe"]
+    torch.testing.assert_close(inherit.sources, wpe.sources, rtol=0, atol=1e-6)  # the same twice
 
 
 @pytest.mark.parametrize(
@@ -126,6 +153,7 @@ def test_blend_averages_other_methods_with_equal_weights():
         ({"method": "fastmnmf2", "starts": 0}, "starts must be a positive integer"),
         ({"method": "fastmnmf2", "n_iter": -1}, "n_iter must be a non-negative"),
         ({"method": "fastmnmf2", "colour": "red"}, "method 'fastmnmf2' has no option"),
+        ({"method": "fastmnmf2", "wpe": "yes"}, "wpe must be True, False, None or a dict"),
     ],
 )
 def test_bad_blend_entries_are_one_clear_error(entry, message):

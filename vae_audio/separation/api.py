@@ -50,7 +50,7 @@ from vae_audio.separation.chunking import ChunkOutput, align_to_previous, separa
 from vae_audio.separation.covariance import diffuseness_rank
 from vae_audio.separation.fastmnmf import fit_fastmnmf
 from vae_audio.separation.fca import fit_free_fca
-from vae_audio.separation.frontend import dereverberate, wpe_config
+from vae_audio.separation.frontend import WpeConfig, dereverberate, wpe_config
 from vae_audio.separation.mnmf import fit_mnmf
 from vae_audio.separation.priors import check_prior_stft
 from vae_audio.separation.registry import METHODS, MethodSpec, register_method
@@ -223,9 +223,10 @@ def separate(
 
     ``blend``: other methods whose separations of every chunk are averaged with this one's,
     each with equal weight (talkers matched as for ``starts``): dicts with ``method`` and
-    optionally ``starts`` (1), ``n_iter`` (that method's default) and the method's own
-    options, e.g. ``[{"method": "fastmnmf2", "starts": 4}]``. They share the STFT, the
-    noise slot, the seed and WPE; ``settings["blend"]`` lists them resolved.
+    optionally ``starts`` (1), ``n_iter`` (that method's default), ``wpe`` (that member's
+    front end, as ``wpe`` above; default: the same as this method's) and the method's own
+    options, e.g. ``[{"method": "fastmnmf2", "starts": 4, "wpe": True}]``. They share the
+    STFT, the noise slot and the seed; ``settings["blend"]`` lists them resolved.
     """
     t_start = time.perf_counter()
     _check_method(method)
@@ -239,13 +240,14 @@ def separate(
         )
     shape = (M, S, n_src, noise_slot, stft_config)
     main = _member(method, n_iter, starts, opts, *shape)
-    members = [main, *(_blend_member(item, *shape) for item in blend)]
     spec, n_iter, opts = main.spec, main.n_iter, main.opts
     if (wpe is None or wpe is False) and spec.frontend is not None:
         wpe = spec.frontend(opts)  # e.g. a Neural FCA model trained on dereverberated input
     wpe_cfg = wpe_config(wpe)
+    main = main._replace(wpe=wpe_cfg)
+    members = [main, *(_blend_member(item, wpe_cfg, *shape) for item in blend)]
     timings = dict.fromkeys(("stft", "fit", "wiener", "istft"), 0.0)
-    if wpe_cfg is not None:
+    if any(m.wpe is not None for m in members):
         timings["wpe"] = 0.0
     chosen_starts: list[list[str]] = []  # init="auto": per chunk, per batch item
 
@@ -263,15 +265,22 @@ def separate(
         objective = model.log_likelihood / (X.shape[-2] * X.shape[-1])  # [B, I + 1]
         return _split_noise(wav, model, noise_slot, objective)
 
+    def member_input(chunk: torch.Tensor, cfg, inputs: dict) -> torch.Tensor:
+        """The chunk's STFT ``[B, M, F, T]`` after the front end ``cfg`` (once per chunk)."""
+        if cfg not in inputs:
+            tick = _Clock(chunk.device)
+            if cfg is not None:
+                chunk = dereverberate(chunk, sr, cfg)  # [B, M, S_c]
+                timings["wpe"] += tick()
+            inputs[cfg] = stft_transform(chunk, stft_config)  # [B, M, F, T]
+            timings["stft"] += tick()
+        return inputs[cfg]
+
     def run_chunk(chunk: torch.Tensor) -> ChunkOutput:
-        tick = _Clock(chunk.device)
-        if wpe_cfg is not None:
-            chunk = dereverberate(chunk, sr, wpe_cfg)  # [B, M, S_c]
-            timings["wpe"] += tick()
-        X = stft_transform(chunk, stft_config)  # [B, M, F, T]
-        timings["stft"] += tick()
+        inputs: dict = {}  # front end -> STFT, shared by the members that use it
         outs = []
         for member in members:  # each method's starts averaged, then the methods
+            X = member_input(chunk, member.wpe, inputs)
             runs = [fit_start(X, chunk.shape[-1], member, k) for k in range(member.starts)]
             outs.append(runs[0] if len(runs) == 1 else average_starts(runs))
         return outs[0] if len(outs) == 1 else average_starts(outs)
@@ -301,9 +310,15 @@ def separate(
         "wpe": None if wpe_cfg is None else wpe_cfg.to_dict(sr),
         "starts": starts,
         "blend": [
-            {"method": m.method, "starts": m.starts, "n_iter": m.n_iter, **m.opts}
+            {
+                "method": m.method,
+                "starts": m.starts,
+                "n_iter": m.n_iter,
+                "wpe": None if m.wpe is None else m.wpe.to_dict(sr),
+                **m.opts,
+            }
             for m in members[1:]
-        ],
+        ],  # fmt: skip
         "dtype": str(dtype).removeprefix("torch."),
         "device": str(x.device),
         **opts,
@@ -416,6 +431,7 @@ class _Member(NamedTuple):
     n_iter: int
     opts: dict[str, Any]
     starts: int
+    wpe: WpeConfig | None = None  # front end (None: none)
 
 
 def _member(
@@ -443,15 +459,17 @@ def _member(
     return _Member(method, spec, n_iter, opts, starts)
 
 
-def _blend_member(item: Mapping[str, Any], *shape) -> _Member:
-    """One ``blend`` entry of :func:`separate` (``shape`` as for :func:`_member`)."""
+def _blend_member(item: Mapping[str, Any], wpe: WpeConfig | None, *shape) -> _Member:
+    """One ``blend`` entry of :func:`separate` (``shape`` as for :func:`_member`); ``wpe``
+    the main method's front end, which the entry keeps unless it sets its own."""
     if not isinstance(item, Mapping) or "method" not in item:
         raise VaeAudioError(
             f"each blend entry is a dict with a 'method', e.g. {{'method': 'fastmnmf2'}}; "
             f"got {item!r}"
         )
-    opts = {k: v for k, v in item.items() if k not in ("method", "starts", "n_iter")}
-    return _member(item["method"], item.get("n_iter"), item.get("starts", 1), opts, *shape)
+    opts = {k: v for k, v in item.items() if k not in ("method", "starts", "n_iter", "wpe")}
+    member = _member(item["method"], item.get("n_iter"), item.get("starts", 1), opts, *shape)
+    return member._replace(wpe=wpe_config(item["wpe"]) if "wpe" in item else wpe)
 
 
 def _check_sizes(method: str, spec: MethodSpec, M: int, S: int, n_src: int) -> None:
