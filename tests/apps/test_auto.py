@@ -158,8 +158,9 @@ def test_auto_on_one_channel_with_several_talkers_is_one_line(tmp_path):
 
 def test_auto_fallback_averages_several_starts_unless_told(tiny_model_file, cuts, tmp_path,
                                                            monkeypatch):  # fmt: skip
-    """Where auto runs FastMNMF2 it averages AUTO_STARTS random starts (noted, recorded and
-    in the job key, so outputs of one start are redone); --starts overrides it."""
+    """Where auto runs FastMNMF2 it averages AUTO_STARTS random starts and then blends them
+    with AUTO_FALLBACK_BLEND's fit after WPE (noted, recorded and in the job key, so outputs
+    of one start are redone); --starts overrides the starts."""
     import json
 
     import torch
@@ -170,15 +171,23 @@ def test_auto_fallback_averages_several_starts_unless_told(tiny_model_file, cuts
     monkeypatch.setattr(methods, "shipped_model_path", lambda: tiny_model_file)
     assert methods.AUTO_STARTS["fastmnmf2"] == 4
     monkeypatch.setitem(methods.AUTO_STARTS, "fastmnmf2", 2)  # the same path, half the time
+    assert methods.AUTO_FALLBACK_BLEND["fastmnmf2"] == (methods.Blend("fastmnmf2", 4, wpe=True),)
+    one = (methods.Blend("fastmnmf2", 1, wpe=True),)
+    monkeypatch.setitem(methods.AUTO_FALLBACK_BLEND, "fastmnmf2", one)
     out, notes = tmp_path / "out", []
     kw = dict(n_src=3, iters=1, progress=False, env={}, log=notes.append)
     assert separate_files([cuts[0]], out, **kw).n_separated == 1
     assert any("auto: fastmnmf2 averages 2 random starts" in n for n in notes)
+    assert any("averaged with fastmnmf2 (1 start, after WPE)" in n for n in notes)
     record = json.loads((out / "m0" / "separation.json").read_text())
     assert record["job"]["starts"] == 2 and record["settings"]["starts"] == 2
-    assert record["label"] == "fastmnmf2 (2 starts)"
+    assert record["job"]["blend"] == [{"method": "fastmnmf2", "starts": 1, "wpe": True}]
+    assert record["label"] == "fastmnmf2 (2 starts) + fastmnmf2 (1 start, after WPE)"
     data, sr = read(cuts[0])
-    ref = separate(torch.from_numpy(data.T.copy()), n_src=3, sr=sr, n_iter=1, starts=2)
+    ref = separate(
+        torch.from_numpy(data.T.copy()), n_src=3, sr=sr, n_iter=1, starts=2,
+        blend=[{"method": "fastmnmf2", "starts": 1, "wpe": True}],
+    )  # fmt: skip
     got = torch.from_numpy(read(out / "m0" / "src1.wav")[0].T)
     torch.testing.assert_close(got, ref.sources[0], rtol=0, atol=1e-6)
     assert separate_files([cuts[0]], out, **kw).n_skipped == 1
@@ -200,8 +209,8 @@ def test_auto_averages_the_neural_model_with_fastmnmf2(tiny_model_file, cuts, tm
     from vae_audio.separation import separate
 
     monkeypatch.setattr(methods, "shipped_model_path", lambda: tiny_model_file)
-    assert methods.AUTO_NEURAL_BLEND == (("fastmnmf2", 4),)
-    monkeypatch.setattr(methods, "AUTO_NEURAL_BLEND", (("fastmnmf2", 2),))  # half the time
+    assert methods.AUTO_NEURAL_BLEND == (methods.Blend("fastmnmf2", 4),)
+    monkeypatch.setattr(methods, "AUTO_NEURAL_BLEND", (methods.Blend("fastmnmf2", 2),))
     out, notes = tmp_path / "out", []
     kw = dict(iters=1, progress=False, env={}, log=notes.append)
     assert separate_files([cuts[0]], out, **kw).n_separated == 1

@@ -272,7 +272,7 @@ def test_auto_uses_the_shipped_model_for_its_channel_count(
     }
     assert label == {
         "m0": "neural-fastfca (shipped model) + fastmnmf2 (4 starts)",
-        "two": "fastmnmf2 (4 starts)",
+        "two": "fastmnmf2 (4 starts) + fastmnmf2 (4 starts, after WPE)",
     }
 
 

@@ -468,8 +468,8 @@ def register(subparsers) -> None:
         help=f"auto or a registered method: {', '.join(METHOD_CHOICES[1:])}, ... (default "
         "auto: the shipped Neural FCA model for inputs with its channel and talker count, "
         "averaged with fastmnmf2 from 4 starts; vae-nmf for 1 channel; else fastmnmf2 from 4 "
-        "starts averaged, which takes any M >= 2 and any --n-src; a note says which ran and "
-        "why)",
+        "starts averaged with fastmnmf2 from 4 starts after WPE, which takes any M >= 2 and "
+        "any --n-src; a note says which ran and why)",
     )  # fmt: skip
     p.add_argument(
         "--n-src", type=count("2"), metavar="N",
