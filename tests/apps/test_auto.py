@@ -209,7 +209,10 @@ def test_auto_averages_the_neural_model_with_fastmnmf2(tiny_model_file, cuts, tm
     from vae_audio.separation import separate
 
     monkeypatch.setattr(methods, "shipped_model_path", lambda: tiny_model_file)
-    assert methods.AUTO_NEURAL_BLEND == (methods.Blend("fastmnmf2", 4),)
+    assert methods.AUTO_NEURAL_BLEND == (
+        methods.Blend("fastmnmf2", 4),
+        methods.Blend("fastmnmf2", 4, wpe=True),
+    )
     monkeypatch.setattr(methods, "AUTO_NEURAL_BLEND", (methods.Blend("fastmnmf2", 2),))
     out, notes = tmp_path / "out", []
     kw = dict(iters=1, progress=False, env={}, log=notes.append)

@@ -53,7 +53,8 @@ def test_demo_with_a_shipped_neural_model_adds_the_default_baselines(
     result = run_demo(tmp_path / "demo", fast=True, iters=2, log=lambda *_: None)
     expected = [
         "mixture (unprocessed, mic 0)",
-        "auto: neural-fastfca (shipped model) + fastmnmf2 (4 starts)",
+        "auto: neural-fastfca (shipped model) + fastmnmf2 (4 starts) and fastmnmf2 (4 starts, "
+        "after WPE)",
         "fastmnmf2",
     ]
     if "vae-fastfca" in METHODS:

@@ -271,7 +271,8 @@ def test_auto_uses_the_shipped_model_for_its_channel_count(
         for d in (tmp_path / "out").iterdir()
     }
     assert label == {
-        "m0": "neural-fastfca (shipped model) + fastmnmf2 (4 starts)",
+        "m0": "neural-fastfca (shipped model) + fastmnmf2 (4 starts) and fastmnmf2 (4 starts, "
+        "after WPE)",
         "two": "fastmnmf2 (4 starts) + fastmnmf2 (4 starts, after WPE)",
     }
 
