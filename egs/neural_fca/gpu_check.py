@@ -1,5 +1,5 @@
 """The GPU check: CUDA tests, a 2-epoch run of the published-scale recipes, and batched
-separation throughput, in one command that fits in about 8 minutes on one GPU.
+separation throughput, in one command sized for 8 minutes on one GPU (not yet timed on one).
 
     # on a machine with the corpora (CPU is fine): 32 + 4 simulated 4-mic mixtures, ~40 MB
     .venv/bin/python egs/neural_fca/gpu_check.py prepare --corpus data/tts/train.jsonl \\
