@@ -154,12 +154,12 @@ def _throughput(data: Path, device: str, smoke: bool) -> list[dict]:
 
     from vae_audio.separation import separate
 
-    sizes, seconds, steps = ([1, 2], 1, (5, 10)) if smoke else ([1, 8, 32], 4, (200, 100))
+    sizes, clip_s, steps = ([1, 2], 1, (5, 10)) if smoke else ([1, 8, 32], 4, (200, 100))
     items = [json.loads(line) for line in (data / "train" / "manifest.jsonl").open()]
     wavs = []
     for item in items[: max(sizes)]:
         path = data / "train" / item["id"] / "mix.wav"
-        wav, sr = sf.read(path, dtype="float32", always_2d=True, frames=seconds * 16000)
+        wav, sr = sf.read(path, dtype="float32", always_2d=True, frames=clip_s * 16000)
         wavs.append(torch.from_numpy(wav.T.copy()))
     S = min(w.shape[-1] for w in wavs)
     mixes = torch.stack([w[:, :S] for w in wavs])  # [B, M, S]

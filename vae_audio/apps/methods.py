@@ -339,25 +339,23 @@ class MethodResolver:
                 raise VaeAudioError(f"cannot separate '{item.path}': {err}") from None
             self._note(f"auto: {choice.reason}")
             if choice.method == "neural":
-                plan = self._neural_plan(item)
-                if not AUTO_NEURAL_BLEND:
-                    return plan
-                blend = " and ".join(b.describe() for b in AUTO_NEURAL_BLEND)
-                self._note(f"auto: the model's separation is averaged with {blend}")
-                return replace(plan, blend=AUTO_NEURAL_BLEND, label=f"{plan.label} + {blend}")
+                return self._blended(self._neural_plan(item), AUTO_NEURAL_BLEND, "the model's")
             method = choice.method
             starts = AUTO_STARTS.get(method, 1)
             plan = self._plan(item, method)
             if starts > 1:
                 self._note(f"auto: {method} averages {starts} random starts")
                 plan = replace(plan, starts=starts, label=f"{plan.label} ({starts} starts)")
-            blend_with = AUTO_FALLBACK_BLEND.get(method, ())
-            if blend_with:
-                blend = " and ".join(b.describe() for b in blend_with)
-                self._note(f"auto: its separation is averaged with {blend}")
-                plan = replace(plan, blend=blend_with, label=f"{plan.label} + {blend}")
-            return plan
+            return self._blended(plan, AUTO_FALLBACK_BLEND.get(method, ()), "its")
         return self._plan(item, method)
+
+    def _blended(self, plan: Plan, blends: tuple[Blend, ...], whose: str) -> Plan:
+        """``plan`` with ``blends`` averaged in, noted and named in its label (none: as is)."""
+        if not blends:
+            return plan
+        text = " and ".join(b.describe() for b in blends)
+        self._note(f"auto: {whose} separation is averaged with {text}")
+        return replace(plan, blend=blends, label=f"{plan.label} + {text}")
 
     def _plan(self, item, method: str) -> Plan:
         from vae_audio.separation import METHODS
