@@ -196,6 +196,24 @@ def test_auto_fallback_averages_several_starts_unless_told(tiny_model_file, cuts
     assert "starts" not in record["job"] and record["settings"]["starts"] == 1
 
 
+def test_a_blend_on_longer_frames_scales_the_plan_stft_at_every_rate():
+    """``Blend.stft_scale`` asks for frames that many times the plan's, whatever the file's
+    rate: 1024 at 16 kHz, 4096 at 48 kHz; a scale of 1 adds no ``stft`` to the entry."""
+    from vae_audio.audio.stft import StftConfig
+
+    blend = (methods.Blend("fastmnmf2", 2, stft_scale=2), methods.Blend("fastmnmf2", 3))
+    plan = methods.Plan("fastmnmf2", 2, blend=blend)
+    assert plan.blend_entries(16000) == [
+        {"method": "fastmnmf2", "starts": 2, "stft": {"n_fft": 1024}},
+        {"method": "fastmnmf2", "starts": 3},
+    ]
+    assert plan.blend_entries(48000)[0]["stft"] == {"n_fft": 4096}
+    fixed = methods.Plan("fastmnmf2", 2, stft=StftConfig(n_fft=256, hop_length=64), blend=blend)
+    assert fixed.blend_entries(16000)[0]["stft"] == {"n_fft": 512}
+    assert blend[0].describe() == "fastmnmf2 (2 starts, 2x longer frames)"
+    assert methods.Blend("fastmnmf2", 1, wpe=True).describe() == "fastmnmf2 (1 start, after WPE)"
+
+
 def test_auto_averages_the_neural_model_with_fastmnmf2(tiny_model_file, cuts, tmp_path,
                                                        monkeypatch):  # fmt: skip
     """On the model's channel and talker counts auto averages the model's separation with

@@ -11,9 +11,10 @@ import torch
 
 from tests.apps.conftest import FAST, MIXTURE, read
 from vae_audio import cli
+from vae_audio.audio.stft import StftConfig
 from vae_audio.errors import VaeAudioError
 from vae_audio.separation import separate
-from vae_audio.separation.api import _order_by_energy, average_starts
+from vae_audio.separation.api import _order_by_energy, average_starts, member_stft
 from vae_audio.separation.chunking import ChunkOutput, align_to_previous
 
 
@@ -112,8 +113,11 @@ def test_blend_averages_other_methods_with_equal_weights():
     torch.testing.assert_close(got.sources, _order_by_energy(mean)[0], rtol=0, atol=1e-6)
     torch.testing.assert_close(got.noise, (main.noise + other.noise) / 2, rtol=0, atol=1e-6)
     assert got.settings["blend"] == [
-        {"method": "fastmnmf2", "starts": 2, "n_iter": 2, "wpe": None, "init": "twostep"}
-    ]
+        {
+            "method": "fastmnmf2", "starts": 2, "n_iter": 2, "wpe": None,
+            "stft": StftConfig(sample_rate=sr).to_dict(), "init": "twostep",
+        }
+    ]  # fmt: skip
     assert separate(x, method="fastmnmf2", n_iter=1, **kw).settings["blend"] == []
 
 
@@ -144,6 +148,36 @@ def test_a_blend_member_with_its_own_front_end(main_wpe):
     torch.testing.assert_close(inherit.sources, wpe.sources, rtol=0, atol=1e-6)  # the same twice
 
 
+def test_a_blend_member_with_its_own_stft():
+    """A blend entry's ``stft`` sets that member's analysis alone: the result is the average
+    of the method's separations at both STFT sizes (averaged as waveforms), and ``n_fft``
+    alone scales the hop with it."""
+    x, sr = _mixture()
+    kw = dict(method="fastmnmf2", n_src=2, sr=sr, seed=2, n_iter=3)
+    short = separate(x, **kw)
+    long_cfg = StftConfig(sample_rate=sr, n_fft=1024, hop_length=256)
+    long = separate(x, stft=long_cfg, **kw)
+    assert (short.sources - long.sources).abs().max() > 1e-3  # the sizes differ
+    got = separate(x, **kw, blend=[{"method": "fastmnmf2", "n_iter": 3, "stft": {"n_fft": 1024}}])
+    a, b = short.sources[None], long.sources[None]  # [1, N, M, S]
+    mean = (a + b[:, align_to_previous(a, b)[0]]) / 2
+    torch.testing.assert_close(got.sources, _order_by_energy(mean)[0], rtol=0, atol=1e-6)
+    assert got.settings["stft"] == StftConfig(sample_rate=sr).to_dict()
+    assert got.settings["blend"][0]["stft"] == long_cfg.to_dict()
+    same = separate(x, **kw, blend=[{"method": "fastmnmf2", "n_iter": 3, "stft": long_cfg}])
+    torch.testing.assert_close(same.sources, got.sources, rtol=0, atol=0)
+
+
+def test_member_stft_keeps_the_overlap_of_the_main_analysis():
+    main = StftConfig(sample_rate=8000, n_fft=256, hop_length=64, win_length=200)
+    cfg = member_stft(main, {"n_fft": 512})
+    assert (cfg.n_fft, cfg.hop_length, cfg.win_length) == (512, 128, 400)
+    assert (cfg.sample_rate, cfg.window) == (8000, "hann")
+    cfg = member_stft(main, {"n_fft": 512, "hop_length": 100, "window": "hamming"})
+    assert (cfg.n_fft, cfg.hop_length, cfg.win_length, cfg.window) == (512, 100, 400, "hamming")
+    assert member_stft(main, {}) == main
+
+
 @pytest.mark.parametrize(
     "entry, message",
     [
@@ -154,6 +188,10 @@ def test_a_blend_member_with_its_own_front_end(main_wpe):
         ({"method": "fastmnmf2", "n_iter": -1}, "n_iter must be a non-negative"),
         ({"method": "fastmnmf2", "colour": "red"}, "method 'fastmnmf2' has no option"),
         ({"method": "fastmnmf2", "wpe": "yes"}, "wpe must be True, False, None or a dict"),
+        ({"method": "fastmnmf2", "stft": 1024}, "a blend entry's 'stft' is a dict"),
+        ({"method": "fastmnmf2", "stft": {"hop": 256}}, "unknown STFT settings"),
+        ({"method": "fastmnmf2", "stft": {"n_fft": 0}}, "n_fft must be a positive integer"),
+        ({"method": "fastmnmf2", "stft": {"sample_rate": 8000}}, "leave sample_rate out"),
     ],
 )
 def test_bad_blend_entries_are_one_clear_error(entry, message):

@@ -70,18 +70,31 @@ AUTO_STARTS = {FALLBACK: 4}
 @dataclass(frozen=True)
 class Blend:
     """A separation averaged with the plan's (``separate(blend=...)``): ``method`` from
-    ``starts`` random starts, after WPE dereverberation if ``wpe``."""
+    ``starts`` random starts, after WPE dereverberation if ``wpe``, on frames ``stft_scale``
+    times as long as the plan's STFT (its hop and window scaled alike)."""
 
     method: str
     starts: int = 1
     wpe: bool = False
+    stft_scale: int = 1
 
-    def entry(self) -> dict[str, Any]:
-        """The ``blend`` entry :func:`vae_audio.separation.separate` takes."""
-        return {"method": self.method, "starts": self.starts} | ({"wpe": True} if self.wpe else {})
+    def entry(self, stft) -> dict[str, Any]:
+        """The ``blend`` entry :func:`vae_audio.separation.separate` takes, where the plan's
+        STFT is ``stft`` (a :class:`~vae_audio.audio.stft.StftConfig`)."""
+        entry: dict[str, Any] = {"method": self.method, "starts": self.starts}
+        if self.wpe:
+            entry["wpe"] = True
+        if self.stft_scale != 1:
+            entry["stft"] = {"n_fft": stft.n_fft * self.stft_scale}
+        return entry
 
     def describe(self) -> str:
-        return f"{self.method} ({_count(self.starts, 'start')}{', after WPE' if self.wpe else ''})"
+        details = [_count(self.starts, "start")]
+        if self.wpe:
+            details.append("after WPE")
+        if self.stft_scale != 1:
+            details.append(f"{self.stft_scale}x longer frames")
+        return f"{self.method} ({', '.join(details)})"
 
 
 # What auto averages with the Neural FCA model's separation: the model alone scored 2.94 dB
@@ -119,9 +132,10 @@ class Plan:
     starts: int = 1  # random starts averaged when --starts is not given
     blend: tuple[Blend, ...] = ()  # separations averaged with this method's
 
-    def blend_entries(self) -> list[dict[str, Any]]:
-        """``blend`` as :func:`vae_audio.separation.separate` takes it."""
-        return [b.entry() for b in self.blend]
+    def blend_entries(self, sr: int) -> list[dict[str, Any]]:
+        """``blend`` as :func:`vae_audio.separation.separate` takes it for a rate of ``sr``."""
+        stft = self.stft_for(sr)
+        return [b.entry(stft) for b in self.blend]
 
     def iterations(self, iters: int | None) -> int | None:
         """Iterations to run: ``--iters`` when given, else the plan's default."""

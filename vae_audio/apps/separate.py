@@ -118,7 +118,7 @@ def _job_key(
     if plan.n_starts(starts) > 1:  # likewise
         key["starts"] = plan.n_starts(starts)
     if plan.blend:
-        key["blend"] = plan.blend_entries()
+        key["blend"] = plan.blend_entries(plan.sample_rate or item.sample_rate)
     return json.loads(json.dumps(key))
 
 
@@ -374,7 +374,7 @@ class _BatchRunner:
             n_iter=plan.iterations(self.iters),
             device=self.device,
             seed=self.seed, wpe=self.wpe, starts=plan.n_starts(self.starts),
-            blend=plan.blend_entries(), **dict(plan.opts),
+            blend=plan.blend_entries(sr), **dict(plan.opts),
         )  # fmt: skip
         sources = res.sources.cpu()  # [B, N, M, S]
         noise = None if res.noise is None else res.noise.cpu()  # [B, M, S]

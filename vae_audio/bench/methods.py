@@ -312,7 +312,7 @@ def _auto_candidates(
     res = separate(
         mix, plan.method, n_src=plan.n_src, sr=sr, stft=plan.stft_for(sr),
         n_iter=plan.iterations(n_iter), seed=seed, device=device, wpe=wpe,
-        starts=plan.n_starts(starts), blend=plan.blend_entries(),
+        starts=plan.n_starts(starts), blend=plan.blend_entries(sr),
         **dict(plan.opts),
     )  # fmt: skip
     est = _talkers_then_noise(res)  # [N, M', S']

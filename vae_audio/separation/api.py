@@ -224,9 +224,11 @@ def separate(
     ``blend``: other methods whose separations of every chunk are averaged with this one's,
     each with equal weight (talkers matched as for ``starts``): dicts with ``method`` and
     optionally ``starts`` (1), ``n_iter`` (that method's default), ``wpe`` (that member's
-    front end, as ``wpe`` above; default: the same as this method's) and the method's own
-    options, e.g. ``[{"method": "fastmnmf2", "starts": 4, "wpe": True}]``. They share the
-    STFT, the noise slot and the seed; ``settings["blend"]`` lists them resolved.
+    front end, as ``wpe`` above; default: the same as this method's), ``stft`` (that
+    member's analysis, see :func:`member_stft`; default: ``stft``) and the method's own
+    options, e.g. ``[{"method": "fastmnmf2", "starts": 4, "wpe": True}]``. The members are
+    averaged as waveforms, so their STFTs may differ; they share the noise slot and the
+    seed, and ``settings["blend"]`` lists them resolved.
     """
     t_start = time.perf_counter()
     _check_method(method)
@@ -260,27 +262,33 @@ def separate(
             chosen_starts.append(list(model.record.chosen))
         images = model.images(X)  # [B, N, M, F, T]
         timings["wiener"] += tick()
-        wav = istft(images, stft_config, length=length)  # [B, N, M, S_c]
+        wav = istft(images, member.stft, length=length)  # [B, N, M, S_c]
         timings["istft"] += tick()
         objective = model.log_likelihood / (X.shape[-2] * X.shape[-1])  # [B, I + 1]
         return _split_noise(wav, model, noise_slot, objective)
 
-    def member_input(chunk: torch.Tensor, cfg, inputs: dict) -> torch.Tensor:
-        """The chunk's STFT ``[B, M, F, T]`` after the front end ``cfg`` (once per chunk)."""
-        if cfg not in inputs:
+    def member_input(chunk: torch.Tensor, member: _Member, waves: dict, specs: dict):
+        """The chunk's STFT ``[B, M, F, T]`` after ``member``'s front end, in its analysis.
+        ``waves`` (front end -> waveform) and ``specs`` (front end, STFT -> STFT) keep what
+        the chunk's members share, so each runs once per chunk."""
+        cfg, key = member.wpe, (member.wpe, member.stft)
+        if cfg not in waves:
             tick = _Clock(chunk.device)
+            waves[cfg] = chunk if cfg is None else dereverberate(chunk, sr, cfg)  # [B, M, S_c]
             if cfg is not None:
-                chunk = dereverberate(chunk, sr, cfg)  # [B, M, S_c]
                 timings["wpe"] += tick()
-            inputs[cfg] = stft_transform(chunk, stft_config)  # [B, M, F, T]
+        if key not in specs:
+            tick = _Clock(chunk.device)
+            specs[key] = stft_transform(waves[cfg], member.stft)  # [B, M, F, T]
             timings["stft"] += tick()
-        return inputs[cfg]
+        return specs[key]
 
     def run_chunk(chunk: torch.Tensor) -> ChunkOutput:
-        inputs: dict = {}  # front end -> STFT, shared by the members that use it
+        waves: dict = {}
+        specs: dict = {}
         outs = []
         for member in members:  # each method's starts averaged, then the methods
-            X = member_input(chunk, member.wpe, inputs)
+            X = member_input(chunk, member, waves, specs)
             runs = [fit_start(X, chunk.shape[-1], member, k) for k in range(member.starts)]
             outs.append(runs[0] if len(runs) == 1 else average_starts(runs))
         return outs[0] if len(outs) == 1 else average_starts(outs)
@@ -315,6 +323,7 @@ def separate(
                 "starts": m.starts,
                 "n_iter": m.n_iter,
                 "wpe": None if m.wpe is None else m.wpe.to_dict(sr),
+                "stft": m.stft.to_dict(),
                 **m.opts,
             }
             for m in members[1:]
@@ -431,6 +440,7 @@ class _Member(NamedTuple):
     n_iter: int
     opts: dict[str, Any]
     starts: int
+    stft: StftConfig
     wpe: WpeConfig | None = None  # front end (None: none)
 
 
@@ -456,20 +466,53 @@ def _member(
         raise VaeAudioError(f"n_iter must be a non-negative integer, got {n_iter!r}")
     if isinstance(starts, bool) or not isinstance(starts, int) or starts < 1:
         raise VaeAudioError(f"starts must be a positive integer, got {starts!r}")
-    return _Member(method, spec, n_iter, opts, starts)
+    return _Member(method, spec, n_iter, opts, starts, stft_config)
 
 
 def _blend_member(item: Mapping[str, Any], wpe: WpeConfig | None, *shape) -> _Member:
     """One ``blend`` entry of :func:`separate` (``shape`` as for :func:`_member`); ``wpe``
-    the main method's front end, which the entry keeps unless it sets its own."""
+    and the STFT of ``shape`` are the main method's, which the entry keeps unless it sets
+    its own."""
     if not isinstance(item, Mapping) or "method" not in item:
         raise VaeAudioError(
             f"each blend entry is a dict with a 'method', e.g. {{'method': 'fastmnmf2'}}; "
             f"got {item!r}"
         )
-    opts = {k: v for k, v in item.items() if k not in ("method", "starts", "n_iter", "wpe")}
-    member = _member(item["method"], item.get("n_iter"), item.get("starts", 1), opts, *shape)
+    own = ("method", "starts", "n_iter", "wpe", "stft")
+    opts = {k: v for k, v in item.items() if k not in own}
+    *sizes, stft_config = shape
+    cfg = member_stft(stft_config, item["stft"]) if "stft" in item else stft_config
+    member = _member(item["method"], item.get("n_iter"), item.get("starts", 1), opts, *sizes, cfg)
     return member._replace(wpe=wpe_config(item["wpe"]) if "wpe" in item else wpe)
+
+
+def member_stft(main: StftConfig, stft: StftConfig | Mapping[str, Any]) -> StftConfig:
+    """The analysis of a ``blend`` member whose entry sets ``stft``: a
+    :class:`~vae_audio.audio.stft.StftConfig`, or a dict of its fields that replace those of
+    ``main`` (the main method's STFT). A dict that sets ``n_fft`` alone scales ``hop_length``
+    and ``win_length`` with it, so ``{"n_fft": 1024}`` on the 512/128 default gives 1024/256:
+    the same overlap on longer frames."""
+    if isinstance(stft, StftConfig):
+        cfg = stft
+    elif isinstance(stft, Mapping):
+        changes = dict(stft)
+        if "n_fft" in changes and isinstance(changes["n_fft"], int) and changes["n_fft"] > 0:
+            scale = changes["n_fft"] / main.n_fft
+            changes.setdefault("hop_length", max(1, round(main.hop_length * scale)))
+            if main.win_length is not None:
+                changes.setdefault("win_length", max(1, round(main.win_length * scale)))
+        cfg = StftConfig.from_dict({**main.to_dict(), **changes})
+    else:
+        raise VaeAudioError(
+            f"a blend entry's 'stft' is a dict of STFT settings, e.g. {{'n_fft': 1024}}, "
+            f"or a StftConfig; got {stft!r}"
+        )
+    if cfg.sample_rate != main.sample_rate:
+        raise VaeAudioError(
+            f"a blend member's STFT has sample_rate {cfg.sample_rate} but the input's is "
+            f"{main.sample_rate}; leave sample_rate out of the blend entry's 'stft'"
+        )
+    return cfg
 
 
 def _check_sizes(method: str, spec: MethodSpec, M: int, S: int, n_src: int) -> None:
