@@ -133,7 +133,8 @@ def register(subparsers) -> None:
         "memory. Methods: the registered separation methods (fastmnmf2, fastmnmf, mnmf, fca, "
         "neural-fca, ...), pyroomacoustics peers (pra-auxiva, pra-ilrma, pra-fastmnmf, "
         "pra-fastmnmf2), oracle ceilings (oracle-mwf, oracle-irm), half-oracles (oracle-psd: true "
-        "PSDs, SCMs by EM; oracle-scm: true SCMs, PSDs by MU) and the floor 'mixture'.",
+        "PSDs, SCMs by EM; oracle-scm: true SCMs, PSDs by MU; oracle-scm-vae: true SCMs, PSDs "
+        "from the speech prior) and the floor 'mixture'.",
     )
     p.add_argument("--set", metavar="DIR", help="simulated set (or its manifest)")
     p.add_argument(

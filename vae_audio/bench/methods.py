@@ -68,6 +68,11 @@ ORACLES = {
         f"multichannel Wiener filter, oracle full-rank SCMs, free PSDs blind by "
         f"{HALF_ORACLE_ITERATIONS} FCA MU iterations from flat (half-oracle)"
     ),
+    "oracle-scm-vae": (
+        f"multichannel Wiener filter, oracle full-rank SCMs, PSDs blind from the shipped "
+        f"speech prior and an NMF noise by {HALF_ORACLE_ITERATIONS} VAE-FCA iterations "
+        "(half-oracle)"
+    ),
 }
 FLOOR = {"mixture": "the unprocessed mixture (floor)"}
 AUTO = {"auto": "what `vae-audio separate --method auto` runs on the mixture"}

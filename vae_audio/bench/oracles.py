@@ -43,16 +43,25 @@ gain, and the SDRs are within 0.15 dB (oracle-psd) and 0.5 dB (oracle-scm) of 10
   ``λ_jft`` per slot and TF bin by the FCA multiplicative update from a start that is flat
   across the slots (:func:`fit_psd_given_scm`); ``ε = 1e-8 · mean_ft ‖x_ft‖² / M``, the
   mixture's stand-in for oracle-mwf's ``1e-8 · mean_ft Σ_j λ_jft``.
+* **oracle-scm-vae** (oracle SCMs, blind PSDs from the speech prior): as oracle-scm, but the
+  talkers' PSDs are those of VAE-FCA's source model, ``λ_nft = u_nf v_nt g_f(z_nt)`` with the
+  shipped prior's decoder ``g``, and the noise an NMF of 8 bases
+  (:class:`~vae_audio.separation.vae_source.VaeSourceModel`, Adam on ``z``); it starts as
+  VAE-FCA does, from the talkers' mic-0 images of a first fit, here 10 iterations of
+  oracle-scm (:func:`~vae_audio.separation.vae_fca.initial_source`). Set beside oracle-scm,
+  it says how much the prior's constraint on the PSDs is worth once the spatial model is
+  right. The STFT must be the prior's.
 
-Neither is bounded by oracle-mwf. Its SCM weights every frame alike (``c cᴴ / λ``), so the
-frames where a talker is quiet and its image is mostly diffuse reverberation count as much
-as the loud ones: the talkers' SCMs come out too diffuse. On the 2-s fixture (4 mics, two
-talkers, pink noise) oracle-psd, whose ML SCMs fit the mixture, is about 2 dB above
-oracle-mwf, and oracle-scm 5-6 dB below it: each free PSD is fitted to the single snapshot
-``x_ft``, and the diffuse noise SCM explains the loud talker bins about as well as the
-talkers' own SCMs do (the noise slot takes half the fitted power, 0.5 % of the true power).
-Oracle-scm's SDR peaks near 10 iterations (10.8 / 6.7 dB) and falls as the likelihood rises:
-the ML PSDs over-fit the snapshots; the half-oracle reports the ML fit, not a tuned stop.
+Neither oracle-psd nor oracle-scm is bounded by oracle-mwf. Its SCM weights every frame alike
+(``c cᴴ / λ``), so the frames where a talker is quiet and its image is mostly diffuse
+reverberation count as much as the loud ones: the talkers' SCMs come out too diffuse. On the
+2-s fixture (4 mics, two talkers, pink noise) oracle-psd, whose ML SCMs fit the mixture, is
+about 2 dB above oracle-mwf, and oracle-scm 5-6 dB below it: each free PSD is fitted to the
+single snapshot ``x_ft``, and the diffuse noise SCM explains the loud talker bins about as well
+as the talkers' own SCMs do (the noise slot takes half the fitted power, 0.5 % of the true
+power). Oracle-scm's SDR peaks near 10 iterations (10.8 / 6.7 dB) and falls as the likelihood
+rises: the ML PSDs over-fit the snapshots; the half-oracle reports the ML fit, not a tuned
+stop.
 """
 
 from __future__ import annotations
@@ -64,12 +73,14 @@ import torch
 
 from vae_audio.separation.fca import em_update_scm, fca_covariance, fca_log_likelihood
 from vae_audio.separation.linalg import eps_load, inv_logdet_psd
-from vae_audio.separation.source_model import FreePsd, PsdStats
+from vae_audio.separation.source_model import FreePsd, PsdStats, SourceModel
 from vae_audio.separation.wiener import wiener_full_rank
 
 _EPS_REL = 1e-8
 HALF_ORACLE_ITERATIONS = 50  # EM (oracle-psd) / MU (oracle-scm) iterations of the half-oracles
 _SCM_FLOOR = 1e-10  # relative loading after every SCM update (complex128): keeps H definite
+VAE_START_ITERATIONS = 10  # oracle-scm-vae: free-PSD MU iterations whose images start the VAE
+VAE_NOISE_BASES = 8  # oracle-scm-vae: NMF bases of the noise slot (VAE-FCA's default)
 
 
 def oracle_parameters(C: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -161,24 +172,27 @@ def fit_psd_given_scm(
     H: torch.Tensor,
     n_iter: int = HALF_ORACLE_ITERATIONS,
     eps: float | torch.Tensor = 0.0,
+    source: SourceModel | None = None,
 ) -> HalfOracleFit:
-    """Blind free PSDs under fixed SCMs: ``n_iter`` multiplicative updates of ``λ``.
+    """Blind PSDs under fixed SCMs: ``n_iter`` majorisation-minimisation steps of ``source``.
 
     ``x [M, F, T]`` complex, ``H [J, F, M, M]`` (held fixed, ``tr H_jf = M``), ``eps`` the
-    isotropic floor (power units; also the PSD floor). One PSD per slot and TF bin
-    (:class:`~vae_audio.separation.source_model.FreePsd`, Duong et al. 2010), started flat
-    across the slots at the mixture's power, ``λ_jft = ‖x_ft‖² / (M J)`` (so that
-    ``tr Y_ft ≈ ‖x_ft‖²``). Update (DESIGN §4, FCA MU; Sawada et al. 2013)
-    ``λ_jft ← λ_jft sqrt(tr(Y⁻¹XY⁻¹H_jf) / tr(Y⁻¹H_jf))``, a majorisation-minimisation step,
-    so the log-likelihood (always tracked: it comes with ``Y⁻¹``) does not decrease. With
-    ``H`` fixed every TF bin is a separate problem.
+    isotropic floor (power units; also the free PSDs' floor). ``source``: a
+    :class:`~vae_audio.separation.source_model.SourceModel` of batch 1 and J slots; by default
+    one free PSD per slot and TF bin (:class:`~vae_audio.separation.source_model.FreePsd`,
+    Duong et al. 2010), started flat across the slots at the mixture's power,
+    ``λ_jft = ‖x_ft‖² / (M J)`` (so that ``tr Y_ft ≈ ‖x_ft‖²``), whose update (DESIGN §4, FCA
+    MU; Sawada et al. 2013) is ``λ_jft ← λ_jft sqrt(tr(Y⁻¹XY⁻¹H_jf) / tr(Y⁻¹H_jf))``: the
+    log-likelihood (always tracked: it comes with ``Y⁻¹``) does not decrease, and with ``H``
+    fixed every TF bin is a separate problem.
     """
     J = H.shape[0]
     M, F, T = x.shape
     eps = torch.as_tensor(eps, dtype=x.real.dtype, device=x.device)
     xt = x.permute(1, 2, 0)  # [F, T, M]
-    flat = xt.abs().square().sum(-1) / (M * J)  # [F, T]
-    source = FreePsd(flat.expand(1, J, F, T).clamp_min(eps), eps)  # λ [1, J, F, T]
+    if source is None:
+        flat = xt.abs().square().sum(-1) / (M * J)  # [F, T]
+        source = FreePsd(flat.expand(1, J, F, T).clamp_min(eps), eps)  # λ [1, J, F, T]
     history = []
 
     def stats(lam: torch.Tensor) -> PsdStats:
@@ -226,9 +240,29 @@ def oracle_scm(
     return fit_psd_given_scm(x, H, n_iter, eps).images(x)
 
 
+def oracle_scm_vae(
+    x: torch.Tensor, C: torch.Tensor, n_iter: int = HALF_ORACLE_ITERATIONS
+) -> torch.Tensor:
+    """Oracle SCMs, blind PSDs from the shipped speech prior: mixture ``x [M, F, T]`` and
+    true images ``C [J, M, F, T]`` (J - 1 talkers, then the noise) -> estimated images
+    ``[J, M, F, T]`` (module docstring)."""
+    from vae_audio.separation.priors import check_bins, load_prior
+    from vae_audio.separation.vae_fca import initial_source
+
+    _, H = oracle_parameters(C)  # [J, F, M, M]
+    eps = _EPS_REL * x.abs().square().sum(0).mean() / x.shape[0]
+    start = fit_psd_given_scm(x, H, VAE_START_ITERATIONS, eps)
+    net = load_prior(None, x)
+    check_bins(net, x.shape[1], "the shipped speech prior")
+    talkers = start.images(x)[:-1, 0].abs().square()  # [J - 1, F, T]: first images, mic 0
+    source = initial_source(net, talkers[None], start.lam[None], 1, VAE_NOISE_BASES, eps, 0)
+    return fit_psd_given_scm(x, H, n_iter, eps, source).images(x)
+
+
 ORACLE_FILTERS = {
     "oracle-mwf": oracle_mwf,
     "oracle-irm": oracle_irm,
     "oracle-psd": oracle_psd,
     "oracle-scm": oracle_scm,
+    "oracle-scm-vae": oracle_scm_vae,
 }  # benchmark name -> filter (x [M, F, T], C [J, M, F, T]) -> [J, M, F, T]

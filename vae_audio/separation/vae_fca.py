@@ -204,20 +204,11 @@ def fit_vae_fca(
         spec = wiener_jd(x, lam0[:, :ns], g[:, :ns], Q, eps)[:, :, 0]  # [B, N_s, F, T] mic 0
     else:
         spec = x[:, None, 0].expand(B, ns, F, T)  # [B, N_s, F, T]
-    with torch.no_grad():
-        z = net.encode(prior_level(spec.abs().square(), net)).mean  # [B, N_s, T, D]
-        gz = net.decode(z)  # [B, N_s, F, T]
-    v = lam0[:, :ns].sum(-2) / gz.sum(-2)  # [B, N_s, T]
     floor = eps_rel * power[:, None, None, None] if spatial == "full" else 0.0
-    noise = None
-    if n_noise:  # a seeded Uniform(0.5, 1.5) NMF (shared by the batch) around λ⁰_noise = w_f
-        gen = torch.Generator().manual_seed(seed)
-        W = torch.rand(F, n_basis, generator=gen, dtype=torch.float64) + 0.5
-        H = torch.rand(n_basis, T, generator=gen, dtype=torch.float64) + 0.5
-        W = lam0[:, ns:, :, :1] * W.to(lam0) / n_basis  # [B, 1, F, K]
-        noise = NmfPsd(W, H.to(lam0).expand(B, 1, n_basis, T).clone(), floor)
-    u = torch.ones(B, ns, F, dtype=v.dtype, device=x.device)
-    source = VaeSourceModel(net, z, u, v, noise, z_update, z_steps, z_lr, mh_std, seed)
+    source = initial_source(
+        net, spec.abs().square(), lam0, n_noise, n_basis, floor, seed,
+        z_update=z_update, z_steps=z_steps, z_lr=z_lr, mh_std=mh_std,
+    )  # fmt: skip
     if spatial == "full":
         eps = eps_rel * power
         H, ll, lp = _fit_full(x, source, jd_scm(Q, g), n_iter, algorithm, eps, callback)
@@ -229,6 +220,41 @@ def fit_vae_fca(
     if n_noise:
         noise_index = torch.full((B,), n_src - 1, dtype=torch.long, device=x.device)
     return VaeFcaResult(source.psd(), source, eps, ll, lp, noise_index, H, Q, g)
+
+
+def initial_source(
+    net: SpeechVAE,
+    power: torch.Tensor,
+    lam0: torch.Tensor,
+    n_noise: int,
+    n_basis: int,
+    floor: float | torch.Tensor,
+    seed: int,
+    **updates: Any,
+) -> VaeSourceModel:
+    """The source model started from a first estimate (module docstring, initialisation).
+
+    ``power [B, N_s, F, T]`` the speech slots' spectrograms, whose encoder means (at the
+    prior's level) are the first ``z``; ``lam0 [B, N_s + n_noise, F, T]`` first PSDs: ``v_nt =
+    Σ_f λ⁰_nft / Σ_f g_f(z_nt)``, ``u = 1``, and with ``n_noise`` a seeded Uniform(0.5, 1.5) NMF
+    of ``n_basis`` bases (shared by the batch) around the noise slot's mean over frames of
+    ``λ⁰``, with PSD floor ``floor``. ``updates``: :class:`VaeSourceModel`'s ``z_update``,
+    ``z_steps``, ``z_lr``, ``mh_std``.
+    """
+    B, ns, F, T = power.shape
+    with torch.no_grad():
+        z = net.encode(prior_level(power, net)).mean  # [B, N_s, T, D]
+        gz = net.decode(z)  # [B, N_s, F, T]
+    v = lam0[:, :ns].sum(-2) / gz.sum(-2)  # [B, N_s, T]
+    noise = None
+    if n_noise:
+        gen = torch.Generator().manual_seed(seed)
+        W = torch.rand(F, n_basis, generator=gen, dtype=torch.float64) + 0.5
+        H = torch.rand(n_basis, T, generator=gen, dtype=torch.float64) + 0.5
+        W = lam0[:, ns:].mean(-1, keepdim=True) * W.to(lam0) / n_basis  # [B, 1, F, K]
+        noise = NmfPsd(W, H.to(lam0).expand(B, 1, n_basis, T).clone(), floor)
+    u = torch.ones(B, ns, F, dtype=v.dtype, device=v.device)
+    return VaeSourceModel(net, z, u, v, noise, seed=seed, **updates)
 
 
 def _fit_full(x, source: VaeSourceModel, H, n_iter, algorithm, eps, callback):
