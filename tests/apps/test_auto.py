@@ -171,22 +171,32 @@ def test_auto_fallback_averages_several_starts_unless_told(tiny_model_file, cuts
     monkeypatch.setattr(methods, "shipped_model_path", lambda: tiny_model_file)
     assert methods.AUTO_STARTS["fastmnmf2"] == 4
     monkeypatch.setitem(methods.AUTO_STARTS, "fastmnmf2", 2)  # the same path, half the time
-    assert methods.AUTO_FALLBACK_BLEND["fastmnmf2"] == (methods.Blend("fastmnmf2", 4, wpe=True),)
-    one = (methods.Blend("fastmnmf2", 1, wpe=True),)
-    monkeypatch.setitem(methods.AUTO_FALLBACK_BLEND, "fastmnmf2", one)
+    assert methods.AUTO_FALLBACK_BLEND["fastmnmf2"] == (
+        methods.Blend("fastmnmf2", 4, wpe=True),
+        methods.Blend("fastmnmf2", 2, stft_scale=2),
+        methods.Blend("fastmnmf2", 2, wpe=True, stft_scale=2),
+    )
+    two = (methods.Blend("fastmnmf2", 1, wpe=True), methods.Blend("fastmnmf2", 1, stft_scale=2))
+    monkeypatch.setitem(methods.AUTO_FALLBACK_BLEND, "fastmnmf2", two)
     out, notes = tmp_path / "out", []
     kw = dict(n_src=3, iters=1, progress=False, env={}, log=notes.append)
     assert separate_files([cuts[0]], out, **kw).n_separated == 1
     assert any("auto: fastmnmf2 averages 2 random starts" in n for n in notes)
-    assert any("averaged with fastmnmf2 (1 start, after WPE)" in n for n in notes)
+    members = "fastmnmf2 (1 start, after WPE) and fastmnmf2 (1 start, 2x longer frames)"
+    assert any(f"averaged with {members}" in n for n in notes)
+    data, sr = read(cuts[0])
+    n_fft = 2 * methods.Plan("fastmnmf2", 3).stft_for(sr).n_fft
+    blend = [
+        {"method": "fastmnmf2", "starts": 1, "wpe": True},
+        {"method": "fastmnmf2", "starts": 1, "stft": {"n_fft": n_fft}},
+    ]
     record = json.loads((out / "m0" / "separation.json").read_text())
     assert record["job"]["starts"] == 2 and record["settings"]["starts"] == 2
-    assert record["job"]["blend"] == [{"method": "fastmnmf2", "starts": 1, "wpe": True}]
-    assert record["label"] == "fastmnmf2 (2 starts) + fastmnmf2 (1 start, after WPE)"
-    data, sr = read(cuts[0])
+    assert record["job"]["blend"] == blend
+    assert record["settings"]["blend"][1]["stft"]["hop_length"] == n_fft // 4
+    assert record["label"] == f"fastmnmf2 (2 starts) + {members}"
     ref = separate(
-        torch.from_numpy(data.T.copy()), n_src=3, sr=sr, n_iter=1, starts=2,
-        blend=[{"method": "fastmnmf2", "starts": 1, "wpe": True}],
+        torch.from_numpy(data.T.copy()), n_src=3, sr=sr, n_iter=1, starts=2, blend=blend,
     )  # fmt: skip
     got = torch.from_numpy(read(out / "m0" / "src1.wav")[0].T)
     torch.testing.assert_close(got, ref.sources[0], rtol=0, atol=1e-6)

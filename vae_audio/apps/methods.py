@@ -10,7 +10,8 @@ starts, with and without WPE); any other ``M >= 2`` and any talker count ->
 :data:`AUTO_FALLBACK`, the first of them registered (FCA-type methods separate ``N >= M``
 talkers too), FastMNMF2 with :data:`AUTO_STARTS` random starts averaged
 (:func:`vae_audio.separation.api.average_starts`) and then averaged with
-:data:`AUTO_FALLBACK_BLEND` (FastMNMF2 from 4 starts after WPE).
+:data:`AUTO_FALLBACK_BLEND` (FastMNMF2 from 4 starts after WPE, and from 2 starts on frames
+twice as long, with and without WPE).
 The choice is logged as a note. ``auto`` does not give a model fewer talkers than it is made
 for, although ``--method neural-fastfca --n-src k`` can (its least energetic speaker slots
 then go to the noise): on 10 one-talker 4-mic mixtures the shipped 2-talker model scored 8.0
@@ -103,12 +104,20 @@ class Blend:
 # from 4 starts after WPE to that average gained +0.77 dB on 24 new ones (ahead on 20).
 AUTO_NEURAL_BLEND: tuple[Blend, ...] = (Blend(FALLBACK, 4), Blend(FALLBACK, 4, wpe=True))
 # What auto averages with its fallback's separation, per method: FastMNMF2 from 4 starts on
-# the WPE-dereverberated input. WPE alone helps some mixtures and harms others, but its errors
-# differ from the plain fit's: their average scored +0.54 dB over the plain fit on the 24
-# condition-matrix mixtures this applies to, then +0.90 dB on 34 new ones (new draws of the
-# same cells and 10 recorded-voice mixtures), where 8 plain starts gained +0.10 (README,
-# "The condition matrix").
-AUTO_FALLBACK_BLEND: dict[str, tuple[Blend, ...]] = {FALLBACK: (Blend(FALLBACK, 4, wpe=True),)}
+# the WPE-dereverberated input, and from 2 starts on frames twice as long, with and without
+# WPE. Each front end and each frame length alone helps some mixtures and harms others, but
+# their errors differ: the plain fit averaged with the WPE one scored +0.54 dB over the plain
+# fit on the 24 condition-matrix mixtures this applies to, then +0.90 dB on 34 new ones (new
+# draws of the same cells and 10 recorded-voice mixtures), where 8 plain starts gained +0.10;
+# the two longer-frame members added +0.22 dB more on the first 24 and +0.64 on the 34, ahead
+# on 27 (README, "Averaging with a fit after WPE").
+AUTO_FALLBACK_BLEND: dict[str, tuple[Blend, ...]] = {
+    FALLBACK: (
+        Blend(FALLBACK, 4, wpe=True),
+        Blend(FALLBACK, 2, stft_scale=2),
+        Blend(FALLBACK, 2, wpe=True, stft_scale=2),
+    )
+}
 SHIPPED_NAME = "neural-fca"
 # Refinement iterations of a Neural FCA model when --iters is not given: the published
 # inference (200 Adam steps on the latents, lr 0.2). The shipped model's amortised estimates
