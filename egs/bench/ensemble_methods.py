@@ -10,6 +10,9 @@ reverberant images). Each ``--combine A+B[+C]`` averages the methods' talker ima
 equal weights after matching every method's talkers to the first's (as
 :func:`vae_audio.separation.api.average_starts` does for starts). Prints the mean SDR of
 every method and combination and its paired difference to the first method.
+``--cache DIR`` keeps every method's talker images per mixture and seed (``DIR/<the set's
+absolute path, "/" as "_">/<id>/<method>@<seed>.pt``), so that later runs with other
+combinations reuse them.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--out", type=Path, default=Path("exp/bench/ensemble_methods.csv"))
+    parser.add_argument("--cache", type=Path, default=None, help="keep talker images here")
     args = parser.parse_args()
     methods = args.methods.split(",")
     rows: list[dict] = []
@@ -55,7 +59,19 @@ def main() -> None:
             data = load_mixture(ref)
             K = data.images.shape[0]
 
-            talkers = {m: candidates(m, data, K, seed=args.seed)[0][:K] for m in methods}
+            talkers = {}
+            for m in methods:
+                folder = "_".join(root.resolve().parts[1:])  # the set, wherever it lies
+                path = None if args.cache is None else args.cache / folder / ref.id
+                path = None if path is None else path / f"{m}@{args.seed}.pt"
+                if path is not None and path.is_file():
+                    talkers[m] = torch.load(path, weights_only=True)
+                    continue
+                talkers[m] = candidates(m, data, K, seed=args.seed)[0][:K]
+                if path is not None:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    torch.save(talkers[m], path.with_suffix(".tmp"))
+                    path.with_suffix(".tmp").replace(path)
             row = {"id": f"{root.name}/{ref.id}"}
             row.update({m: _sdr(data, t) for m, t in talkers.items()})
             for combo in args.combine:

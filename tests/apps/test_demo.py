@@ -24,7 +24,10 @@ def test_demo_cli_prints_the_table_and_writes_its_files(tmp_path, capsys, monkey
     argv = ["demo", "--out", str(out), "--fast", "--iters", "3", "--baselines", "fastmnmf2"]
     assert cli.main(argv) == 0
     text = capsys.readouterr().out
-    auto = "auto: fastmnmf2 (4 starts) + fastmnmf2 (4 starts, after WPE)"
+    auto = (
+        "auto: fastmnmf2 (4 starts) + fastmnmf2 (4 starts, after WPE), fastmnmf2 (2 starts, 2x "
+        "longer frames) and fastmnmf2 (2 starts, after WPE, 2x longer frames)"
+    )
     assert "| mixture (unprocessed, mic 0)" in text and f"| {auto}" in text
     assert "demo finished in" in text
     for path in ("sim/manifest.jsonl", "sim/demo/mix.wav", "fastmnmf2/demo/src2.wav",
@@ -53,8 +56,9 @@ def test_demo_with_a_shipped_neural_model_adds_the_default_baselines(
     result = run_demo(tmp_path / "demo", fast=True, iters=2, log=lambda *_: None)
     expected = [
         "mixture (unprocessed, mic 0)",
-        "auto: neural-fastfca (shipped model) + fastmnmf2 (4 starts) and fastmnmf2 (4 starts, "
-        "after WPE)",
+        "auto: neural-fastfca (shipped model) + fastmnmf2 (4 starts), fastmnmf2 (4 starts, "
+        "after WPE), fastmnmf2 (2 starts, 2x longer frames) and fastmnmf2 (2 starts, after WPE, "
+        "2x longer frames)",
         "fastmnmf2",
     ]
     if "vae-fastfca" in METHODS:

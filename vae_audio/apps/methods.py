@@ -6,17 +6,16 @@ gets (``--method``, ``--n-src``, ``--model``).
 shipped ``"neural-fca"`` model when this installation has one; a model with ``n_mics: null``
 takes every ``M >= 2``, :meth:`~vae_audio.neural_fca.model.NeuralFCA.takes_mics`) -> that
 model, its separation averaged with those of :data:`AUTO_NEURAL_BLEND` (FastMNMF2 from 4
-starts, with and without WPE); any other ``M >= 2`` and any talker count ->
-:data:`AUTO_FALLBACK`, the first of them registered (FCA-type methods separate ``N >= M``
-talkers too), FastMNMF2 with :data:`AUTO_STARTS` random starts averaged
-(:func:`vae_audio.separation.api.average_starts`) and then averaged with
+starts, and from 2 on frames twice as long, each with and without WPE); any other ``M >= 2``
+and any talker count -> :data:`AUTO_FALLBACK`, the first of them registered (FCA-type
+methods separate ``N >= M`` talkers too), FastMNMF2 with :data:`AUTO_STARTS` random starts
+averaged (:func:`vae_audio.separation.api.average_starts`) and then averaged with
 :data:`AUTO_FALLBACK_BLEND` (FastMNMF2 from 4 starts after WPE, and from 2 starts on frames
-twice as long, with and without WPE).
-The choice is logged as a note. ``auto`` does not give a model fewer talkers than it is made
-for, although ``--method neural-fastfca --n-src k`` can (its least energetic speaker slots
-then go to the noise): on 10 one-talker 4-mic mixtures the shipped 2-talker model scored 8.0
-dB SDR with ``--n-src 1``, its blend with FastMNMF2 12.5 dB, FastMNMF2 from 4 starts 15.8 dB
-and the unprocessed mixture 14.4 dB.
+twice as long, with and without WPE). The choice is logged as a note. ``auto`` does not give
+a model fewer talkers than it is made for, although ``--method neural-fastfca --n-src k``
+can (its least energetic speaker slots then go to the noise): on 10 one-talker 4-mic
+mixtures the shipped 2-talker model scored 8.0 dB SDR with ``--n-src 1``, its blend with
+FastMNMF2 12.5 dB, FastMNMF2 from 4 starts 15.8 dB and the unprocessed mixture 14.4 dB.
 
 ``neural-fca`` / ``neural-fastfca`` run a trained model (``--model``, default the shipped
 one) with 200 refinement iterations unless ``--iters`` says otherwise (0: amortised only).
@@ -101,8 +100,15 @@ class Blend:
 # What auto averages with the Neural FCA model's separation: the model alone scored 2.94 dB
 # on 24 four-mic two-talker mixtures (condition matrix and recorded voices), FastMNMF2 with
 # 4 starts 3.85, their average 4.25 (README, "Averaging random starts"); adding FastMNMF2
-# from 4 starts after WPE to that average gained +0.77 dB on 24 new ones (ahead on 20).
-AUTO_NEURAL_BLEND: tuple[Blend, ...] = (Blend(FALLBACK, 4), Blend(FALLBACK, 4, wpe=True))
+# from 4 starts after WPE to that average gained +0.77 dB on 24 new ones (ahead on 20), and
+# adding the fallback's two longer-frame members then +0.07 dB on the matrix's 14 and +0.53
+# on the 24 new ones (ahead on 17; +0.82 on the 10 recorded-voice mixtures).
+AUTO_NEURAL_BLEND: tuple[Blend, ...] = (
+    Blend(FALLBACK, 4),
+    Blend(FALLBACK, 4, wpe=True),
+    Blend(FALLBACK, 2, stft_scale=2),
+    Blend(FALLBACK, 2, wpe=True, stft_scale=2),
+)
 # What auto averages with its fallback's separation, per method: FastMNMF2 from 4 starts on
 # the WPE-dereverberated input, and from 2 starts on frames twice as long, with and without
 # WPE. Each front end and each frame length alone helps some mixtures and harms others, but
@@ -376,7 +382,8 @@ class MethodResolver:
         """``plan`` with ``blends`` averaged in, noted and named in its label (none: as is)."""
         if not blends:
             return plan
-        text = " and ".join(b.describe() for b in blends)
+        names = [b.describe() for b in blends]
+        text = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
         self._note(f"auto: {whose} separation is averaged with {text}")
         return replace(plan, blend=blends, label=f"{plan.label} + {text}")
 
