@@ -182,7 +182,7 @@ def test_auto_fallback_averages_several_starts_unless_told(tiny_model_file, cuts
     kw = dict(n_src=3, iters=1, progress=False, env={}, log=notes.append)
     assert separate_files([cuts[0]], out, **kw).n_separated == 1
     assert any("auto: fastmnmf2 averages 2 random starts" in n for n in notes)
-    members = "fastmnmf2 (1 start, after WPE) and fastmnmf2 (1 start, 2x longer frames)"
+    members = "fastmnmf2 (1 start after WPE; 1 start on 2x longer frames)"
     assert any(f"averaged with {members}" in n for n in notes)
     data, sr = read(cuts[0])
     n_fft = 2 * methods.Plan("fastmnmf2", 3).stft_for(sr).n_fft
@@ -220,8 +220,11 @@ def test_a_blend_on_longer_frames_scales_the_plan_stft_at_every_rate():
     assert plan.blend_entries(48000)[0]["stft"] == {"n_fft": 4096}
     fixed = methods.Plan("fastmnmf2", 2, stft=StftConfig(n_fft=256, hop_length=64), blend=blend)
     assert fixed.blend_entries(16000)[0]["stft"] == {"n_fft": 512}
-    assert blend[0].describe() == "fastmnmf2 (2 starts, 2x longer frames)"
-    assert methods.Blend("fastmnmf2", 1, wpe=True).describe() == "fastmnmf2 (1 start, after WPE)"
+    assert methods.describe_blends(blend) == "fastmnmf2 (2 starts on 2x longer frames; 3 starts)"
+    one = (methods.Blend("fastmnmf2", 1, wpe=True, stft_scale=4), methods.Blend("vae-fca", 2))
+    assert methods.describe_blends(one) == (
+        "fastmnmf2 (1 start after WPE on 4x longer frames) and vae-fca (2 starts)"
+    )
 
 
 def test_auto_averages_the_neural_model_with_fastmnmf2(tiny_model_file, cuts, tmp_path,

@@ -25,8 +25,8 @@ def test_demo_cli_prints_the_table_and_writes_its_files(tmp_path, capsys, monkey
     assert cli.main(argv) == 0
     text = capsys.readouterr().out
     auto = (
-        "auto: fastmnmf2 (4 starts) + fastmnmf2 (4 starts, after WPE), fastmnmf2 (2 starts, 2x "
-        "longer frames) and fastmnmf2 (2 starts, after WPE, 2x longer frames)"
+        "auto: fastmnmf2 (4 starts) + fastmnmf2 (4 starts after WPE; 2 starts on 2x longer "
+        "frames; 2 starts after WPE on 2x longer frames)"
     )
     assert "| mixture (unprocessed, mic 0)" in text and f"| {auto}" in text
     assert "demo finished in" in text
@@ -56,9 +56,8 @@ def test_demo_with_a_shipped_neural_model_adds_the_default_baselines(
     result = run_demo(tmp_path / "demo", fast=True, iters=2, log=lambda *_: None)
     expected = [
         "mixture (unprocessed, mic 0)",
-        "auto: neural-fastfca (shipped model) + fastmnmf2 (4 starts), fastmnmf2 (4 starts, "
-        "after WPE), fastmnmf2 (2 starts, 2x longer frames) and fastmnmf2 (2 starts, after WPE, "
-        "2x longer frames)",
+        "auto: neural-fastfca (shipped model) + fastmnmf2 (4 starts; 4 starts after WPE; 2 "
+        "starts on 2x longer frames; 2 starts after WPE on 2x longer frames)",
         "fastmnmf2",
     ]
     if "vae-fastfca" in METHODS:

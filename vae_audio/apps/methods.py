@@ -34,6 +34,7 @@ All take ``--n-src`` speakers (default 2; ``vae-nmf`` 1) plus a noise slot.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -88,13 +89,24 @@ class Blend:
             entry["stft"] = {"n_fft": stft.n_fft * self.stft_scale}
         return entry
 
-    def describe(self) -> str:
-        details = [_count(self.starts, "start")]
+    def detail(self) -> str:
+        """E.g. "2 starts after WPE on 2x longer frames"."""
+        text = _count(self.starts, "start")
         if self.wpe:
-            details.append("after WPE")
+            text += " after WPE"
         if self.stft_scale != 1:
-            details.append(f"{self.stft_scale}x longer frames")
-        return f"{self.method} ({', '.join(details)})"
+            text += f" on {self.stft_scale}x longer frames"
+        return text
+
+
+def describe_blends(blends: tuple[Blend, ...]) -> str:
+    """``blends`` in a few words, consecutive members of one method in one bracket: e.g.
+    "fastmnmf2 (4 starts; 4 starts after WPE)"."""
+    parts = [
+        f"{method} ({'; '.join(b.detail() for b in group)})"
+        for method, group in itertools.groupby(blends, key=lambda b: b.method)
+    ]
+    return " and ".join(parts)
 
 
 # What auto averages with the Neural FCA model's separation: the model alone scored 2.94 dB
@@ -382,8 +394,7 @@ class MethodResolver:
         """``plan`` with ``blends`` averaged in, noted and named in its label (none: as is)."""
         if not blends:
             return plan
-        names = [b.describe() for b in blends]
-        text = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+        text = describe_blends(blends)
         self._note(f"auto: {whose} separation is averaged with {text}")
         return replace(plan, blend=blends, label=f"{plan.label} + {text}")
 
