@@ -4,12 +4,12 @@
         --methods auto,fastmnmf2:starts=4 --combine auto+fastmnmf2:starts=4 [--limit N]
 
 Every name of ``--methods`` runs as in ``vae-audio bench`` (:func:`vae_audio.bench.methods.
-candidates`: ``auto`` is what ``separate --method auto`` writes, ``NAME:starts=K`` averages K
-starts of one method); its talker images are scored blind at mic 0 (BSS Eval SDR against the
-reverberant images). Each ``--combine A+B[+C]`` averages the methods' talker images with
-equal weights after matching every method's talkers to the first's (as
-:func:`vae_audio.separation.api.average_starts` does for starts). Prints the mean SDR of
-every method and combination and its paired difference to the first method.
+candidates`: ``auto`` is what ``separate --method auto`` writes, ``NAME:starts=K`` averages
+K starts of one method); its talker images are scored blind at mic 0 (BSS Eval SDR against
+the reverberant images). Each ``--combine A+B[+C]`` averages the methods' talker images with
+equal weights (``A*2+B``: A counts twice) after matching every method's talkers to the
+first's (as :func:`vae_audio.separation.api.average_starts` does for starts). Prints the
+mean SDR of every method and combination and its paired difference to the first method.
 ``--cache DIR`` keeps every method's talker images per mixture and seed (``DIR/<the set's
 absolute path, "/" as "_">/<id>/<method>@<seed>.pt``), so that later runs with other
 combinations reuse them.
@@ -33,13 +33,22 @@ def _sdr(data, est: torch.Tensor) -> float:
     return mean_sdr(data.images, est, data.mix, data.sr)
 
 
-def _average(talkers: list[torch.Tensor]) -> torch.Tensor:
-    """Mean of ``[K, M, S]`` talker images, each matched to the first's."""
+def _average(talkers: list[torch.Tensor], weights: list[float]) -> torch.Tensor:
+    """Weighted mean of ``[K, M, S]`` talker images, each matched to the first's."""
     ref = talkers[0][None]
-    total = talkers[0].clone()
-    for t in talkers[1:]:
-        total += t[align_to_previous(ref, t[None])[0]]
-    return total / len(talkers)
+    total = weights[0] * talkers[0]
+    for t, w in zip(talkers[1:], weights[1:], strict=True):
+        total += w * t[align_to_previous(ref, t[None])[0]]
+    return total / sum(weights)
+
+
+def _terms(combo: str) -> list[tuple[str, float]]:
+    """``A*2+B`` -> ``[("A", 2.0), ("B", 1.0)]``."""
+    terms = []
+    for term in combo.split("+"):
+        name, _, weight = term.partition("*")
+        terms.append((name, float(weight) if weight else 1.0))
+    return terms
 
 
 def main() -> None:
@@ -75,7 +84,9 @@ def main() -> None:
             row = {"id": f"{root.name}/{ref.id}"}
             row.update({m: _sdr(data, t) for m, t in talkers.items()})
             for combo in args.combine:
-                row[combo] = _sdr(data, _average([talkers[m] for m in combo.split("+")]))
+                terms = _terms(combo)
+                est = _average([talkers[m] for m, _ in terms], [w for _, w in terms])
+                row[combo] = _sdr(data, est)
             rows.append(row)
             print("  ".join(f"{k} {v:.2f}" if isinstance(v, float) else v for k, v in row.items()))
     print(f"\n{len(rows)} mixtures")
