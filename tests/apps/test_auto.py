@@ -175,6 +175,7 @@ def test_auto_fallback_averages_several_starts_unless_told(tiny_model_file, cuts
         methods.Blend("fastmnmf2", 4, wpe=True),
         methods.Blend("fastmnmf2", 2, stft_scale=2),
         methods.Blend("fastmnmf2", 2, wpe=True, stft_scale=2),
+        methods.Blend("fastmnmf2", 2, stft_scale=4),
     )
     two = (methods.Blend("fastmnmf2", 1, wpe=True), methods.Blend("fastmnmf2", 1, stft_scale=2))
     monkeypatch.setitem(methods.AUTO_FALLBACK_BLEND, "fastmnmf2", two)

@@ -275,7 +275,7 @@ def test_auto_uses_the_shipped_model_for_its_channel_count(
     )
     assert label == {
         "m0": f"neural-fastfca (shipped model) + fastmnmf2 (4 starts; {blend})",
-        "two": f"fastmnmf2 (4 starts) + fastmnmf2 ({blend})",
+        "two": f"fastmnmf2 (4 starts) + fastmnmf2 ({blend}; 2 starts on 4x longer frames)",
     }
 
 

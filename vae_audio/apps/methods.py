@@ -10,12 +10,13 @@ starts, and from 2 on frames twice as long, each with and without WPE); any othe
 and any talker count -> :data:`AUTO_FALLBACK`, the first of them registered (FCA-type
 methods separate ``N >= M`` talkers too), FastMNMF2 with :data:`AUTO_STARTS` random starts
 averaged (:func:`vae_audio.separation.api.average_starts`) and then averaged with
-:data:`AUTO_FALLBACK_BLEND` (FastMNMF2 from 4 starts after WPE, and from 2 starts on frames
-twice as long, with and without WPE). The choice is logged as a note. ``auto`` does not give
-a model fewer talkers than it is made for, although ``--method neural-fastfca --n-src k``
-can (its least energetic speaker slots then go to the noise): on 10 one-talker 4-mic
-mixtures the shipped 2-talker model scored 8.0 dB SDR with ``--n-src 1``, its blend with
-FastMNMF2 12.5 dB, FastMNMF2 from 4 starts 15.8 dB and the unprocessed mixture 14.4 dB.
+:data:`AUTO_FALLBACK_BLEND` (FastMNMF2 from 4 starts after WPE, from 2 starts on frames
+twice as long, with and without WPE, and from 2 on frames four times as long). The choice is
+logged as a note. ``auto`` does not give a model fewer talkers than it is made for, although
+``--method neural-fastfca --n-src k`` can (its least energetic speaker slots then go to the
+noise): on 10 one-talker 4-mic mixtures the shipped 2-talker model scored 8.0 dB SDR with
+``--n-src 1``, its blend with FastMNMF2 12.5 dB, FastMNMF2 from 4 starts 15.8 dB and the
+unprocessed mixture 14.4 dB.
 
 ``neural-fca`` / ``neural-fastfca`` run a trained model (``--model``, default the shipped
 one) with 200 refinement iterations unless ``--iters`` says otherwise (0: amortised only).
@@ -128,12 +129,14 @@ AUTO_NEURAL_BLEND: tuple[Blend, ...] = (
 # fit on the 24 condition-matrix mixtures this applies to, then +0.90 dB on 34 new ones (new
 # draws of the same cells and 10 recorded-voice mixtures), where 8 plain starts gained +0.10;
 # the two longer-frame members added +0.22 dB more on the first 24 and +0.64 on the 34, ahead
-# on 27 (README, "Averaging with a fit after WPE").
+# on 27; 2 starts on frames four times as long, +0.13 and +0.17 more (ahead on 17 and 24;
+# README, "Averaging with a fit after WPE").
 AUTO_FALLBACK_BLEND: dict[str, tuple[Blend, ...]] = {
     FALLBACK: (
         Blend(FALLBACK, 4, wpe=True),
         Blend(FALLBACK, 2, stft_scale=2),
         Blend(FALLBACK, 2, wpe=True, stft_scale=2),
+        Blend(FALLBACK, 2, stft_scale=4),
     )
 }
 SHIPPED_NAME = "neural-fca"
