@@ -115,7 +115,8 @@ def test_auto_with_a_named_any_m_model_says_it_takes_any_m(any_m_model_file):
     assert resolver.notes[:2] == [
         "auto: 2 channels, 2 talkers: the Neural FCA model takes any M >= 2 and 2 talkers",
         "auto: the model's separation is averaged with fastmnmf2 (4 starts; 4 starts after WPE; "
-        "2 starts on 2x longer frames; 2 starts after WPE on 2x longer frames)",
+        "2 starts on 2x longer frames; 2 starts after WPE on 2x longer frames; 2 starts on 4x "
+        "longer frames)",
     ]
     assert "auto: 6 channels, 2 talkers: the Neural FCA model takes any M >= 2 and 2 talkers" in (
         resolver.notes

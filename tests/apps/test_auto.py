@@ -246,6 +246,7 @@ def test_auto_averages_the_neural_model_with_fastmnmf2(tiny_model_file, cuts, tm
         methods.Blend("fastmnmf2", 4, wpe=True),
         methods.Blend("fastmnmf2", 2, stft_scale=2),
         methods.Blend("fastmnmf2", 2, wpe=True, stft_scale=2),
+        methods.Blend("fastmnmf2", 2, stft_scale=4),
     )
     monkeypatch.setattr(methods, "AUTO_NEURAL_BLEND", (methods.Blend("fastmnmf2", 2),))
     out, notes = tmp_path / "out", []

@@ -57,7 +57,8 @@ def test_demo_with_a_shipped_neural_model_adds_the_default_baselines(
     expected = [
         "mixture (unprocessed, mic 0)",
         "auto: neural-fastfca (shipped model) + fastmnmf2 (4 starts; 4 starts after WPE; 2 "
-        "starts on 2x longer frames; 2 starts after WPE on 2x longer frames)",
+        "starts on 2x longer frames; 2 starts after WPE on 2x longer frames; 2 starts on 4x "
+        "longer frames)",
         "fastmnmf2",
     ]
     if "vae-fastfca" in METHODS:

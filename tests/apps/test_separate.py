@@ -271,11 +271,12 @@ def test_auto_uses_the_shipped_model_for_its_channel_count(
         for d in (tmp_path / "out").iterdir()
     }
     blend = (
-        "4 starts after WPE; 2 starts on 2x longer frames; 2 starts after WPE on 2x longer frames"
+        "4 starts after WPE; 2 starts on 2x longer frames; 2 starts after WPE on 2x longer "
+        "frames; 2 starts on 4x longer frames"
     )
     assert label == {
         "m0": f"neural-fastfca (shipped model) + fastmnmf2 (4 starts; {blend})",
-        "two": f"fastmnmf2 (4 starts) + fastmnmf2 ({blend}; 2 starts on 4x longer frames)",
+        "two": f"fastmnmf2 (4 starts) + fastmnmf2 ({blend})",
     }
 
 

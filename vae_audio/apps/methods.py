@@ -6,17 +6,17 @@ gets (``--method``, ``--n-src``, ``--model``).
 shipped ``"neural-fca"`` model when this installation has one; a model with ``n_mics: null``
 takes every ``M >= 2``, :meth:`~vae_audio.neural_fca.model.NeuralFCA.takes_mics`) -> that
 model, its separation averaged with those of :data:`AUTO_NEURAL_BLEND` (FastMNMF2 from 4
-starts, and from 2 on frames twice as long, each with and without WPE); any other ``M >= 2``
-and any talker count -> :data:`AUTO_FALLBACK`, the first of them registered (FCA-type
-methods separate ``N >= M`` talkers too), FastMNMF2 with :data:`AUTO_STARTS` random starts
-averaged (:func:`vae_audio.separation.api.average_starts`) and then averaged with
-:data:`AUTO_FALLBACK_BLEND` (FastMNMF2 from 4 starts after WPE, from 2 starts on frames
-twice as long, with and without WPE, and from 2 on frames four times as long). The choice is
-logged as a note. ``auto`` does not give a model fewer talkers than it is made for, although
-``--method neural-fastfca --n-src k`` can (its least energetic speaker slots then go to the
-noise): on 10 one-talker 4-mic mixtures the shipped 2-talker model scored 8.0 dB SDR with
-``--n-src 1``, its blend with FastMNMF2 12.5 dB, FastMNMF2 from 4 starts 15.8 dB and the
-unprocessed mixture 14.4 dB.
+starts, and from 2 on frames twice as long, each with and without WPE, and from 2 on frames
+four times as long); any other ``M >= 2`` and any talker count -> :data:`AUTO_FALLBACK`, the
+first of them registered (FCA-type methods separate ``N >= M`` talkers too), FastMNMF2 with
+:data:`AUTO_STARTS` random starts averaged (:func:`vae_audio.separation.api.average_starts`)
+and then averaged with :data:`AUTO_FALLBACK_BLEND` (FastMNMF2 from 4 starts after WPE, from
+2 starts on frames twice as long, with and without WPE, and from 2 on frames four times as
+long). The choice is logged as a note. ``auto`` does not give a model fewer talkers than it
+is made for, although ``--method neural-fastfca --n-src k`` can (its least energetic speaker
+slots then go to the noise): on 10 one-talker 4-mic mixtures the shipped 2-talker model
+scored 8.0 dB SDR with ``--n-src 1``, its blend with FastMNMF2 12.5 dB, FastMNMF2 from 4
+starts 15.8 dB and the unprocessed mixture 14.4 dB.
 
 ``neural-fca`` / ``neural-fastfca`` run a trained model (``--model``, default the shipped
 one) with 200 refinement iterations unless ``--iters`` says otherwise (0: amortised only).
@@ -115,12 +115,15 @@ def describe_blends(blends: tuple[Blend, ...]) -> str:
 # 4 starts 3.85, their average 4.25 (README, "Averaging random starts"); adding FastMNMF2
 # from 4 starts after WPE to that average gained +0.77 dB on 24 new ones (ahead on 20), and
 # adding the fallback's two longer-frame members then +0.07 dB on the matrix's 14 and +0.53
-# on the 24 new ones (ahead on 17; +0.82 on the 10 recorded-voice mixtures).
+# on the 24 new ones (ahead on 17; +0.82 on the 10 recorded-voice mixtures), and its member
+# on frames four times as long +0.15 on both (ahead on 10 of 14 and 18 of 24). Counting the
+# model twice in the average gained nothing (-0.01 and -0.05 dB).
 AUTO_NEURAL_BLEND: tuple[Blend, ...] = (
     Blend(FALLBACK, 4),
     Blend(FALLBACK, 4, wpe=True),
     Blend(FALLBACK, 2, stft_scale=2),
     Blend(FALLBACK, 2, wpe=True, stft_scale=2),
+    Blend(FALLBACK, 2, stft_scale=4),
 )
 # What auto averages with its fallback's separation, per method: FastMNMF2 from 4 starts on
 # the WPE-dereverberated input, and from 2 starts on frames twice as long, with and without
