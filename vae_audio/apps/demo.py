@@ -5,8 +5,8 @@
    circular array, diffuse pink noise): ``OUT/sim/demo/{mix,src1,src2,noise}.wav`` and
    ``OUT/sim/manifest.jsonl``, a one-mixture simulated set.
 2. ``vae-audio separate`` runs on it with ``--method`` (default ``auto``: the shipped Neural
-   FCA model averaged with FastMNMF2 from 4 starts and from 4 more after WPE when installed,
-   else the two FastMNMF2 fits alone)
+   FCA model averaged with FastMNMF2 from 4 starts, from 4 more after WPE and from 2 starts
+   on longer frames when installed, else the FastMNMF2 fits alone)
    and the ``--baselines`` (default FastMNMF2 and
    FastMNMF2-DP, i.e. ``vae-fastfca`` with the shipped speech prior; a default baseline this
    installation lacks is left out with a note): ``OUT/<method>/demo/src*.wav`` and a

@@ -467,10 +467,9 @@ def register(subparsers) -> None:
         "--method", default="auto", metavar="METHOD",
         help=f"auto or a registered method: {', '.join(METHOD_CHOICES[1:])}, ... (default "
         "auto: the shipped Neural FCA model for inputs with its channel and talker count, "
-        "averaged with fastmnmf2 from 4 starts with and without WPE; vae-nmf for 1 channel; "
-        "else fastmnmf2 from 4 "
-        "starts averaged with fastmnmf2 from 4 starts after WPE, which takes any M >= 2 and "
-        "any --n-src; a note says which ran and why)",
+        "averaged with fastmnmf2 from 4 starts with and without WPE and from 2 starts on "
+        "longer frames; vae-nmf for 1 channel; else that fastmnmf2 average alone, which takes "
+        "any M >= 2 and any --n-src; a note says which ran and why)",
     )  # fmt: skip
     p.add_argument(
         "--n-src", type=count("2"), metavar="N",
