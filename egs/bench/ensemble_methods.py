@@ -34,10 +34,12 @@ def _sdr(data, est: torch.Tensor) -> float:
 
 
 def _average(talkers: list[torch.Tensor], weights: list[float]) -> torch.Tensor:
-    """Weighted mean of ``[K, M, S]`` talker images, each matched to the first's."""
+    """Weighted mean of ``[K, M, S]`` talker images, each matched to the first's (and cast to
+    its dtype: the oracles and peers give float64, our methods float32)."""
     ref = talkers[0][None]
     total = weights[0] * talkers[0]
     for t, w in zip(talkers[1:], weights[1:], strict=True):
+        t = t.to(ref.dtype)
         total += w * t[align_to_previous(ref, t[None])[0]]
     return total / sum(weights)
 
@@ -68,17 +70,18 @@ def main() -> None:
             data = load_mixture(ref)
             K = data.images.shape[0]
 
+            cache = None
+            if args.cache is not None:  # the set's folder, wherever it lies
+                cache = args.cache / "_".join(root.resolve().parts[1:]) / ref.id
             talkers = {}
             for m in methods:
-                folder = "_".join(root.resolve().parts[1:])  # the set, wherever it lies
-                path = None if args.cache is None else args.cache / folder / ref.id
-                path = None if path is None else path / f"{m}@{args.seed}.pt"
+                path = None if cache is None else cache / f"{m}@{args.seed}.pt"
                 if path is not None and path.is_file():
                     talkers[m] = torch.load(path, weights_only=True)
                     continue
                 talkers[m] = candidates(m, data, K, seed=args.seed)[0][:K]
                 if path is not None:
-                    path.parent.mkdir(parents=True, exist_ok=True)
+                    cache.mkdir(parents=True, exist_ok=True)
                     torch.save(talkers[m], path.with_suffix(".tmp"))
                     path.with_suffix(".tmp").replace(path)
             row = {"id": f"{root.name}/{ref.id}"}
