@@ -5,6 +5,8 @@
         [--threads 1]
     .venv/bin/python egs/neural_fca/bench.py separate --model exp/neural_fca/cpu/model.pt \
         --manifest data/sim/test/manifest.jsonl [--n-mix 10] [--n-iter 200] [--lr 0.2]
+    .venv/bin/python egs/neural_fca/bench.py amortised [--model PATH] [--mix WAV]
+        [--seconds 10] [--repeats 9] [--threads 1]
 
 ``step``: the same random batch ``[B, M, S]`` (16 kHz, n_fft 512, hop 128, N = 3 slots,
 random speech decoder with D = 16) goes through one full training step (STFT, forward,
@@ -21,6 +23,15 @@ picks the encoder: ``cpu`` (64/128 channels, 2 x 4 layers) or ``paper`` (256/512
 BSS Eval SDR/SIR/SAR and SI-SDR at mic 0 (dB; speaker estimates matched to the reverberant
 references by SDR, the noise slot excluded) and the real-time factor (separation seconds /
 mixture seconds). Prints Markdown tables (means over mixtures).
+
+``amortised``: where the time of amortised inference goes (``separate(..., n_iter=0)``), for
+the shipped model by default, on ``--mix`` (its first ``--seconds``) or on white noise of that
+length at the model's mic count: the STFT, the encoder, the decoder, the JD spatial updates
+after the encoder, the Wiener filter and the inverse STFT, each timed alone on the
+pipeline's own inputs, then the whole of ``separate()``; median milliseconds over
+``--repeats`` runs after one warm-up, and the real-time factor. It times whichever
+``vae_audio`` Python imports, so ``PYTHONPATH=OTHER_CHECKOUT`` times another version with
+the same script.
 """
 
 from __future__ import annotations
@@ -137,6 +148,78 @@ def bench_separate(args) -> None:
         print(f"| {label} | " + " | ".join(f"{r[c]:.2f}" for c in columns) + f" | {r['rtf']:.3f} |")
 
 
+def bench_amortised(args) -> None:
+    import vae_audio
+    from vae_audio.audio.io import load_audio
+    from vae_audio.audio.stft import istft, stft
+    from vae_audio.neural_fca import load_neural_fca
+    from vae_audio.neural_fca.inference import fit_neural_fca
+    from vae_audio.neural_fca.iss import jd_spatial_updates
+    from vae_audio.separation import separate
+    from vae_audio.separation.wiener import wiener_jd
+
+    model = load_neural_fca(args.model) if args.model else vae_audio.pretrained("neural-fca")
+    model.eval()
+    cfg = model.stft_config
+    length = round(args.seconds * cfg.sample_rate)
+    if args.mix is None:
+        M = model.n_mics or 4
+        g = torch.Generator().manual_seed(0)
+        wav = 0.05 * torch.randn(1, M, length, generator=g)
+    else:
+        mix, sr = load_audio(args.mix)
+        if sr != cfg.sample_rate or mix.shape[-1] < length:
+            raise SystemExit(f"{args.mix}: need at least {args.seconds} s at {cfg.sample_rate} Hz")
+        wav = mix[None, :, :length]
+
+    def median_ms(fn) -> float:
+        fn()  # warm-up
+        times = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return 1e3 * statistics.median(times)
+
+    with torch.no_grad():
+        X = stft(wav, cfg)
+        xn, _ = model.normalise(X)
+        enc = model.encode(xn)
+        lam = model.psd(enc.posterior.mean * model.latent_mask[:, None], enc.log_gain,
+                        enc.log_freq_gain)  # fmt: skip
+        xf = xn.transpose(1, 2)
+        n_jd = model.config.jd_iterations
+        fit = fit_neural_fca(X, model)
+        eps = fit.eps[:, None].expand(-1, X.shape[2])
+        images = fit.images(X)
+        stages = {
+            "STFT": lambda: stft(wav, cfg),
+            "encoder": lambda: model.encode(xn),
+            "decoder (PSDs)": lambda: model.psd(
+                enc.posterior.mean, enc.log_gain, enc.log_freq_gain
+            ),  # fmt: skip
+            f"JD updates ({n_jd})": lambda: jd_spatial_updates(
+                xf, lam, enc.Q, enc.g, model.config.eps, n_jd, ordered=model.mic_equivariant
+            ),
+            "Wiener filter": lambda: wiener_jd(X, fit.lam, fit.g, fit.Q, eps),
+            "inverse STFT": lambda: istft(images, cfg, length=length),
+        }
+        ms = {name: median_ms(fn) for name, fn in stages.items()}
+        total = median_ms(lambda: separate(wav[0], "neural-fastfca", sr=cfg.sample_rate,
+                                           model=model, n_iter=0))  # fmt: skip
+    print(
+        f"Amortised inference, {wav.shape[1]} mics x {args.seconds} s, "
+        f"{torch.get_num_threads()} thread(s), median of {args.repeats} (ms):\n"
+    )
+    print("| stage | ms | share of the stages |")
+    print("|---|---:|---:|")
+    stage_sum = sum(ms.values())
+    for name, value in ms.items():
+        print(f"| {name} | {value:.1f} | {100 * value / stage_sum:.0f} % |")
+    print(f"| sum of the stages | {stage_sum:.1f} | |")
+    print(f"| `separate(..., n_iter=0)` | {total:.1f} | RTF {total / 1e3 / args.seconds:.4f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -156,9 +239,15 @@ def main() -> None:
     s.add_argument("--n-iter", type=int, default=200)
     s.add_argument("--lr", type=float, default=0.2)
     s.add_argument("--threads", type=int, default=1)
+    a = sub.add_parser("amortised", help="where the time of amortised inference goes")
+    a.add_argument("--model", default=None, help="a model.pt (default: the shipped model)")
+    a.add_argument("--mix", default=None, help="a multichannel WAV (default: white noise)")
+    a.add_argument("--seconds", type=float, default=10.0)
+    a.add_argument("--repeats", type=int, default=9)
+    a.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    bench_step(args) if args.what == "step" else bench_separate(args)
+    {"step": bench_step, "separate": bench_separate, "amortised": bench_amortised}[args.what](args)
 
 
 if __name__ == "__main__":

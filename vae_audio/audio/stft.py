@@ -179,8 +179,11 @@ def stft(x: torch.Tensor, config: StftConfig, window: torch.Tensor | None = None
         normalized=False,
         onesided=True,
         return_complex=True,
-    )  # [L, F, T]
-    return spec.reshape(*lead, *spec.shape[-2:])  # [..., F, T]
+    )  # [L, F, T], frequency-major in memory
+    # rows unit-stride in T (torch.stft's result is a transposed view): the models reduce and
+    # filter along T, on x.transpose(1, 2) [B, F, M, T] views. On a 10-s 4-mic input the copy
+    # costs 3 ms; |Q x|² took 3.2 ms instead of 7.4, and FastMNMF2 3.1 s instead of 3.5
+    return spec.reshape(*lead, *spec.shape[-2:]).contiguous()  # [..., F, T]
 
 
 _ISTFT_BLOCK = 1 << 23  # frame values per torch.istft call (32 MiB at float32)

@@ -90,7 +90,8 @@ class NeuralFastFCAEncoder(nn.Module):
             h = block(h + self.xt_in(logxt))  # [B, C, T]
         enc = self.head(h)
         w = as_float32(self.g_head(h)).reshape(B, F, M, self.n_src, T)  # [B, F, M, N, T]
-        g = (torch.sigmoid(w) * xt[:, :, :, None]).mean(-1)  # [B, F, M, N]
+        with full_precision(x.device):  # a matmul: autocast would take it to bfloat16
+            g = (torch.sigmoid(w) @ xt[..., None])[..., 0] / T  # [B, F, M, N]: mean_t w x̃
         g = g / g.mean(2, keepdim=True).clamp_min(1e-6)
         g = g.permute(0, 3, 1, 2)  # [B, N, F, M]
         return JDEncoderOutput(enc.posterior, enc.log_gain, Q, xt, g, enc.log_freq_gain)

@@ -182,7 +182,8 @@ class TACFastFCAEncoder(nn.Module):
             h = self._stack(i, h + _per_mic(self.xt_in, logxt))  # [B, M, C, T]
         enc = self.head(h.mean(1))  # [B, C, T] -> invariant to the order of the mics
         w = as_float32(_per_mic(self.g_head, h)).reshape(B, M, F, self.n_src, T)  # [B, M, F, N, T]
-        g = (torch.sigmoid(w) * xt.transpose(1, 2)[:, :, :, None]).mean(-1)  # [B, M, F, N]
+        with full_precision(x.device):  # a matmul: autocast would take it to bfloat16
+            g = (torch.sigmoid(w) @ xt.transpose(1, 2)[..., None])[..., 0] / T  # [B, M, F, N]
         g = g / g.mean(1, keepdim=True).clamp_min(1e-6)
         g = g.permute(0, 3, 2, 1)  # [B, N, F, M]
         return JDEncoderOutput(enc.posterior, enc.log_gain, Q, xt, g, enc.log_freq_gain)

@@ -237,23 +237,27 @@ def outer_hermitian(x: torch.Tensor) -> torch.Tensor:
     ``Im(x_i x_j*)`` for the ``i < j`` pairs of ``torch.triu_indices(M, M, 1)``. Half the
     size of :func:`outer_real` (Hermitian symmetry), so :func:`weighted_covariances_packed`
     does half the work; ``T`` is the contraction axis, laid out as a GEMM's right operand.
-    Filled in blocks of the leading rows (about :data:`_OUTER_BLOCK` values of temporaries at
-    a time), so that building it takes little more memory than the result: built whole, the
-    pair products and the transposed copy took up to five times its size.
+    The result is a transposed view of coordinate rows ``[..., M², T]``, each unit-stride in
+    ``T``: filled row by row from the real and imaginary parts, it builds 3x faster in
+    double precision than written through the transpose (and as fast in single), and the
+    GEMMs read it as fast. Filled in blocks of the leading rows (about
+    :data:`_OUTER_BLOCK` values of temporaries at a time), so that building it takes little
+    more memory than the result.
     """
     *lead, M, T = x.shape
     flat = x.reshape(-1, M, T)
-    out = torch.empty(flat.shape[0], T, M * M, dtype=x.real.dtype, device=x.device)
+    out = torch.empty(flat.shape[0], M * M, T, dtype=x.real.dtype, device=x.device)
     i, j = torch.triu_indices(M, M, 1, device=x.device)  # [P] pairs i < j
     P = i.numel()
     rows = max(1, _OUTER_BLOCK // (M * M * T))
     for start in range(0, flat.shape[0], rows):
-        xs, o = flat[start : start + rows], out[start : start + rows]  # [b, M, T], [b, T, M²]
-        o[..., :M] = (xs.real.square() + xs.imag.square()).mT
-        cross = xs[:, i] * xs[:, j].conj()  # [b, P, T]
-        o[..., M : M + P] = cross.real.mT
-        o[..., M + P :] = cross.imag.mT
-    return out.reshape(*lead, T, M * M)
+        xs, o = flat[start : start + rows], out[start : start + rows]  # [b, M, T], [b, M², T]
+        re, im = xs.real, xs.imag
+        o[:, :M] = re.square() + im.square()
+        re_i, im_i, re_j, im_j = re[:, i], im[:, i], re[:, j], im[:, j]  # [b, P, T]
+        o[:, M : M + P] = re_i * re_j + im_i * im_j  # Re(x_i x_j*)
+        o[:, M + P :] = im_i * re_j - re_i * im_j  # Im(x_i x_j*)
+    return out.mT.reshape(*lead, T, M * M)
 
 
 @functools.lru_cache(maxsize=16)
