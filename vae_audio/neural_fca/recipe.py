@@ -3,6 +3,8 @@
 Config sections (see ``recipes/neural_fca/*.yaml``)::
 
     prior:      speech-prior model.pt whose decoder initialises the source model (null: random)
+    init:       a Neural FCA model.pt whose weights start the model (null: none), e.g. the
+                previous teacher round's model; the model section must match its own
     data:       train_manifest / valid_manifest (simulated sets from `vae-audio simulate`),
                 or teacher_set (from `vae-audio teacher-set`: mixtures with a blind
                 separator's PSDs, for the warm start of loss.teacher), or dynamic:

@@ -61,7 +61,8 @@ MIC_SUBSET_DEFAULTS: dict[str, int | None] = {"min": 2, "max": None}
 
 def resolve_sections(config: dict) -> dict:
     """Copy of ``config`` with ``loss``, ``augment`` and ``validation`` completed from
-    :data:`SECTION_DEFAULTS` and ``prior`` set (None: random decoder).
+    :data:`SECTION_DEFAULTS`, ``prior`` set (None: random decoder) and ``init`` set (None:
+    no warm start, see :func:`warm_start`).
 
     Raises:
         VaeAudioError: an unknown key in one of these sections.
@@ -77,7 +78,30 @@ def resolve_sections(config: dict) -> dict:
         raise VaeAudioError(f"loss.beta_unit={config['loss']['beta_unit']!r}; use step or epoch")
     config["augment"]["mic_subset"] = mic_subset_range(config["augment"]["mic_subset"])
     config.setdefault("prior", None)
+    config.setdefault("init", None)
     return config
+
+
+def warm_start(model: torch.nn.Module, path: str) -> None:
+    """Load the weights of the Neural FCA ``model.pt`` at ``path`` into ``model`` (recipe key
+    ``init``: a teacher round fine-tunes the previous round's model). The file is read with
+    ``weights_only=True``; the recipe's own ``model`` section still sets the model's settings
+    (JD updates, floors), so give the one the file was trained with.
+
+    Raises:
+        VaeAudioError: the file is not a Neural FCA model, or its weights do not fit.
+    """
+    from vae_audio.core.checkpoint import load_model_file
+
+    data = load_model_file(path, kind=KIND)
+    try:
+        model.load_state_dict(data["state_dict"])
+    except RuntimeError as err:
+        reason = " ".join(str(err).split())[:160]
+        raise VaeAudioError(
+            f"init model {path} does not fit this recipe's model ({reason}); copy the model "
+            "section of the run that wrote it (its config.yaml), or set init=null"
+        ) from None
 
 
 def mic_subset_range(spec: Any) -> dict[str, int | None] | None:
@@ -155,6 +179,8 @@ class NeuralFCATask(VAETask):
             model["decoder"] = prior.config.to_dict()  # the model file records the decoder
         self.model = build_neural_fca(self.config, prior)
         self.config["model"] = self.model.config.to_dict()
+        if self.config["init"]:
+            warm_start(self.model, self.config["init"])
         if self.config["augment"]["mic_subset"] is not None and self.model.n_mics is not None:
             raise VaeAudioError(
                 "augment.mic_subset needs a model for any M (model.n_mics: null with "
