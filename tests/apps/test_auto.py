@@ -221,6 +221,9 @@ def test_a_blend_on_longer_frames_scales_the_plan_stft_at_every_rate():
     assert plan.blend_entries(48000)[0]["stft"] == {"n_fft": 4096}
     fixed = methods.Plan("fastmnmf2", 2, stft=StftConfig(n_fft=256, hop_length=64), blend=blend)
     assert fixed.blend_entries(16000)[0]["stft"] == {"n_fft": 512}
+    assert (plan.longest_window(16000), plan.longest_window(48000)) == (1024, 4096)
+    assert fixed.longest_window(16000) == 512
+    assert methods.Plan("fastmnmf2", 2).longest_window(16000) == 512  # no blend
     assert methods.describe_blends(blend) == "fastmnmf2 (2 starts on 2x longer frames; 3 starts)"
     one = (methods.Blend("fastmnmf2", 1, wpe=True, stft_scale=4), methods.Blend("vae-fca", 2))
     assert methods.describe_blends(one) == (

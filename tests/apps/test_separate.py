@@ -165,6 +165,11 @@ def test_too_short_input_and_output_inside_the_input_set_are_refused(tmp_path, c
     short = write_cut(tmp_path / "short.wav", seconds=0.01)
     code, _, err = _run(capsys, short, "-o", tmp_path / "out", *FAST)
     assert code == 2 and "short.wav" in err and "160 samples" in err
+    # auto averages members on frames 4x longer (n_fft 2048): 1600 samples are too few for it
+    mid = write_cut(tmp_path / "mid.wav", seconds=0.1)
+    code, _, err = _run(capsys, mid, "-o", tmp_path / "out", "--method", "auto", "-q")
+    assert code == 2 and "mid.wav" in err and "(2048 samples)" in err
+    assert not (tmp_path / "out").exists()
     # `-o` on the simulated set itself would put src1.wav over its reference images
     ref_root = tmp_path / "sim"
     write_cut(ref_root / "000000" / "mix.wav")

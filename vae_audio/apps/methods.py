@@ -170,6 +170,11 @@ class Plan:
         stft = self.stft_for(sr)
         return [b.entry(stft) for b in self.blend]
 
+    def longest_window(self, sr: int) -> int:
+        """The longest STFT window of the plan at ``sr`` Hz, its blend members' included
+        (samples): the shortest input it can separate."""
+        return self.stft_for(sr).n_fft * max([1, *(b.stft_scale for b in self.blend)])
+
     def iterations(self, iters: int | None) -> int | None:
         """Iterations to run: ``--iters`` when given, else the plan's default."""
         return self.n_iter if iters is None else iters

@@ -211,11 +211,11 @@ def separate_files(
                 "choose an output folder outside the input data with -o"
             )
     for item in items:
-        min_len = plans[item.path].stft_for(item.sample_rate).n_fft
+        min_len = plans[item.path].longest_window(item.sample_rate)
         if item.frames < min_len:
             raise VaeAudioError(
                 f"'{item.path}' is {item.frames} samples long; separation needs at least one "
-                f"STFT window ({min_len} samples); remove it from the inputs"
+                f"window of its longest STFT ({min_len} samples); remove it from the inputs"
             )
     mine = shard(items, rank, world)
     from vae_audio.apps.outputs import finished_job
