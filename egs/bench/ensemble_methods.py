@@ -11,8 +11,8 @@ equal weights (``A*2+B``: A counts twice) after matching every method's talkers 
 first's (as :func:`vae_audio.separation.api.average_starts` does for starts). Prints the
 mean SDR of every method and combination and its paired difference to the first method.
 ``--cache DIR`` keeps every method's talker images per mixture and seed (``DIR/<the set's
-absolute path, "/" as "_">/<id>/<method>@<seed>.pt``), so that later runs with other
-combinations reuse them.
+absolute path>/<id>/<method>@<seed>.pt``, every "/" of the path and the method as "_"), so
+that later runs with other combinations reuse them.
 """
 
 from __future__ import annotations
@@ -75,7 +75,8 @@ def main() -> None:
                 cache = args.cache / "_".join(root.resolve().parts[1:]) / ref.id
             talkers = {}
             for m in methods:
-                path = None if cache is None else cache / f"{m}@{args.seed}.pt"
+                name = m.replace("/", "_")  # a model=PATH option in a file name
+                path = None if cache is None else cache / f"{name}@{args.seed}.pt"
                 if path is not None and path.is_file():
                     talkers[m] = torch.load(path, weights_only=True)
                     continue
