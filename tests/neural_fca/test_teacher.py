@@ -247,3 +247,36 @@ def test_an_unknown_teacher_is_one_line_and_exit_2(tmp_path, capsys, teacher):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and teacher.split(":")[0] in err
     assert not (tmp_path / "teacher").exists()
+
+
+def test_auto_as_teacher_labels_what_separate_auto_writes(tmp_path, monkeypatch):
+    """``--teacher auto[:model=PATH]``: each mixture goes through what ``vae-audio separate
+    --method auto`` runs (:func:`~vae_audio.bench.methods.auto_images`, here replaced by a
+    recorder that returns known images), with the spec's model, starts and seed; its talkers
+    then its noise image are the targets. Other options are refused."""
+    from vae_audio.bench import methods
+    from vae_audio.neural_fca.teacher import method_log_psd, parse_teacher
+
+    _, corpus, bank = _tiny_teacher_args(tmp_path)
+    mix = _rendered(corpus, bank, 2)  # [2, M, S]
+    calls = []
+
+    def fake(wav, sr, n_src, n_iter, seed, model, device, wpe, starts):
+        calls.append((sr, n_src, n_iter, seed, model, wpe, starts))
+        k = len(calls)  # a different split of every mixture: talker k, the rest, the noise
+        return torch.stack([wav / (k + 1), wav / 4, wav * (1 - 1 / (k + 1) - 1 / 4)]), 2
+
+    monkeypatch.setattr(methods, "auto_images", fake)
+    got = method_log_psd(mix, "auto@7:model=m.pt:starts=3", 2, StftConfig(), seed=5)
+    assert calls == [(16000, 2, 7, 5, "m.pt", False, 3)] * 2
+    for i in range(2):
+        k = i + 1
+        wav = mix[i]
+        expect = _log_power(torch.stack([wav / (k + 1), wav / 4, wav * (1 - 1 / (k + 1) - 0.25)]))
+        torch.testing.assert_close(got[i], expect, rtol=1e-5, atol=1e-5)
+    calls.clear()
+    method_log_psd(mix[:1], "auto", 2, StftConfig())
+    assert calls == [(16000, 2, None, 0, None, False, None)]  # the plan's own iterations, starts
+    assert parse_teacher("auto:model=m.pt") == ("auto", None, {"model": "m.pt"})
+    with pytest.raises(VaeAudioError, match="auto takes model, starts and wpe"):
+        method_log_psd(mix[:1], "auto:n_fft=1024", 2, StftConfig())

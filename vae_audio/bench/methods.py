@@ -306,24 +306,35 @@ def _auto_candidates(
 ) -> tuple[torch.Tensor, list[int]]:  # fmt: skip
     """What ``vae-audio separate --method auto --n-src n_src`` writes for ``data``: the
     talkers, then the noise image (when the chosen method has one)."""
+    est, n_talkers = auto_images(data.mix, data.sr, n_src, n_iter, seed, model, device, wpe, starts)
+    return est, list(range(n_talkers))
+
+
+def auto_images(
+    mix: torch.Tensor, sr: int, n_src: int, n_iter: int | None = None, seed: int = 0,
+    model: str | None = None, device: str = "cpu", wpe: bool = False, starts: int | None = None,
+) -> tuple[torch.Tensor, int]:  # fmt: skip
+    """What ``vae-audio separate --method auto --n-src n_src`` writes for the mixture
+    ``mix [M, S]`` at ``sr`` Hz: ``(images [N, M, S], n_talkers)``, the talkers, then the
+    noise image when the chosen method has one, on the CPU at ``sr``."""
     from vae_audio.apps.methods import MethodResolver
     from vae_audio.audio.io import resample
     from vae_audio.separation import separate
 
-    M, S = data.mix.shape  # one channel: vae-nmf, images [N, 1, S]
-    plan = MethodResolver("auto", n_src, model).plan(_Probe("mixture", M, data.sr))
-    sr = plan.sample_rate or data.sr
-    mix = data.mix if sr == data.sr else resample(data.mix, data.sr, sr)
+    M, S = mix.shape  # one channel: vae-nmf, images [N, 1, S]
+    plan = MethodResolver("auto", n_src, model).plan(_Probe("mixture", M, sr))
+    rate = plan.sample_rate or sr
+    x = mix if rate == sr else resample(mix, sr, rate)
     res = separate(
-        mix, plan.method, n_src=plan.n_src, sr=sr, stft=plan.stft_for(sr),
+        x, plan.method, n_src=plan.n_src, sr=rate, stft=plan.stft_for(rate),
         n_iter=plan.iterations(n_iter), seed=seed, device=device, wpe=wpe,
-        starts=plan.n_starts(starts), blend=plan.blend_entries(sr),
+        starts=plan.n_starts(starts), blend=plan.blend_entries(rate),
         **dict(plan.opts),
     )  # fmt: skip
     est = _talkers_then_noise(res)  # [N, M', S']
-    if sr != data.sr:
-        est = resample(est, sr, data.sr)[..., :S]
-    return est, list(range(res.sources.shape[0]))
+    if rate != sr:
+        est = resample(est, rate, sr)[..., :S]
+    return est, res.sources.shape[0]
 
 
 def candidates(

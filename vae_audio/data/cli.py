@@ -353,7 +353,8 @@ def register(subparsers) -> None:
         help="the blind separator that labels the mixtures: fastmnmf2-noise (default; "
         "FastMNMF2 with its stationary noise slot, --iters) or a multichannel method named as "
         "`vae-audio bench` names them, NAME[@ITERATIONS][:key=value...], e.g. "
-        "fastmnmf2:starts=4 or neural-fastfca:model=exp/neural_fca/any_mics/model.pt",
+        "fastmnmf2:starts=4 or neural-fastfca:model=exp/neural_fca/any_mics/model.pt; or auto "
+        "(what `vae-audio separate --method auto` runs; auto:model=PATH for another model)",
     )  # fmt: skip
     p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--jobs", type=JOBS, default=1, metavar="J", help="parallel processes")

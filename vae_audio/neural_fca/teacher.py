@@ -13,8 +13,9 @@ the teacher is blind, and the set stores no references.
 The teacher is FastMNMF2 by default (:data:`DEFAULT_TEACHER`); any registered separation
 method can take its place (``teacher=`` as ``vae-audio bench`` names methods:
 ``"fastmnmf2:starts=4"`` averages four starts, ``"vae-fastfca"`` adds the speech prior,
-``"neural-fastfca:model=PATH"`` is a trained model), so that a model trained on one teacher's
-labels can label the next set (:func:`method_log_psd`). Its talker images, then its noise
+``"neural-fastfca:model=PATH"`` is a trained model, ``"auto"`` what ``vae-audio separate
+--method auto`` runs), so that a model trained on one teacher's labels can label the next
+set (:func:`method_log_psd`). Its talker images, then its noise
 image (or, for a method without a noise slot, the mixture minus the talkers), give the
 targets at the set's STFT.
 
@@ -69,7 +70,9 @@ def teacher_log_psd(
 def parse_teacher(spec: str) -> tuple[str, int | None, dict]:
     """A teacher other than :data:`DEFAULT_TEACHER`: ``"NAME[@N][:key=value]..."`` as
     ``vae-audio bench`` names methods -> ``(NAME, N, options)``, NAME a registered
-    multichannel separation method.
+    multichannel separation method or ``auto`` (what ``vae-audio separate --method auto``
+    runs on the mixture: on 4 mics and 2 talkers the shipped model, or ``auto:model=PATH``,
+    averaged with FastMNMF2 fits).
 
     Raises:
         VaeAudioError: the name is not such a method, or the spec is malformed.
@@ -78,6 +81,8 @@ def parse_teacher(spec: str) -> tuple[str, int | None, dict]:
     from vae_audio.separation import METHODS
 
     name, n_iter, options = parse_method(spec)
+    if name == "auto":  # what `vae-audio separate --method auto` runs
+        return name, n_iter, options
     if name not in METHODS or not METHODS[name].multichannel:
         known = ", ".join(n for n, m in METHODS.items() if m.multichannel)
         raise VaeAudioError(
@@ -97,23 +102,38 @@ def method_log_psd(
     its noise image (the mixture minus the talkers when the method has no noise slot), go
     through :func:`images_log_psd`."""
     from vae_audio.audio.stft import STFT
-    from vae_audio.bench.methods import STFT_OPTIONS, stft_config
+    from vae_audio.bench.methods import STFT_OPTIONS, auto_images, stft_config
     from vae_audio.separation import separate
 
     name, n_iter, options = parse_teacher(spec)
     # the set's STFT unless the spec sets n_fft/hop
     run_stft = stft_config(stft.sample_rate, options) if options.keys() & STFT_OPTIONS else stft
+    auto_starts = options.get("starts")  # auto: None runs its plan's starts
     starts, wpe = int(options.pop("starts", 1)), bool(options.pop("wpe", False))
+    if name == "auto" and set(options) - {"model"}:
+        raise VaeAudioError(
+            f"teacher {spec!r}: auto takes model, starts and wpe, got "
+            f"{sorted(set(options) - {'model'})}; e.g. auto:model=PATH"
+        )
     options = {k: v for k, v in options.items() if k not in STFT_OPTIONS}
     transform = STFT(stft).to(mix.device)
     out = []
     for wav in mix:  # [M, S]
-        res = separate(
-            wav, name, n_src=n_speakers, sr=stft.sample_rate, stft=run_stft, n_iter=n_iter,
-            seed=seed, starts=starts, wpe=wpe, **options,
-        )  # fmt: skip
-        talkers = res.sources.to(wav)  # [K, M, S]
-        noise = wav - talkers.sum(0) if res.noise is None else res.noise.to(wav)  # [M, S]
+        if name == "auto":
+            est, n_talkers = auto_images(
+                wav, stft.sample_rate, n_speakers, n_iter, seed, options.get("model"),
+                str(wav.device), wpe, auto_starts,
+            )  # fmt: skip
+            est = est.to(wav)
+            talkers = est[:n_talkers]  # [K, M, S]
+            noise = est[n_talkers] if est.shape[0] > n_talkers else wav - talkers.sum(0)
+        else:
+            res = separate(
+                wav, name, n_src=n_speakers, sr=stft.sample_rate, stft=run_stft,
+                n_iter=n_iter, seed=seed, starts=starts, wpe=wpe, **options,
+            )  # fmt: skip
+            talkers = res.sources.to(wav)  # [K, M, S]
+            noise = wav - talkers.sum(0) if res.noise is None else res.noise.to(wav)  # [M, S]
         out.append(transform(torch.cat([talkers, noise[None]])))  # [N, M, F, T]
     return images_log_psd(torch.stack(out))
 
