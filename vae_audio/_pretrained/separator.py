@@ -19,7 +19,7 @@ from vae_audio._pretrained.cards import ModelCard
 from vae_audio.core.checkpoint import load_model_file
 from vae_audio.errors import VaeAudioError
 from vae_audio.neural_fca.model import NeuralFCA
-from vae_audio.neural_fca.modelfile import KIND, load_neural_fca, model_config
+from vae_audio.neural_fca.modelfile import KIND, load_neural_fca, load_weights, model_config
 
 DEFAULT_ITERATIONS = 200  # refinement steps of `vae-audio separate --method auto`
 
@@ -38,14 +38,10 @@ class PretrainedNeuralFCA(NeuralFCA):
         data = load_model_file(path, kind=KIND)
         cfg, stft = model_config(data["config"])
         model = cls(cfg, stft)
-        try:
-            model.load_state_dict(data["state_dict"])
-        except RuntimeError as err:
-            reason = " ".join(str(err).split())[:160]
-            raise VaeAudioError(
-                f"shipped model {path} does not match its stored architecture ({reason}); "
-                f"regenerate it with `{card.regenerate}`"
-            ) from None
+        load_weights(
+            model, data["state_dict"], f"shipped model {path} does not match its stored "
+            "architecture", f"regenerate it with `{card.regenerate}`",
+        )  # fmt: skip
         model.card = card
         return load_neural_fca(model)  # checks and eval mode
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import torch
+
 from vae_audio.audio.stft import StftConfig
 from vae_audio.core.checkpoint import load_model_file, save_model
 from vae_audio.errors import VaeAudioError
@@ -37,6 +39,16 @@ def build_neural_fca(config: dict, prior: SpeechVAE | None = None) -> NeuralFCA:
     """An untrained :class:`NeuralFCA` from a config (``prior`` supplies the decoder)."""
     cfg, stft = model_config(config)
     return NeuralFCA(cfg, stft, prior)
+
+
+def load_weights(model: torch.nn.Module, state_dict: dict, mismatch: str, fix: str) -> None:
+    """``model.load_state_dict(state_dict)``; weights that do not fit the model are one
+    :class:`VaeAudioError`, ``"{mismatch} ({the reason}); {fix}"``."""
+    try:
+        model.load_state_dict(state_dict)
+    except RuntimeError as err:
+        reason = " ".join(str(err).split())[:160]
+        raise VaeAudioError(f"{mismatch} ({reason}); {fix}") from None
 
 
 def save_neural_fca(path: str | os.PathLike, model: NeuralFCA, meta: dict | None = None) -> Path:

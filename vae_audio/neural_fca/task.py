@@ -42,7 +42,7 @@ from vae_audio.core.precision import full_precision
 from vae_audio.core.schedules import Schedule
 from vae_audio.core.training import LossOutput, VAETask
 from vae_audio.errors import VaeAudioError
-from vae_audio.neural_fca.modelfile import KIND, build_neural_fca
+from vae_audio.neural_fca.modelfile import KIND, build_neural_fca, load_weights
 from vae_audio.neural_fca.objective import neural_fca_loss
 from vae_audio.neural_fca.teacher import distillation_loss
 from vae_audio.separation.frontend import dereverberate, wpe_config
@@ -93,15 +93,11 @@ def warm_start(model: torch.nn.Module, path: str) -> None:
     """
     from vae_audio.core.checkpoint import load_model_file
 
-    data = load_model_file(path, kind=KIND)
-    try:
-        model.load_state_dict(data["state_dict"])
-    except RuntimeError as err:
-        reason = " ".join(str(err).split())[:160]
-        raise VaeAudioError(
-            f"init model {path} does not fit this recipe's model ({reason}); copy the model "
-            "section of the run that wrote it (its config.yaml), or set init=null"
-        ) from None
+    load_weights(
+        model, load_model_file(path, kind=KIND)["state_dict"],
+        f"init model {path} does not fit this recipe's model",
+        "copy the model section of the run that wrote it (its config.yaml), or set init=null",
+    )  # fmt: skip
 
 
 def mic_subset_range(spec: Any) -> dict[str, int | None] | None:
