@@ -3,6 +3,7 @@ separators, hub entry points, and byte-identical exports."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import zipfile
 from pathlib import Path
@@ -70,6 +71,24 @@ def test_traced_tiny_model_matches_pytorch_on_other_batch_and_length(spatial):
     torch.testing.assert_close(got, expected, atol=1e-5 * float(scale), rtol=1e-4)
     # the images explain the mixture (Wiener filter: they sum to it up to the STFT round trip)
     torch.testing.assert_close(got.sum(1), wav, atol=1e-3 * float(wav.abs().max()), rtol=0)
+
+
+def test_traced_model_serves_batches_larger_than_its_examples_blocks(monkeypatch):
+    """Ops that work in blocks of rows (the packed outer products, the inverse STFT) trace
+    as one block: blocks sized for the example would cut a larger batch short."""
+    stft_module = importlib.import_module("vae_audio.audio.stft")  # the package exports stft()
+    linalg = importlib.import_module("vae_audio.separation.linalg")
+    model = tiny_model(spatial="jd", gain=True)
+    monkeypatch.setattr(linalg, "_OUTER_BLOCK", 1)  # a block per row when not tracing
+    monkeypatch.setattr(stft_module, "_ISTFT_BLOCK", 1)
+    traced = trace_separator(model)  # traced on [1, 4, 16000]
+    wav = noisy_mixture(B=3, M=4, S=5000)
+    expected = pytorch_path(model, wav)  # eager, block by block
+    with torch.no_grad():
+        got = traced(wav)
+    assert got.shape == expected.shape == (3, 3, 4, 5000)
+    scale = float(expected.abs().max())
+    torch.testing.assert_close(got, expected, atol=1e-5 * scale, rtol=1e-4)
 
 
 def test_tracing_leaves_the_callers_model_untouched():

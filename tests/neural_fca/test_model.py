@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 import torch
 
@@ -29,6 +31,25 @@ def test_backward_reaches_every_encoder_weight(n_mics, spatial):
     assert all(bool(torch.isfinite(g).all()) for g in grads.values())
     assert all(float(g.abs().sum()) > 0 for n, g in grads.items() if "norm" not in n)
     assert model.prior.decoder.net[0].weight.grad is not None  # fine-tuned by default
+
+
+@pytest.mark.parametrize("channels", [384, 7, 1])  # one block; blocks of 2 rows; of 1 row
+def test_gated_time_mean_in_blocks_is_the_mean_of_the_gated_powers(channels, monkeypatch):
+    """The JD encoders' gains ``mean_t sigmoid(head(h))_knt · x̃_kt``, block by block, against
+    the whole gate tensor at once; gradients reach the head and the powers."""
+    encoder = importlib.import_module("vae_audio.neural_fca.encoder")
+    monkeypatch.setattr(encoder, "_GATE_CHANNELS", channels)
+    gen = torch.Generator().manual_seed(0)
+    B, C, K, N, T = 2, 5, 9, 3, 11
+    head = torch.nn.Conv1d(C, K * N, 1)
+    h = torch.randn(B, C, T, generator=gen)
+    xt = torch.rand(B, K, T, generator=gen, requires_grad=True)
+    got = encoder.gated_time_mean(head, h, xt)
+    gates = torch.sigmoid(head(h)).reshape(B, K, N, T)
+    expected = (gates * xt[:, :, None]).mean(-1)
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-7)
+    got.sum().backward()
+    assert float(head.weight.grad.abs().sum()) > 0 and float(xt.grad.abs().sum()) > 0
 
 
 @pytest.mark.parametrize("spatial", ["full", "jd"])

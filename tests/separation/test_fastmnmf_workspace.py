@@ -35,11 +35,11 @@ from vae_audio.separation.source_model import FreePsd, NmfPsd
 from .conftest import sample_jd
 
 
-@pytest.mark.parametrize("M", [2, 3, 4])
+@pytest.mark.parametrize("M", [2, 3, 4, 6])
 @pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128])
 def test_packed_covariances_match_einsum(M, dtype):
     gen = torch.Generator().manual_seed(M)
-    x = torch.randn(2, 5, M, 40, dtype=dtype, generator=gen)  # [B, F, M, T]
+    x = torch.randn(2, M, 5, 40, dtype=dtype, generator=gen).transpose(1, 2)  # [B, F, M, T] view
     w = torch.rand(2, 5, 3, 40, dtype=x.real.dtype, generator=gen)  # [B, F, K, T]
     ref = torch.einsum("bfkt,bfit,bfjt->bfkij", w.to(dtype), x, x.conj()) / 40
     got = weighted_covariances_packed(outer_hermitian(x), w)  # [B, F, K, M, M]
@@ -48,6 +48,20 @@ def test_packed_covariances_match_einsum(M, dtype):
     assert (got - ref).abs().max() <= tol * scale
     assert (got - weighted_covariances(outer_real(x), w)).abs().max() <= tol * scale
     assert outer_hermitian(x).shape == (2, 5, 40, M * M)
+
+
+def test_outer_hermitian_in_blocks_and_differentiable(monkeypatch):
+    """Rows filled block by block give the same coordinates as one block, and the packed
+    coordinates carry gradients to the mixture (gradcheck)."""
+    import vae_audio.separation.linalg as linalg
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(7, 3, 20, dtype=torch.complex128, generator=gen)  # [F, M, T]
+    whole = outer_hermitian(x)
+    monkeypatch.setattr(linalg, "_OUTER_BLOCK", 2 * 9 * 20)  # 2 rows per block, 4 blocks
+    assert torch.equal(outer_hermitian(x), whole)
+    xs = x[:3, :, :6].clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(outer_hermitian, (xs,))
 
 
 def _problem(B, frequency_dependent, seed=0):

@@ -213,6 +213,8 @@ def istft(
     flat = spec.reshape(-1, *spec.shape[-2:])  # [L, F, T]
     # torch.istft holds a few [L, n_fft, T] frame tensors at once: take the rows in blocks
     rows = max(1, _ISTFT_BLOCK // (config.n_fft * flat.shape[-1]))
+    if torch.jit.is_tracing():  # one block: a traced graph keeps its example's blocks
+        rows = flat.shape[0]
     wav = torch.cat(
         [
             torch.istft(

@@ -24,7 +24,13 @@ from torch import Tensor, nn
 
 from vae_audio.core.distributions import DiagonalGaussian
 from vae_audio.core.precision import as_float32, full_precision
-from vae_audio.neural_fca.encoder import EncoderConfig, InputFeatures, LatentHead, dilated_stack
+from vae_audio.neural_fca.encoder import (
+    EncoderConfig,
+    InputFeatures,
+    LatentHead,
+    dilated_stack,
+    gated_time_mean,
+)
 from vae_audio.neural_fca.iss import iss_sweep, normalise_scale, weighted_covariance
 from vae_audio.separation.linalg import outer_hermitian
 
@@ -89,9 +95,7 @@ class NeuralFastFCAEncoder(nn.Module):
                 logxt = xt.clamp_min(1e-6).log().reshape(B, F * M, T)
             h = block(h + self.xt_in(logxt))  # [B, C, T]
         enc = self.head(h)
-        w = as_float32(self.g_head(h)).reshape(B, F, M, self.n_src, T)  # [B, F, M, N, T]
-        with full_precision(x.device):  # a matmul: autocast would take it to bfloat16
-            g = (torch.sigmoid(w) @ xt[..., None])[..., 0] / T  # [B, F, M, N]: mean_t w x̃
+        g = gated_time_mean(self.g_head, h, xt.flatten(1, 2)).unflatten(1, (F, M))  # [B, F, M, N]
         g = g / g.mean(2, keepdim=True).clamp_min(1e-6)
         g = g.permute(0, 3, 1, 2)  # [B, N, F, M]
         return JDEncoderOutput(enc.posterior, enc.log_gain, Q, xt, g, enc.log_freq_gain)

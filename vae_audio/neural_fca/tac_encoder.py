@@ -50,7 +50,7 @@ from torch import Tensor, nn
 from vae_audio.audio.features import log_power
 from vae_audio.core.precision import as_float32, full_precision
 from vae_audio.errors import VaeAudioError
-from vae_audio.neural_fca.encoder import EncoderConfig, LatentHead, dilated_stack
+from vae_audio.neural_fca.encoder import EncoderConfig, LatentHead, dilated_stack, gated_time_mean
 from vae_audio.neural_fca.iss import (
     iss_sweep,
     normalise_scale,
@@ -181,9 +181,8 @@ class TACFastFCAEncoder(nn.Module):
                 logxt = xt.clamp_min(1e-6).log().transpose(1, 2)  # [B, M, F, T]
             h = self._stack(i, h + _per_mic(self.xt_in, logxt))  # [B, M, C, T]
         enc = self.head(h.mean(1))  # [B, C, T] -> invariant to the order of the mics
-        w = as_float32(_per_mic(self.g_head, h)).reshape(B, M, F, self.n_src, T)  # [B, M, F, N, T]
-        with full_precision(x.device):  # a matmul: autocast would take it to bfloat16
-            g = (torch.sigmoid(w) @ xt.transpose(1, 2)[..., None])[..., 0] / T  # [B, M, F, N]
+        g = gated_time_mean(self.g_head, h.flatten(0, 1), xt.transpose(1, 2).flatten(0, 1))
+        g = g.unflatten(0, (B, M))  # [B, M, F, N]: per mic, shared weights
         g = g / g.mean(1, keepdim=True).clamp_min(1e-6)
         g = g.permute(0, 3, 2, 1)  # [B, N, F, M]
         return JDEncoderOutput(enc.posterior, enc.log_gain, Q, xt, g, enc.log_freq_gain)

@@ -238,25 +238,33 @@ def outer_hermitian(x: torch.Tensor) -> torch.Tensor:
     size of :func:`outer_real` (Hermitian symmetry), so :func:`weighted_covariances_packed`
     does half the work; ``T`` is the contraction axis, laid out as a GEMM's right operand.
     The result is a transposed view of coordinate rows ``[..., M², T]``, each unit-stride in
-    ``T``: filled row by row from the real and imaginary parts, it builds 3x faster in
-    double precision than written through the transpose (and as fast in single), and the
-    GEMMs read it as fast. Filled in blocks of the leading rows (about
-    :data:`_OUTER_BLOCK` values of temporaries at a time), so that building it takes little
-    more memory than the result.
+    ``T``, which the GEMMs read as fast as a contiguous operand. The rows are filled in place
+    from contiguous copies of the real and imaginary parts, one block of pairs ``(i, j > i)``
+    per ``i`` by broadcasting (no gathered temporaries): 2.2x faster in double precision, and
+    2x in single, than products of gathered rows (a 4-mic 10-s STFT). Filled in
+    blocks of the leading rows (about :data:`_OUTER_BLOCK` values of temporaries at a time),
+    so that building it takes little more memory than the result. Differentiable.
     """
     *lead, M, T = x.shape
     flat = x.reshape(-1, M, T)
     out = torch.empty(flat.shape[0], M * M, T, dtype=x.real.dtype, device=x.device)
-    i, j = torch.triu_indices(M, M, 1, device=x.device)  # [P] pairs i < j
-    P = i.numel()
+    P = M * (M - 1) // 2
     rows = max(1, _OUTER_BLOCK // (M * M * T))
+    if torch.jit.is_tracing():  # one block: a traced graph keeps its example's blocks
+        rows = flat.shape[0]
     for start in range(0, flat.shape[0], rows):
         xs, o = flat[start : start + rows], out[start : start + rows]  # [b, M, T], [b, M², T]
-        re, im = xs.real, xs.imag
-        o[:, :M] = re.square() + im.square()
-        re_i, im_i, re_j, im_j = re[:, i], im[:, i], re[:, j], im[:, j]  # [b, P, T]
-        o[:, M : M + P] = re_i * re_j + im_i * im_j  # Re(x_i x_j*)
-        o[:, M + P :] = im_i * re_j - re_i * im_j  # Im(x_i x_j*)
+        parts = torch.view_as_real(xs)  # [b, M, T, 2]
+        re, im = parts[..., 0].contiguous(), parts[..., 1].contiguous()
+        o[:, :M].copy_(re).mul_(re).addcmul_(im, im)  # |x_i|²
+        row = M
+        for i in range(M - 1):
+            n = M - 1 - i  # pairs (i, j) for j = i+1..M-1, in triu_indices order
+            re_i, im_i = re[:, i : i + 1], im[:, i : i + 1]  # [b, 1, T]
+            re_j, im_j = re[:, i + 1 :], im[:, i + 1 :]  # [b, n, T]
+            o[:, row : row + n].copy_(re_j).mul_(re_i).addcmul_(im_i, im_j)  # Re(x_i x_j*)
+            o[:, P + row : P + row + n].copy_(re_j).mul_(im_i).addcmul_(re_i, im_j, value=-1)  # Im
+            row = row + n  # not +=: under torch.jit.trace, row starts as the traced M
     return out.mT.reshape(*lead, T, M * M)
 
 
