@@ -129,7 +129,9 @@ def test_dynamic_mixing_batches_are_rendered_by_the_task_mixer(tmp_path):
     assert torch.isfinite(task.compute_loss(batch, "train").loss)
 
 
-@pytest.mark.parametrize("name", ["cpu", "paper", "fastfca_paper", "shipped", "any_mics"])
+@pytest.mark.parametrize(
+    "name", ["cpu", "paper", "fastfca_paper", "shipped", "any_mics", "round1", "talkers3"]
+)
 def test_every_recipe_builds_its_model_config_and_takes_the_wpe_front_end(name):
     """Each Neural FCA recipe's model section is a valid config; ``model.wpe=true`` (the WPE
     front end in training and separation) is taken by all of them (``n_mics: null`` of the
@@ -143,5 +145,7 @@ def test_every_recipe_builds_its_model_config_and_takes_the_wpe_front_end(name):
     assert cfg.wpe is None and stft.sample_rate == 16000
     if name == "any_mics":
         assert cfg.n_mics is None and cfg.encoder.kind == "tac" and cfg.spatial == "jd"
+    if name == "talkers3":  # 3 speaker slots, trained on a 2-talker and a 3-talker set
+        assert cfg.n_speakers == 3 and len(load_config(path)["data"]["teacher_set"]) == 2
     cfg, _ = model_config(load_config(path, [*mics, "model.wpe=true"]))
     assert wpe_config(cfg.wpe) == WpeConfig()

@@ -13,6 +13,7 @@ from vae_audio.errors import VaeAudioError
 from vae_audio.neural_fca.teacher import (
     SETTINGS_NAME,
     TeacherDataset,
+    TeacherSets,
     distillation_loss,
     scale_invariant_is,
 )
@@ -54,14 +55,58 @@ def test_distillation_loss_matches_speakers_by_the_best_permutation():
     assert float(swapped) != pytest.approx(losses[0])
 
 
-def _fake_set(root, n=3, seconds=0.5, stft=None):
+def _brute_assigned(lam, target, k):
+    """Brute force of one item: every injective assignment of its k talkers to the model's
+    speaker slots; the unassigned slots' PSDs added to the noise slot's."""
+    n_spk = lam.shape[0] - 1
+    costs = []
+    for slots in itertools.permutations(range(n_spk), k):
+        talk = sum(float(scale_invariant_is(target[i], lam[s])) for i, s in enumerate(slots))
+        rest = [s for s in range(n_spk) if s not in slots]
+        noise = lam[-1] + sum((lam[s] for s in rest), torch.zeros_like(lam[-1]))
+        costs.append(talk + float(scale_invariant_is(target[-1], noise)))
+    return min(costs)
+
+
+def test_distillation_loss_with_fewer_talkers_than_slots_merges_the_inactive_ones():
+    lam = _positive(4, 4, 6, 8)  # B = 4, 3 speaker slots + noise
+    target = _positive(4, 3, 6, 8, seed=2).log()  # 2 talkers + noise
+    got = float(distillation_loss(lam, target))
+    per_item = [_brute_assigned(lam[b], target[b, [0, 1, 2]], 2) for b in range(4)]
+    assert got == pytest.approx(sum(per_item) / 4, rel=1e-10)
+    # an inactive slot that carries the noise's own shape costs nothing on the noise term
+    lam2 = lam.clone()
+    lam2[:, 2] = target[:, 2].exp()  # slot 2 = the teacher's noise
+    lam2[:, 3] = 1e-9 * lam2[:, 3]  # the noise slot silent
+    lam2[:, 0], lam2[:, 1] = target[:, 0].exp(), 3.0 * target[:, 1].exp()
+    assert float(distillation_loss(lam2, target)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_distillation_loss_mixes_talker_counts_in_one_batch():
+    lam = _positive(3, 4, 6, 8)  # 3 speaker slots + noise
+    target = _positive(3, 4, 6, 8, seed=5).log()  # rows: 3 talkers + noise
+    target[1, 2] = float("nan")  # item 1 has 2 talkers (a padded row)
+    target[2, 1:3] = float("nan")  # item 2 has 1
+    got = float(distillation_loss(lam, target))
+    brute = [
+        _brute_assigned(lam[0], target[0], 3),
+        _brute_assigned(lam[1], target[1, [0, 1, 3]], 2),
+        _brute_assigned(lam[2], target[2, [0, 3]], 1),
+    ]
+    assert got == pytest.approx(sum(brute) / 3, rel=1e-10)
+    with pytest.raises(VaeAudioError, match="model.n_speakers >= 3"):
+        distillation_loss(lam[:, [0, 1, 3]], target)  # 2 speaker slots, 3 talkers
+
+
+def _fake_set(root, n=3, seconds=0.5, stft=None, talkers=2):
     """A hand-made teacher set: log-PSDs = log of the mic-averaged mixture periodogram."""
     cfg = StftConfig(sample_rate=16000, n_fft=64, hop_length=16) if stft is None else stft
     root.mkdir()
     g = torch.Generator().manual_seed(0)
     mix = torch.randn(n, 2, int(seconds * 16000), generator=g) * 0.1
     X = STFT(cfg)(mix)  # [n, M, F, T]
-    log_psd = (X.abs().square().mean(1, keepdim=True).expand(-1, 3, -1, -1) + 1e-6).log()
+    power = X.abs().square().mean(1, keepdim=True)  # [n, 1, F, T]
+    log_psd = (power.expand(-1, talkers + 1, -1, -1) + 1e-6).log()
     torch.save({"mix": mix.half(), "log_psd": log_psd.half()}, root / "shard_00000.pt")
     record = {"stft": cfg.to_dict(), "n": n}
     (root / f"{SETTINGS_NAME}.json").write_text(json.dumps(record), encoding="utf-8")
@@ -88,6 +133,57 @@ def test_a_folder_without_a_teacher_record_is_refused(tmp_path):
         TeacherDataset(tmp_path, 1.0)
 
 
+def test_teacher_sets_pad_fewer_talkers_with_absent_rows_and_refuse_other_stfts(tmp_path):
+    cfg = _fake_set(tmp_path / "two", n=3, talkers=2)
+    _fake_set(tmp_path / "one", n=2, seconds=0.4, stft=cfg, talkers=1)
+    data = TeacherSets([tmp_path / "two", tmp_path / "one"], segment_seconds=0.2)
+    assert len(data) == 5 and data.n_talkers == 2 and data.n_mics == 2
+    one = TeacherDataset(tmp_path / "one", segment_seconds=0.2)
+    padded, plain = data[3]["teacher_log_psd"], one[0]["teacher_log_psd"]  # item 0 of "one"
+    assert padded.shape[0] == 3 and plain.shape[0] == 2
+    assert bool(padded[1].isnan().all()) and not bool(padded[[0, 2]].isnan().any())
+    torch.testing.assert_close(padded[[0, 2]], plain, rtol=0, atol=0)  # talker, then noise
+    batch = torch.utils.data.default_collate([data[0], data[3]])  # 2 and 1 talkers at once
+    lam = torch.rand(2, 3, *batch["teacher_log_psd"].shape[2:], dtype=torch.float64) + 0.1
+    assert torch.isfinite(distillation_loss(lam, batch["teacher_log_psd"].double()))
+    _fake_set(tmp_path / "other", stft=StftConfig(sample_rate=16000, n_fft=32, hop_length=8))
+    with pytest.raises(VaeAudioError, match="other' has STFT .*same STFT and array"):
+        TeacherSets([tmp_path / "two", tmp_path / "other"], segment_seconds=0.2)
+
+
+def test_a_three_slot_model_trains_on_two_and_three_talker_sets_in_one_batch(tmp_path):
+    from vae_audio.neural_fca.recipe import build_datasets
+    from vae_audio.neural_fca.task import NeuralFCATask
+
+    cfg = StftConfig(sample_rate=16000, n_fft=16, hop_length=4)
+    _fake_set(tmp_path / "three", stft=cfg, talkers=3)
+    _fake_set(tmp_path / "two", stft=cfg, talkers=2)
+    config = _teacher_config(tmp_path / "three", teacher=1.0)
+    config["data"]["teacher_set"] = [str(tmp_path / "three"), str(tmp_path / "two")]
+    config["model"]["n_speakers"] = 3
+    train_set, *_ = build_datasets(config)
+    task = NeuralFCATask(config)
+    batch = torch.utils.data.default_collate([train_set[0], train_set[3]])  # 3 and 2 talkers
+    assert bool(batch["teacher_log_psd"][1, 2].isnan().all())
+    loss = task.compute_loss(batch, "train")
+    assert torch.isfinite(loss.loss) and float(loss.logs["distil"]) > 0
+    loss.loss.backward()
+    grads = [p.grad for p in task.parameters() if p.grad is not None]
+    assert grads and all(bool(torch.isfinite(g).all()) for g in grads)
+
+
+def test_recipe_refuses_a_teacher_set_with_more_talkers_than_speaker_slots(tmp_path):
+    from vae_audio.neural_fca.recipe import train_from_config
+
+    _fake_set(
+        tmp_path / "set", stft=StftConfig(sample_rate=16000, n_fft=16, hop_length=4), talkers=3
+    )
+    config = _teacher_config(tmp_path / "set", teacher=1.0)
+    config["trainer"]["out_dir"] = str(tmp_path / "run")
+    with pytest.raises(VaeAudioError, match="labels 3 talkers but model.n_speakers=2"):
+        train_from_config(config)
+
+
 def _teacher_config(root, **loss) -> dict:
     from .conftest import tiny_config
 
@@ -106,7 +202,7 @@ def test_recipe_serves_the_teacher_set_and_the_warm_start_fits_the_teacher(tmp_p
     _fake_set(tmp_path / "set", stft=StftConfig(sample_rate=16000, n_fft=16, hop_length=4))
     config = _teacher_config(tmp_path / "set", teacher=1.0)
     train_set, _, _, bank, n_mics = build_datasets(config)
-    assert isinstance(train_set, TeacherDataset) and bank is None and n_mics == 2
+    assert isinstance(train_set, TeacherSets) and bank is None and n_mics == 2
     task = NeuralFCATask(config)
     batch = torch.utils.data.default_collate([train_set[0], train_set[1]])
     params = [p for p in task.parameters() if p.requires_grad]

@@ -7,7 +7,9 @@ Config sections (see ``recipes/neural_fca/*.yaml``)::
                 previous teacher round's model; the model section must match its own
     data:       train_manifest / valid_manifest (simulated sets from `vae-audio simulate`),
                 or teacher_set (from `vae-audio teacher-set`: mixtures with a blind
-                separator's PSDs, for the warm start of loss.teacher), or dynamic:
+                separator's PSDs, for the warm start of loss.teacher; a list of sets
+                trains on all, e.g. 2- and 3-talker sets for a model with
+                model.n_speakers: 3, its spare slots inactive on fewer talkers), or dynamic:
                 {corpus, rir_bank, split, valid_corpus, valid_split, epoch_size, valid_size,
                 n_speakers} (dynamic mixing; validation from valid_manifest, else from
                 valid_corpus, else none); segment_seconds, batch_size, num_workers
@@ -125,9 +127,10 @@ def build_datasets(config: dict) -> tuple[Dataset, Dataset | None, Dataset | Non
             data["valid_manifest"], seg, sr=sr, with_sources=True, random_crop=False
         )
     if data["teacher_set"]:
-        from vae_audio.neural_fca.teacher import TeacherDataset
+        from vae_audio.neural_fca.teacher import TeacherSets
 
-        train_set = TeacherDataset(data["teacher_set"], seg, seed=seed)
+        roots = data["teacher_set"]
+        train_set = TeacherSets(roots if isinstance(roots, list) else [roots], seg, seed=seed)
         stft = {**train_set.settings["stft"], **(config.get("stft") or {})}
         if stft != train_set.settings["stft"]:
             raise VaeAudioError(
@@ -203,6 +206,12 @@ def train_from_config(config: dict, resume: bool = False) -> TrainResult:
             f"data.batch_size={data['batch_size']}; lower data.batch_size or add mixtures"
         )
     task = NeuralFCATask(config)
+    talkers = getattr(train_set, "n_talkers", 0)  # teacher sets: the most talkers they label
+    if talkers > task.model.config.n_speakers:
+        raise VaeAudioError(
+            f"the teacher set labels {talkers} talkers but model.n_speakers="
+            f"{task.model.config.n_speakers}; set model.n_speakers={talkers} or more"
+        )
     subset = task.config["augment"]["mic_subset"]
     if subset is not None and n_mics < subset["min"]:
         raise VaeAudioError(

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import ConcatDataset, Dataset
 from tqdm import tqdm
 
 from vae_audio.audio.stft import StftConfig
@@ -151,15 +151,52 @@ def scale_invariant_is(target_log: Tensor, lam: Tensor) -> Tensor:
 
 def distillation_loss(lam: Tensor, target_log: Tensor) -> Tensor:
     """Mean over the batch of the scale-invariant IS divergence between the teacher's and the
-    model's PSDs, summed over slots; speaker slots matched by the best permutation per item,
-    the noise slot (last) fixed. ``lam [B, N, F, T]``, ``target_log [B, N, F, T]``."""
+    model's PSDs, summed over the teacher's slots.
+
+    ``lam [B, N, F, T]`` (``N − 1`` speaker slots, the noise slot last); ``target_log
+    [B, R, F, T]``: up to ``N − 1`` talker rows, then the noise row. An item with fewer
+    talkers than the batch's rows has NaN rows after its talkers (:class:`TeacherDataset`
+    pads them so). Each item's ``K`` talkers are matched to ``K`` of the model's speaker
+    slots by the best injective assignment (a permutation when ``K = N − 1``); the model's
+    unmatched speaker slots are inactive: their PSDs are added to its noise slot for the
+    noise term, as :func:`~vae_audio.neural_fca.inference.merge_inactive_slots` merges their
+    images at inference.
+
+    Raises:
+        VaeAudioError: an item has more talkers than the model has speaker slots.
+    """
     n_spk = lam.shape[1] - 1
-    pair = scale_invariant_is(target_log[:, None, :n_spk], lam[:, :n_spk, None])  # [B, n, n]
-    perms = torch.tensor(list(itertools.permutations(range(n_spk))), device=lam.device)
-    rows = torch.arange(n_spk, device=lam.device)
-    cost = pair[:, rows, perms].sum(-1)  # [B, P]: model slot i <-> teacher slot perm[i]
-    noise = scale_invariant_is(target_log[:, -1], lam[:, -1])  # [B]
-    return (cost.min(1).values + noise).mean()
+    talkers = target_log[:, :-1]  # [B, R - 1, F, T]
+    counts = (~talkers.flatten(2).isnan().any(-1)).sum(1)  # [B] talkers per item
+    if int(counts.max()) > n_spk:
+        raise VaeAudioError(
+            f"the teacher labels {int(counts.max())} talkers but the model has {n_spk} speaker "
+            f"slots; set model.n_speakers >= {int(counts.max())}"
+        )
+    total = lam.new_zeros(())
+    for k in counts.unique().tolist():
+        items = (counts == k).nonzero()[:, 0]
+        cost = _assigned_cost(lam[items], target_log[items, :k], target_log[items, -1])
+        total = total + cost.sum()
+    return total / lam.shape[0]
+
+
+def _assigned_cost(lam: Tensor, talkers_log: Tensor, noise_log: Tensor) -> Tensor:
+    """:func:`distillation_loss` for items with the same ``K`` talkers: ``lam [b, N, F, T]``,
+    ``talkers_log [b, K, F, T]``, ``noise_log [b, F, T]`` -> ``[b]``, the lowest cost over
+    the injective assignments of the ``K`` talkers to the ``N − 1`` speaker slots."""
+    n_spk, K = lam.shape[1] - 1, talkers_log.shape[1]
+    speech = lam[:, :n_spk]  # [b, n, F, T]
+    pair = scale_invariant_is(talkers_log[:, :, None], speech[:, None])  # [b, K, n]
+    assign = torch.tensor(list(itertools.permutations(range(n_spk), K)), device=lam.device)
+    rows = torch.arange(K, device=lam.device)
+    cost = pair[:, rows, assign].sum(-1)  # [b, P]: teacher talker k <-> slot assign[p, k]
+    if K == n_spk:  # no inactive slot: the noise slot alone, for every assignment
+        return (cost + scale_invariant_is(noise_log, lam[:, -1])[:, None]).min(1).values
+    inactive = torch.ones(assign.shape[0], n_spk, dtype=lam.dtype, device=lam.device)
+    inactive[torch.arange(assign.shape[0], device=lam.device)[:, None], assign] = 0  # [P, n]
+    merged = lam[:, None, -1] + torch.einsum("pn,bnft->bpft", inactive, speech)  # [b, P, F, T]
+    return (cost + scale_invariant_is(noise_log[:, None], merged)).min(1).values
 
 
 def _shard_path(out: Path, k: int) -> Path:
@@ -280,12 +317,20 @@ class TeacherDataset(Dataset):
     teacher set: random crops of ``segment_seconds`` starting on a frame boundary, so the
     crop's STFT frames are the stored frames ``t0 .. t0 + T' − 1`` (``center=True``); the
     crop is drawn from ``(seed, epoch, index)`` (:func:`vae_audio.core.draws.epoch_rng`).
-    ``random_crop=False`` takes the first ``segment_seconds``."""
+    ``random_crop=False`` takes the first ``segment_seconds``. ``talker_rows`` larger than
+    the set's talker count pads the targets with NaN talker rows before the noise row
+    (:class:`TeacherSets`; :func:`distillation_loss` reads them as absent talkers)."""
 
     def __init__(
-        self, root: str | Path, segment_seconds: float, random_crop: bool = True, seed: int = 0
+        self,
+        root: str | Path,
+        segment_seconds: float,
+        random_crop: bool = True,
+        seed: int = 0,
+        talker_rows: int | None = None,
     ) -> None:
         root = Path(root)
+        self.root = root
         record = root / f"{SETTINGS_NAME}.json"
         if not record.is_file():
             raise VaeAudioError(
@@ -306,10 +351,19 @@ class TeacherDataset(Dataset):
         total = self.log_psd.shape[-1]
         self.frames = min(total, int(round(segment_seconds * sr)) // self.hop + 1)
         self.random_crop, self.seed = random_crop, seed
+        self.talker_rows = self.n_talkers if talker_rows is None else int(talker_rows)
+        if self.talker_rows < self.n_talkers:
+            raise VaeAudioError(
+                f"talker_rows={talker_rows} is fewer than the {self.n_talkers} talkers of '{root}'"
+            )
 
     @property
     def n_mics(self) -> int:
         return int(self.mix.shape[1])
+
+    @property
+    def n_talkers(self) -> int:
+        return int(self.log_psd.shape[1]) - 1
 
     def __len__(self) -> int:
         return int(self.mix.shape[0])
@@ -319,7 +373,41 @@ class TeacherDataset(Dataset):
         rng = epoch_rng(self.seed, index) if self.random_crop else None
         t0 = int(rng.integers(total - self.frames + 1)) if rng is not None else 0
         s0, length = t0 * self.hop, (self.frames - 1) * self.hop
-        return {
-            "mix": self.mix[index, :, s0 : s0 + length].float(),
-            "teacher_log_psd": self.log_psd[index, :, :, t0 : t0 + self.frames].float(),
-        }
+        target = self.log_psd[index, :, :, t0 : t0 + self.frames].float()  # [K + 1, F, T']
+        if self.talker_rows > self.n_talkers:
+            absent = target.new_full(
+                (self.talker_rows - self.n_talkers, *target.shape[1:]), math.nan
+            )
+            target = torch.cat([target[:-1], absent, target[-1:]])  # [talker_rows + 1, F, T']
+        return {"mix": self.mix[index, :, s0 : s0 + length].float(), "teacher_log_psd": target}
+
+
+class TeacherSets(ConcatDataset):
+    """Several teacher sets (e.g. 2-talker and 3-talker mixtures) as one training set, their
+    items in turn; every set is a :class:`TeacherDataset` with its targets padded to the
+    largest talker count. The sets must share the STFT and the microphone count.
+
+    Raises:
+        VaeAudioError: no set is given, or a set differs from the first in STFT or mics.
+    """
+
+    def __init__(self, roots: list[str | Path], segment_seconds: float, seed: int = 0) -> None:
+        if not roots:
+            raise VaeAudioError("no teacher set given; pass data.teacher_set=DIR or a list")
+        sets = [TeacherDataset(root, segment_seconds, seed=seed) for root in roots]
+        first = sets[0]
+        for other in sets[1:]:
+            for what, a, b in (
+                ("STFT", first.settings["stft"], other.settings["stft"]),
+                ("microphone count", first.n_mics, other.n_mics),
+            ):
+                if a != b:
+                    raise VaeAudioError(
+                        f"teacher set '{other.root}' has {what} {b} but '{first.root}' has "
+                        f"{a}; train on sets built with the same STFT and array"
+                    )
+        rows = max(s.n_talkers for s in sets)
+        for s in sets:
+            s.talker_rows = rows
+        super().__init__(sets)
+        self.settings, self.n_mics, self.n_talkers = first.settings, first.n_mics, rows
