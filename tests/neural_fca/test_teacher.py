@@ -263,6 +263,10 @@ def test_teacher_set_command_labels_dynamic_mixtures_and_resumes(tmp_path, capsy
     assert (out / "shard_00000.pt").stat().st_mtime_ns == stamp
     assert cli.main([*args[:-6], "--n", "3", "--seconds", "0.25", "--iters", "3"]) == 2
     assert "different settings (n_iter differ" in capsys.readouterr().err
+    fresh = tmp_path / "three_talkers"
+    assert cli.main([args[0], str(fresh), *args[2:], "--n-speakers", "3"]) == 2
+    assert "n_speakers must be 1..2" in capsys.readouterr().err
+    assert not fresh.exists()  # refused before the folder is claimed
 
 
 def _tiny_teacher_args(tmp_path, *extra):

@@ -293,6 +293,9 @@ def build_teacher_set(
     for key in ("corpus", "rir_bank"):
         if not Path(settings[key]).is_file():
             raise VaeAudioError(f"{key.replace('_', ' ')} '{settings[key]}' does not exist")
+    _mixtures(settings)  # the bank's talker positions, the corpus: fail before claiming `out`
+    if jobs > 1:
+        _DATASETS.clear()  # the workers load their own
     # the mixtures depend on n only through the item index; n may grow
     claim_output_folder(out, SETTINGS_NAME, settings, grow_keys=("n",))
     jobs_list = [
