@@ -104,6 +104,20 @@ def test_refinement_spatial_steps_never_lower_the_likelihood(spatial):
     assert bool((ll[:, -1] > ll[:, 0]).all())
 
 
+def test_more_jd_updates_after_the_encoder_raise_the_amortised_likelihood():
+    """``jd_iterations`` overrides the model's MM updates of ``Q`` and ``g`` after the
+    encoder: each never lowers the likelihood, so more give a higher amortised one; the
+    default is the training value, and the full-rank method refuses the option."""
+    model = tiny_model(3, "jd", jd_iterations=2).double()
+    x = random_stft(2, 3, dtype=torch.complex128)
+    ll = [fit_neural_fca(x, model, jd_iterations=k).log_likelihood[:, 0] for k in (0, 2, 8)]
+    assert bool((ll[1] > ll[0]).all()) and bool((ll[2] > ll[1]).all())
+    torch.testing.assert_close(fit_neural_fca(x, model).log_likelihood[:, 0], ll[1])
+    wav = istft(x, model.stft_config)
+    with pytest.raises(VaeAudioError, match="jd_iterations applies to .* uses em_iterations"):
+        separate(wav, "neural-fca", sr=16000, model=model, stft=model.stft_config, jd_iterations=3)
+
+
 def test_separate_through_the_registry_with_chunking(model_file):
     g = torch.Generator().manual_seed(0)
     mix = torch.randn(4, 4000, generator=g, dtype=torch.float64)

@@ -147,6 +147,7 @@ def fit_neural_fca(
     lr: float = 0.2,
     callback: Callable[[int, torch.Tensor], None] | None = None,
     spatial: str | None = None,
+    jd_iterations: int | None = None,
 ) -> NeuralFcaFit:
     """Fit ``model`` to the mixture STFT ``x [B, M, F, T]`` (module docstring, steps 1-3).
 
@@ -161,6 +162,9 @@ def fit_neural_fca(
             keeps its latents and gains but estimates full-rank SCMs by ``em_iterations``
             EM updates from the identity (and refines with EM), to compare the two spatial
             models on the same source estimates.
+        jd_iterations: MM updates of ``Q`` and ``g`` after the encoder of a Neural FastFCA
+            model (default: the training value). More than it was trained with raise the
+            amortised SDR at their cost (README, "Amortised speed").
     """
     if spatial not in (None, "full", "jd"):
         raise VaeAudioError(f"spatial={spatial!r}; use 'full', 'jd' or None (the model's)")
@@ -175,7 +179,7 @@ def fit_neural_fca(
     eps = model.config.eps
     K = model.config.em_iterations if em_iterations is None else em_iterations
     with torch.no_grad():
-        out = model(xn, sample=False, em_iterations=K)
+        out = model(xn, sample=False, em_iterations=K, jd_iterations=jd_iterations)
     z, log_gain, log_u, H, Q, g = out.z, out.log_gain, out.log_freq_gain, out.H, out.Q, out.g
     if spatial == "full" and H is None:  # full-rank SCMs by EM on the JD model's latents
         with torch.no_grad():
@@ -263,7 +267,7 @@ def _api_fit(spatial: str, method: str):
 
     def fit(
         x, n_slots, n_iter, seed, callback, model=None, em_iterations=None, lr=0.2,
-        noise_slot=False,
+        noise_slot=False, jd_iterations=None,
     ):  # fmt: skip
         # noise_slot: set through MethodSpec.noise_defaults when separate() splits off a
         # noise slot, i.e. n_slots = n_src + 1
@@ -286,7 +290,12 @@ def _api_fit(spatial: str, method: str):
                 f"from 1 to {n_spk} with noise_slot=True (got {n_slots} slots without one)"
             )
         del seed  # inference is deterministic (posterior means)
-        result = fit_neural_fca(x, net, n_iter, em_iterations, lr, callback, spatial)
+        if jd_iterations is not None and (net.config.spatial != "jd" or spatial == "full"):
+            raise VaeAudioError(
+                f"jd_iterations applies to the jointly diagonalised spatial model of "
+                f"neural-fastfca; {what} with method {method!r} uses em_iterations"
+            )
+        result = fit_neural_fca(x, net, n_iter, em_iterations, lr, callback, spatial, jd_iterations)
         return result.with_talkers(n_slots - 1) if noise_slot else result
 
     fit.__name__ = f"fit_{method.replace('-', '_')}"

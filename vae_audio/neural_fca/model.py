@@ -299,22 +299,31 @@ class NeuralFCA(nn.Module):
         """``KL(q ‖ N(0, I))`` over the used latent dimensions, summed over N, T, D -> ``[B]``."""
         return (posterior.kl_per_dim() * self.latent_mask[:, None]).sum((1, 2, 3))
 
-    def forward(self, x: Tensor, sample: bool = True, em_iterations: int | None = None):
+    def forward(
+        self,
+        x: Tensor,
+        sample: bool = True,
+        em_iterations: int | None = None,
+        jd_iterations: int | None = None,
+    ):
         """One pass on the normalised mixture ``x [B, M, F, T]`` complex.
 
         Args:
             x: power-normalised mixture STFT (:meth:`normalise`).
             sample: draw ``z`` by reparameterisation (training) or use the posterior mean.
             em_iterations: override ``config.em_iterations`` (full model).
+            jd_iterations: override ``config.jd_iterations`` (JD model).
 
         Returns:
             :class:`NeuralFCAOutput`.
         """
         enc = self.encode(x)  # the networks run under autocast if it is on; from here float32
         with full_precision(x.device):
-            return self._complete(x, enc, sample, em_iterations)
+            return self._complete(x, enc, sample, em_iterations, jd_iterations)
 
-    def _complete(self, x: Tensor, enc, sample: bool, em_iterations: int | None):
+    def _complete(
+        self, x: Tensor, enc, sample: bool, em_iterations: int | None, jd_iterations: int | None
+    ):
         """The latents, PSDs, KL and spatial model of :meth:`forward` from the encoder's
         output ``enc`` (float32 statistics: :mod:`vae_audio.core.precision`)."""
         z = enc.posterior.rsample() if sample else enc.posterior.mean  # [B, N, T, D]
@@ -327,9 +336,9 @@ class NeuralFCA(nn.Module):
             out.H = estimate_scm(x, lam, n_iter, self.config.eps)
         else:
             Q, g = enc.Q, enc.g
-            if self.config.jd_iterations:
+            n_iter = self.config.jd_iterations if jd_iterations is None else jd_iterations
+            if n_iter:
                 xf = x.transpose(1, 2)  # [B, F, M, T]
-                n_iter = self.config.jd_iterations
                 Q, g = jd_spatial_updates(
                     xf, lam, Q, g, self.config.eps, n_iter, ordered=self.mic_equivariant
                 )
