@@ -386,9 +386,10 @@ class TeacherDataset(Dataset):
 
 
 class TeacherSets(ConcatDataset):
-    """Several teacher sets (e.g. 2-talker and 3-talker mixtures) as one training set, their
-    items in turn; every set is a :class:`TeacherDataset` with its targets padded to the
-    largest talker count. The sets must share the STFT and the microphone count.
+    """Several teacher sets (e.g. 2-talker and 3-talker mixtures) as one training set (the
+    sets' items one after the other; the training loader shuffles them); every set is a
+    :class:`TeacherDataset` with its targets padded to the largest talker count. The sets
+    must share the STFT and the microphone count.
 
     Raises:
         VaeAudioError: no set is given, or a set differs from the first in STFT or mics.
