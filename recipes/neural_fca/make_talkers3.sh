@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
-# One Neural FastFCA model for 2 and 3 talkers on the default 4-mic array
+# One Neural FastFCA model for 1 to 3 talkers on the default 4-mic array
 # (recipes/neural_fca/talkers3.yaml): a 3-talker teacher set (dynamic 4-s mixtures of the
-# 1-h TTS corpus in 150 default-preset rooms with 3 talker positions, seed 3) labelled by
-# `auto`, beside the 2-talker set of teacher round 2 (data/teacher/round2_auto, from
-# make_round.sh 2), then 5000 training steps on both from the speech prior. No references
-# are used. The teacher set is resumable: re-running continues it, and a larger N extends
-# it.
-# Usage: bash recipes/neural_fca/make_talkers3.sh [N] [training overrides...]
-# (N: 3-talker mixtures, default 400)
+# 1-h TTS corpus in 150 default-preset rooms with 3 talker positions, seed 3) and a
+# 1-talker one (the default rooms, seed 4), both labelled by `auto`, beside the 2-talker
+# set of teacher round 2 (data/teacher/round2_auto, from make_round.sh 2), then 5000
+# training steps on the three from the speech prior. No references are used. The teacher
+# sets are resumable: re-running continues them, and a larger N extends them.
+# Usage: bash recipes/neural_fca/make_talkers3.sh [N3 [N1]] [training overrides...]
+# (N3, N1: 3-talker and 1-talker mixtures, default 400 and 200)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 VAE_AUDIO=${VAE_AUDIO:-.venv/bin/vae-audio}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-N=${1:-400}
-shift $(($# < 1 ? $# : 1))
+N3=${1:-400}
+N1=${2:-200}
+shift $(($# < 2 ? $# : 2))
 [ -f data/teacher/round2_auto/teacher.json ] || {
     echo "make_talkers3.sh: data/teacher/round2_auto is missing: run make_round.sh 2 first" >&2
     exit 2
@@ -23,7 +24,10 @@ shift $(($# < 1 ? $# : 1))
 [ -f data/rirs_talkers3.pt ] || "$VAE_AUDIO" rir-bank data/rirs_talkers3.pt \
     --preset recipes/neural_fca/talkers3_rooms.yaml --n 150 --noise-sources 8 --seed 3 --jobs 2
 "$VAE_AUDIO" teacher-set data/teacher/talkers3_auto --corpus data/tts/train.jsonl \
-    --rir-bank data/rirs_talkers3.pt --n "$N" --seconds 4 --n-speakers 3 --seed 3 --jobs 2 \
+    --rir-bank data/rirs_talkers3.pt --n "$N3" --seconds 4 --n-speakers 3 --seed 3 --jobs 2 \
+    --teacher auto
+"$VAE_AUDIO" teacher-set data/teacher/talkers1_auto --corpus data/tts/train.jsonl \
+    --rir-bank data/rirs_default.pt --n "$N1" --seconds 4 --n-speakers 1 --seed 4 --jobs 2 \
     --teacher auto
 OMP_NUM_THREADS=2 "$VAE_AUDIO" train neural-fca --config recipes/neural_fca/talkers3.yaml \
     trainer.overwrite=true "$@"

@@ -145,7 +145,7 @@ def test_every_recipe_builds_its_model_config_and_takes_the_wpe_front_end(name):
     assert cfg.wpe is None and stft.sample_rate == 16000
     if name == "any_mics":
         assert cfg.n_mics is None and cfg.encoder.kind == "tac" and cfg.spatial == "jd"
-    if name == "talkers3":  # 3 speaker slots, trained on a 2-talker and a 3-talker set
-        assert cfg.n_speakers == 3 and len(load_config(path)["data"]["teacher_set"]) == 2
+    if name == "talkers3":  # 3 speaker slots, trained on 2-, 3- and 1-talker sets
+        assert cfg.n_speakers == 3 and len(load_config(path)["data"]["teacher_set"]) == 3
     cfg, _ = model_config(load_config(path, [*mics, "model.wpe=true"]))
     assert wpe_config(cfg.wpe) == WpeConfig()
