@@ -320,17 +320,13 @@ class TeacherDataset(Dataset):
     teacher set: random crops of ``segment_seconds`` starting on a frame boundary, so the
     crop's STFT frames are the stored frames ``t0 .. t0 + T' − 1`` (``center=True``); the
     crop is drawn from ``(seed, epoch, index)`` (:func:`vae_audio.core.draws.epoch_rng`).
-    ``random_crop=False`` takes the first ``segment_seconds``. ``talker_rows`` larger than
-    the set's talker count pads the targets with NaN talker rows before the noise row
-    (:class:`TeacherSets`; :func:`distillation_loss` reads them as absent talkers)."""
+    ``random_crop=False`` takes the first ``segment_seconds``. ``talker_rows`` (the set's
+    talker count; :class:`TeacherSets` raises it to the largest count of its sets) larger
+    than the set's count pads the targets with NaN talker rows before the noise row
+    (:func:`distillation_loss` reads them as absent talkers)."""
 
     def __init__(
-        self,
-        root: str | Path,
-        segment_seconds: float,
-        random_crop: bool = True,
-        seed: int = 0,
-        talker_rows: int | None = None,
+        self, root: str | Path, segment_seconds: float, random_crop: bool = True, seed: int = 0
     ) -> None:
         root = Path(root)
         self.root = root
@@ -354,11 +350,7 @@ class TeacherDataset(Dataset):
         total = self.log_psd.shape[-1]
         self.frames = min(total, int(round(segment_seconds * sr)) // self.hop + 1)
         self.random_crop, self.seed = random_crop, seed
-        self.talker_rows = self.n_talkers if talker_rows is None else int(talker_rows)
-        if self.talker_rows < self.n_talkers:
-            raise VaeAudioError(
-                f"talker_rows={talker_rows} is fewer than the {self.n_talkers} talkers of '{root}'"
-            )
+        self.talker_rows = self.n_talkers
 
     @property
     def n_mics(self) -> int:
