@@ -22,7 +22,7 @@ from vae_audio.errors import VaeAudioError
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 ALL = (SINGLE_CHANNEL, *AUTO_FALLBACK)
-ANY_M = (None, 2)  # (M, N) of a model for any M >= 2 and 2 talkers
+ANY_M = (None, (2,))  # (M, talker counts) of a model for any M >= 2 and 2 talkers
 
 
 @pytest.fixture(scope="module")
@@ -80,10 +80,10 @@ def test_one_channel_still_goes_to_the_single_channel_method():
 
 
 def test_fixed_m_choices_are_unchanged():
-    assert choose_auto(4, None, (4, 2), ALL).reason == (
+    assert choose_auto(4, None, (4, (2,)), ALL).reason == (
         "4 channels, 2 talkers: the Neural FCA model made for them"
     )
-    assert choose_auto(6, None, (4, 2), ALL).reason == (
+    assert choose_auto(6, None, (4, (2,)), ALL).reason == (
         "6 channels, 2 talkers: the Neural FCA model is made for 4 channels and 2 talkers; "
         f"{AUTO_FALLBACK[0]} takes any"
     )

@@ -11,7 +11,7 @@ from vae_audio.errors import VaeAudioError
 ALL = (SINGLE_CHANNEL, *AUTO_FALLBACK)
 
 
-@pytest.mark.parametrize("neural", [None, (4, 2)])
+@pytest.mark.parametrize("neural", [None, (4, (2,)), (4, (1, 2, 3)), (None, (2, 3))])
 @pytest.mark.parametrize("n_mics", range(1, 9))
 @pytest.mark.parametrize("n_src", [None, 1, 2, 3, 4, 6])
 def test_auto_choice_for_every_mic_and_talker_count(n_mics, n_src, neural):
@@ -23,15 +23,15 @@ def test_auto_choice_for_every_mic_and_talker_count(n_mics, n_src, neural):
     assert f"{n_mics} channel" in choice.reason
     if n_mics == 1:
         assert (choice.method, choice.n_src) == (SINGLE_CHANNEL, 1)
-    elif neural is not None and n_mics == neural[0] and n_src in (None, neural[1]):
-        assert (choice.method, choice.n_src) == ("neural", neural[1])
+    elif neural is not None and neural[0] in (None, n_mics) and (n_src or 2) in neural[1]:
+        assert (choice.method, choice.n_src) == ("neural", n_src or 2)
     else:  # any M >= 2 and any talker count, N >= M included
         assert choice.method == AUTO_FALLBACK[0]
         assert choice.n_src == (2 if n_src is None else n_src)
         assert "takes any" in choice.reason
 
 
-THREE = (4, 3)  # (M, N) of a 4-mic model with 3 speaker slots
+THREE = (4, (3,))  # (M, talker counts) of a 4-mic model with 3 slots trained on 3 talkers
 
 
 @pytest.mark.parametrize(
@@ -94,6 +94,56 @@ def test_a_three_slot_model_is_planned_for_one_to_three_talkers(tmp_path, monkey
     with pytest.raises(VaeAudioError, match=message):
         named.plan(item)
     assert MethodResolver("neural-fastfca", n_src=2, model=str(path)).plan(item).n_src == 2
+
+
+@pytest.mark.parametrize(
+    ("counts", "n_src", "expect", "reason"),
+    [
+        ((1, 2, 3), None, ("neural", 2), "2 talkers: the Neural FCA model made for 1 to 3 talkers"),
+        ((1, 2, 3), 1, ("neural", 1), "1 talker: the Neural FCA model made for 1 to 3 talkers"),
+        ((1, 2, 3), 3, ("neural", 3), "3 talkers: the Neural FCA model made for 1 to 3 talkers"),
+        (
+            (1, 2, 3),
+            4,
+            (AUTO_FALLBACK[0], 4),
+            "4 talkers: the Neural FCA model is made for 4 channels and 1 to 3 talkers; "
+            f"{AUTO_FALLBACK[0]} takes any",
+        ),
+        ((1, 3), None, ("neural", 3), "3 talkers: the Neural FCA model made for 1 or 3 talkers"),
+        (
+            (1, 3),
+            2,
+            (AUTO_FALLBACK[0], 2),
+            "2 talkers: the Neural FCA model is made for 4 channels and 1 or 3 talkers; "
+            f"{AUTO_FALLBACK[0]} takes any",
+        ),
+    ],
+)
+def test_auto_runs_a_model_for_every_talker_count_it_was_trained_on(counts, n_src, expect, reason):
+    """A model trained on several talker counts serves each under auto; without --n-src it
+    separates 2 talkers when it was trained on 2, else its largest count."""
+    choice = choose_auto(4, n_src, (4, counts), ALL)
+    assert ((choice.method, choice.n_src), choice.reason) == (expect, f"4 channels, {reason}")
+
+
+def test_a_shipped_model_trained_on_one_to_three_talkers_is_auto_for_each(tmp_path, monkeypatch):
+    from vae_audio.apps.inputs import InputItem
+    from vae_audio.apps.methods import MethodResolver
+    from vae_audio.neural_fca import build_neural_fca, save_neural_fca
+
+    config = tiny_model_config(n_speakers=3)
+    config["model"]["talkers"] = [1, 2, 3]
+    path = save_neural_fca(tmp_path / "three.pt", build_neural_fca(config))
+    monkeypatch.setattr(methods, "shipped_model_path", lambda: path)
+    item = InputItem(tmp_path / "in.wav", "in", channels=4, frames=8000, sample_rate=16000)
+    for n_src in (None, 1, 2, 3):
+        resolver = MethodResolver("auto", n_src=n_src)
+        plan = resolver.plan(item)
+        assert (plan.method, plan.n_src) == ("neural-fastfca", n_src or 2)
+        assert plan.blend  # averaged with FastMNMF2 as for the 2-talker model
+        assert any("made for 1 to 3 talkers" in n for n in resolver.notes)
+    assert MethodResolver("auto", n_src=4).plan(item).method == AUTO_FALLBACK[0]
+    assert MethodResolver("neural-fastfca").plan(item).n_src == 2
 
 
 def test_one_talker_from_the_two_slot_model(tiny_model_file, cuts, tmp_path, monkeypatch):

@@ -111,6 +111,18 @@ def test_config_errors_name_the_key():
         NeuralFCAConfig(n_mics=1)
     with pytest.raises(VaeAudioError, match="noise_latent_dim"):
         NeuralFCAConfig.from_dict({"n_mics": 2, "noise_latent_dim": 99})
+    for talkers in ([], [0, 2], [3], 2, [True]):
+        with pytest.raises(VaeAudioError, match=r"model.talkers=.* in 1..2 \(model.n_speakers\)"):
+            NeuralFCAConfig.from_dict({"n_mics": 2, "talkers": talkers})
+
+
+def test_talker_counts_round_trip_and_default_to_the_slot_count():
+    cfg = NeuralFCAConfig.from_dict({"n_mics": 2, "n_speakers": 3, "talkers": [3, 1, 3]})
+    assert cfg.talkers == cfg.talker_counts == (1, 3) and cfg.default_talkers == 3
+    again = NeuralFCAConfig.from_dict(cfg.to_dict())
+    assert again == cfg and again.to_dict()["talkers"] == [1, 3]
+    old = NeuralFCAConfig.from_dict({"n_mics": 2, "n_speakers": 3})
+    assert (old.talkers, old.talker_counts, old.default_talkers) == (None, (3,), 3)
 
 
 def test_mic_permutation_permutes_each_item():

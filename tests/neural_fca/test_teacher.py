@@ -180,8 +180,28 @@ def test_recipe_refuses_a_teacher_set_with_more_talkers_than_speaker_slots(tmp_p
     )
     config = _teacher_config(tmp_path / "set", teacher=1.0)
     config["trainer"]["out_dir"] = str(tmp_path / "run")
-    with pytest.raises(VaeAudioError, match="labels 3 talkers but model.n_speakers=2"):
+    with pytest.raises(VaeAudioError, match="has 3 talkers but model.n_speakers=2"):
         train_from_config(config)
+
+
+def test_the_model_file_records_the_talker_counts_it_was_trained_on(tmp_path):
+    """A 3-slot model trained on a 3-talker and a 1-talker set records talkers [1, 3]: auto
+    runs it for those counts only; a count given in the recipe is kept as given."""
+    from vae_audio.neural_fca import load_neural_fca
+    from vae_audio.neural_fca.recipe import train_from_config
+
+    cfg = StftConfig(sample_rate=16000, n_fft=16, hop_length=4)
+    _fake_set(tmp_path / "three", stft=cfg, talkers=3)
+    _fake_set(tmp_path / "one", stft=cfg, talkers=1)
+    for given, expect in ((None, (1, 3)), ([3, 2], (2, 3))):
+        config = _teacher_config(tmp_path / "three", teacher=1.0)
+        config["data"]["teacher_set"] = [str(tmp_path / "three"), str(tmp_path / "one")]
+        config["model"].update(n_speakers=3, talkers=given)
+        config["trainer"].update(out_dir=str(tmp_path / f"run{expect}"), max_steps=1)
+        result = train_from_config(config)
+        net = load_neural_fca(result.model_path)
+        assert net.config.talkers == net.config.talker_counts == expect
+        assert net.config.default_talkers == (2 if 2 in expect else 3)
 
 
 def _teacher_config(root, **loss) -> dict:

@@ -62,7 +62,8 @@ class PretrainedNeuralFCA(NeuralFCA):
         """Separate ``wav`` ``[M, S]`` (or ``[B, M, S]``) recorded at ``sr`` Hz, ``M`` the
         model's (any ``M >= 2`` for a model with ``n_mics`` None).
 
-        ``n_src`` talkers, 1 to the model's ``config.n_speakers`` (None: that many); with
+        ``n_src`` talkers, 1 to the model's ``config.n_speakers`` (None: its
+        ``config.default_talkers``: 2 when it was trained on 2, else its largest count); with
         fewer, the model's most energetic speaker slots are the talkers and the others go
         to the noise (:func:`~vae_audio.neural_fca.inference.merge_inactive_slots`).
         Other rates are resampled to the model's and the outputs back to ``sr``, trimmed to

@@ -2,21 +2,24 @@
 gets (``--method``, ``--n-src``, ``--model``).
 
 ``auto``, per input (:func:`choose_auto`, which also says why): one channel and one talker
--> ``vae-nmf``; the channel and talker counts of the Neural FCA model (``--model``, else the
-shipped ``"neural-fca"`` model when this installation has one; a model with ``n_mics: null``
-takes every ``M >= 2``, :meth:`~vae_audio.neural_fca.model.NeuralFCA.takes_mics`) -> that
-model, its separation averaged with those of :data:`AUTO_NEURAL_BLEND` (FastMNMF2 from 4
-starts, and from 2 on frames twice as long, each with and without WPE, and from 2 on frames
-four times as long); any other ``M >= 2`` and any talker count -> :data:`AUTO_FALLBACK`, the
-first of them registered (FCA-type methods separate ``N >= M`` talkers too), FastMNMF2 with
-:data:`AUTO_STARTS` random starts averaged (:func:`vae_audio.separation.api.average_starts`)
-and then averaged with :data:`AUTO_FALLBACK_BLEND` (FastMNMF2 from 4 starts after WPE, from
-2 starts on frames twice as long, with and without WPE, and from 2 on frames four times as
-long). The choice is logged as a note. ``auto`` does not give a model fewer talkers than it
-is made for, although ``--method neural-fastfca --n-src k`` can (its least energetic speaker
-slots then go to the noise): on 10 one-talker 4-mic mixtures the shipped 2-talker model
-scored 8.0 dB SDR with ``--n-src 1``, its blend with FastMNMF2 12.5 dB, FastMNMF2 from 4
-starts 15.8 dB and the unprocessed mixture 14.4 dB.
+-> ``vae-nmf``; the channel count and a talker count of the Neural FCA model (``--model``,
+else the shipped ``"neural-fca"`` model when this installation has one; a model with
+``n_mics: null`` takes every ``M >= 2``,
+:meth:`~vae_audio.neural_fca.model.NeuralFCA.takes_mics`; the talker counts are those it was
+trained on, ``model.talkers``, and without ``--n-src`` it separates 2 talkers when it serves
+2, else its largest count) -> that model, its separation averaged with those of
+:data:`AUTO_NEURAL_BLEND` (FastMNMF2 from 4 starts, and from 2 on frames twice as long, each
+with and without WPE, and from 2 on frames four times as long); any other ``M >= 2`` and any
+talker count -> :data:`AUTO_FALLBACK`, the first of them registered (FCA-type methods
+separate ``N >= M`` talkers too), FastMNMF2 with :data:`AUTO_STARTS` random starts averaged
+(:func:`vae_audio.separation.api.average_starts`) and then averaged with
+:data:`AUTO_FALLBACK_BLEND` (FastMNMF2 from 4 starts after WPE, from 2 starts on frames
+twice as long, with and without WPE, and from 2 on frames four times as long). The choice is
+logged as a note. ``auto`` does not give a model a talker count it was not trained on (fewer
+than its slots, for a model trained on one count), although ``--method neural-fastfca
+--n-src k`` can (its least energetic speaker slots then go to the noise): on 10 one-talker
+4-mic mixtures the shipped 2-talker model scored 8.0 dB SDR with ``--n-src 1``, its blend
+with FastMNMF2 12.5 dB, FastMNMF2 from 4 starts 15.8 dB and the unprocessed mixture 14.4 dB.
 
 ``neural-fca`` / ``neural-fastfca`` run a trained model (``--model``, default the shipped
 one) with 200 refinement iterations unless ``--iters`` says otherwise (0: amortised only).
@@ -205,14 +208,15 @@ class AutoChoice:
 def choose_auto(
     n_mics: int,
     n_src: int | None,
-    neural: tuple[int | None, int] | None,
+    neural: tuple[int | None, tuple[int, ...]] | None,
     registered: tuple[str, ...] | None = None,
 ) -> AutoChoice:
     """``auto``'s method for a mixture of ``n_mics`` channels and ``n_src`` talkers (None:
-    the model's count, else 2; 1 for one channel). ``neural`` is ``(M, N)`` of the Neural FCA
-    model at hand (None: none; ``M`` None: the model takes any ``M >= 2``; ``N`` its speaker
-    slots, so it takes 1 to ``N`` talkers); ``registered`` the available method names
-    (default: the registry).
+    the model's default count, else 2; 1 for one channel). ``neural`` is ``(M, counts)`` of
+    the Neural FCA model at hand (None: none; ``M`` None: the model takes any ``M >= 2``;
+    ``counts`` the talker counts it was trained on,
+    :attr:`~vae_audio.neural_fca.model.NeuralFCAConfig.talker_counts`); ``registered`` the
+    available method names (default: the registry).
 
     Raises:
         VaeAudioError: no method separates this input (several talkers from one channel).
@@ -234,11 +238,17 @@ def choose_auto(
                 "this installation; separate a multichannel recording (M >= 2)"
             )
         return AutoChoice(SINGLE_CHANNEL, 1, "1 channel: speech prior + NMF noise (vae-nmf)")
-    takes_mics = neural is not None and neural[0] in (None, n_mics)
-    if takes_mics and n_src in (None, neural[1]):
-        made = f"takes any M >= 2 and {neural[1]} talkers" if neural[0] is None else "made for them"
-        reason = f"{n_mics} channels, {_count(neural[1], 'talker')}: the Neural FCA model {made}"
-        return AutoChoice("neural", neural[1], reason)
+    if neural is not None:
+        counts = neural[1]
+        n_model = n_src if n_src is not None else (2 if 2 in counts else max(counts))
+        if neural[0] in (None, n_mics) and n_model in counts:
+            talkers = _count(n_model, "talker")
+            if neural[0] is not None:
+                made = "made for them" if len(counts) == 1 else f"made for {_counts(counts)}"
+            else:
+                made = f"takes any M >= 2 and {_counts(counts)}"
+            reason = f"{n_mics} channels, {talkers}: the Neural FCA model {made}"
+            return AutoChoice("neural", n_model, reason)
     n = 2 if n_src is None else n_src
     method = next((m for m in AUTO_FALLBACK if m in registered), None)
     if method is None:
@@ -249,12 +259,21 @@ def choose_auto(
     if neural is None:
         why = "no Neural FCA model is at hand"
     elif neural[0] is None:  # another talker count
-        why = f"the Neural FCA model takes any M >= 2 but is made for {neural[1]} talkers"
+        why = f"the Neural FCA model takes any M >= 2 but is made for {_counts(neural[1])}"
     else:  # another channel or talker count
-        why = f"the Neural FCA model is made for {neural[0]} channels and {neural[1]} talkers"
+        why = f"the Neural FCA model is made for {neural[0]} channels and {_counts(neural[1])}"
     return AutoChoice(
         method, n, f"{n_mics} channels, {_count(n, 'talker')}: {why}; {method} takes any"
     )
+
+
+def _counts(counts: tuple[int, ...]) -> str:
+    """Talker counts in words: ``"2 talkers"``, ``"1 to 3 talkers"``, ``"1 or 3 talkers"``."""
+    if len(counts) == 1:
+        return _count(counts[0], "talker")
+    if list(counts) == list(range(counts[0], counts[-1] + 1)):
+        return f"{counts[0]} to {counts[-1]} talkers"
+    return f"{', '.join(map(str, counts[:-1]))} or {counts[-1]} talkers"
 
 
 def _count(n: int, noun: str) -> str:
@@ -331,7 +350,7 @@ class MethodResolver:
         except VaeAudioError as err:
             raise VaeAudioError(f"cannot separate '{item.path}': {err}") from None
         n_spk = net.config.n_speakers
-        n_src = self.n_src or n_spk
+        n_src = self.n_src or net.config.default_talkers
         if n_src > n_spk:
             raise VaeAudioError(
                 f"{what} separates {n_spk} speakers at most, but --n-src {n_src} was given; "
@@ -364,18 +383,20 @@ class MethodResolver:
             n_iter=NEURAL_REFINE_ITERATIONS,
         )
 
-    def _neural_shape(self, n_mics: int) -> tuple[int | None, int] | None:
-        """``(M, N)`` of the Neural FCA model ``auto`` may use (``M`` None: any ``M >= 2``;
-        ``N`` its speaker slots); None when there is none. A model named with ``--model`` is
-        always used (its checks then explain a mismatch)."""
+    def _neural_shape(self, n_mics: int) -> tuple[int | None, tuple[int, ...]] | None:
+        """``(M, counts)`` of the Neural FCA model ``auto`` may use (``M`` None: any
+        ``M >= 2``; ``counts`` the talker counts it serves); None when there is none. A model
+        named with ``--model`` is always used (its checks then explain a mismatch)."""
         if self._net_path is None:
             return None
         net = self._network()
-        n_spk = net.config.n_speakers
+        counts = net.config.talker_counts
         if self.model is not None:
             M = None if net.n_mics is None else n_mics  # so the note says "any M >= 2"
-            return (M, self.n_src or n_spk)  # the plan takes 1..N talkers or says why not
-        return (net.n_mics, n_spk)
+            if self.n_src is not None:  # the plan takes 1..N talkers or says why not
+                counts = (self.n_src,)
+            return (M, counts)
+        return (net.n_mics, counts)
 
     def _note(self, text: str) -> None:
         if text not in self.notes:

@@ -116,6 +116,11 @@ class DynamicMixingDataset(Dataset):
     def __len__(self) -> int:
         return self.epoch_size
 
+    @property
+    def talker_counts(self) -> tuple[int, ...]:
+        """The talker counts of the mixtures (one: ``n_speakers``)."""
+        return (self.n_speakers,)
+
     def _generator(self, index: int) -> np.random.Generator:
         if self.seed is not None:
             return np.random.default_rng([self.seed, index])

@@ -339,13 +339,14 @@ def register() -> None:
 
 
 def separate_with_model(mixture, model: str | os.PathLike | NeuralFCA, **kwargs):
-    """:func:`vae_audio.separation.separate` with the model's STFT, rate, method and speaker
-    count filled in; ``mixture [M, S]`` or ``[B, M, S]`` at the model's sample rate.
-    ``kwargs`` go to ``separate`` (e.g. ``n_src=1`` for fewer talkers than the model's
-    ``n_speakers``, ``n_iter=200``, ``chunk_seconds=10``, ``device``)."""
+    """:func:`vae_audio.separation.separate` with the model's STFT, rate, method and talker
+    count filled in (:attr:`~vae_audio.neural_fca.model.NeuralFCAConfig.default_talkers`);
+    ``mixture [M, S]`` or ``[B, M, S]`` at the model's sample rate. ``kwargs`` go to
+    ``separate`` (e.g. ``n_src=1`` for fewer talkers than the model's ``n_speakers``,
+    ``n_iter=200``, ``chunk_seconds=10``, ``device``)."""
     net = load_neural_fca(model)
     method = "neural-fastfca" if net.config.spatial == "jd" else "neural-fca"
     s = net.stft_config
-    kwargs = {"n_src": net.config.n_speakers, "sr": s.sample_rate, "stft": s, **kwargs}
+    kwargs = {"n_src": net.config.default_talkers, "sr": s.sample_rate, "stft": s, **kwargs}
     source = model if isinstance(model, NeuralFCA) else str(model)  # a path stays a path
     return separate(mixture, method=method, model=source, **kwargs)

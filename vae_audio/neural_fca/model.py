@@ -80,6 +80,10 @@ class NeuralFCAConfig:
             model separates (``True`` or a dict of
             :class:`~vae_audio.separation.frontend.WpeConfig` fields; None: none), as the
             published Neural FCA does.
+        talkers: the talker counts the model was trained to separate, each in
+            ``1..n_speakers`` (the recipe records those of its training data); ``vae-audio
+            separate --method auto`` runs the model for these counts only. None: ``n_speakers``
+            alone (models trained before the counts were recorded).
     """
 
     n_mics: int | None
@@ -99,6 +103,7 @@ class NeuralFCAConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     decoder: SpeechVAEConfig = field(default_factory=SpeechVAEConfig)
     wpe: bool | dict | None = None
+    talkers: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         m, tac = self.n_mics, self.encoder.kind == "tac"
@@ -130,6 +135,21 @@ class NeuralFCAConfig:
                 f"model.em_iterations={self.em_iterations} and model.jd_iterations="
                 f"{self.jd_iterations} must be >= 0 and model.iss_sweeps={self.iss_sweeps} >= 1"
             )
+        if self.talkers is not None:
+            counts = self.talkers
+            if (
+                not isinstance(counts, (tuple, list))
+                or not counts
+                or any(
+                    isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= self.n_speakers
+                    for k in counts
+                )
+            ):
+                raise VaeAudioError(
+                    f"model.talkers={counts!r} must be a non-empty list of talker counts in "
+                    f"1..{self.n_speakers} (model.n_speakers), or null"
+                )
+            object.__setattr__(self, "talkers", tuple(sorted(set(counts))))
         if self.noise_model == "decoder" and not 1 <= self.noise_latent_dim <= self.latent_dim:
             raise VaeAudioError(
                 f"model.noise_latent_dim={self.noise_latent_dim} must lie in 1..{self.latent_dim} "
@@ -145,9 +165,23 @@ class NeuralFCAConfig:
     def latent_dim(self) -> int:
         return self.decoder.latent_dim
 
+    @property
+    def talker_counts(self) -> tuple[int, ...]:
+        """The talker counts the model serves (``talkers``, else ``n_speakers`` alone)."""
+        return self.talkers if self.talkers is not None else (self.n_speakers,)
+
+    @property
+    def default_talkers(self) -> int:
+        """The talker count to separate when none is given: 2 (every method's default) when
+        the model serves it, else its largest count."""
+        counts = self.talker_counts
+        return 2 if 2 in counts else max(counts)
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["encoder"], d["decoder"] = self.encoder.to_dict(), self.decoder.to_dict()
+        if self.talkers is not None:
+            d["talkers"] = list(self.talkers)
         return d
 
     @classmethod
@@ -159,6 +193,8 @@ class NeuralFCAConfig:
         d = dict(d)
         d["encoder"] = EncoderConfig.from_dict(dict(d.get("encoder") or {}))
         d["decoder"] = SpeechVAEConfig.from_dict(dict(d.get("decoder") or {}))
+        if isinstance(d.get("talkers"), (list, tuple)):
+            d["talkers"] = tuple(d["talkers"])
         return cls(**d)
 
 

@@ -185,6 +185,7 @@ def _loader(dataset, data: dict, shuffle: bool, seed: int) -> ResumableLoader:
 def train_from_config(config: dict, resume: bool = False) -> TrainResult:
     """Train, export ``model.pt`` and the examples; the run's
     :class:`~vae_audio.core.training.TrainResult`."""
+    from vae_audio.neural_fca.model import NeuralFCAConfig
     from vae_audio.neural_fca.task import NeuralFCATask
 
     config = copy.deepcopy(config)
@@ -205,13 +206,18 @@ def train_from_config(config: dict, resume: bool = False) -> TrainResult:
             f"the training set has {len(train_set)} mixtures, fewer than one batch of "
             f"data.batch_size={data['batch_size']}; lower data.batch_size or add mixtures"
         )
-    task = NeuralFCATask(config)
-    talkers = getattr(train_set, "n_talkers", 0)  # teacher sets: the most talkers they label
-    if talkers > task.model.config.n_speakers:
+    # the talker counts of the training data (teacher sets, dynamic mixing) are recorded in
+    # the model file: `separate --method auto` runs the model for those counts
+    counts = getattr(train_set, "talker_counts", None)
+    n_spk = int(model.get("n_speakers", NeuralFCAConfig.n_speakers))
+    if counts and max(counts) > n_spk:
         raise VaeAudioError(
-            f"the teacher set labels {talkers} talkers but model.n_speakers="
-            f"{task.model.config.n_speakers}; set model.n_speakers={talkers} or more"
+            f"the training data has {max(counts)} talkers but model.n_speakers={n_spk}; set "
+            f"model.n_speakers={max(counts)} or more"
         )
+    if counts and model.get("talkers") is None:
+        model["talkers"] = list(counts)
+    task = NeuralFCATask(config)
     subset = task.config["augment"]["mic_subset"]
     if subset is not None and n_mics < subset["min"]:
         raise VaeAudioError(

@@ -360,6 +360,11 @@ class TeacherDataset(Dataset):
     def n_talkers(self) -> int:
         return int(self.log_psd.shape[1]) - 1
 
+    @property
+    def talker_counts(self) -> tuple[int, ...]:
+        """The talker counts the set labels (one: ``n_talkers``)."""
+        return (self.n_talkers,)
+
     def __len__(self) -> int:
         return int(self.mix.shape[0])
 
@@ -407,3 +412,4 @@ class TeacherSets(ConcatDataset):
             s.talker_rows = rows
         super().__init__(sets)
         self.settings, self.n_mics, self.n_talkers = first.settings, first.n_mics, rows
+        self.talker_counts = tuple(sorted({s.n_talkers for s in sets}))
