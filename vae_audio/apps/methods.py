@@ -239,8 +239,10 @@ def choose_auto(
             )
         return AutoChoice(SINGLE_CHANNEL, 1, "1 channel: speech prior + NMF noise (vae-nmf)")
     if neural is not None:
+        from vae_audio.neural_fca.model import default_talker_count
+
         counts = neural[1]
-        n_model = n_src if n_src is not None else (2 if 2 in counts else max(counts))
+        n_model = n_src if n_src is not None else default_talker_count(counts)
         if neural[0] in (None, n_mics) and n_model in counts:
             talkers = _count(n_model, "talker")
             if neural[0] is not None:

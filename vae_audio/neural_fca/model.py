@@ -52,6 +52,12 @@ SPATIAL_MODELS = ("full", "jd")
 NOISE_MODELS = ("decoder", "prior")
 
 
+def default_talker_count(counts: tuple[int, ...]) -> int:
+    """The talker count a model serving ``counts`` separates when none is given: 2 (every
+    method's default) when it serves 2, else its largest count."""
+    return 2 if 2 in counts else max(counts)
+
+
 @dataclass(frozen=True)
 class NeuralFCAConfig:
     """Architecture of a :class:`NeuralFCA` (the ``model`` section of a recipe).
@@ -172,10 +178,8 @@ class NeuralFCAConfig:
 
     @property
     def default_talkers(self) -> int:
-        """The talker count to separate when none is given: 2 (every method's default) when
-        the model serves it, else its largest count."""
-        counts = self.talker_counts
-        return 2 if 2 in counts else max(counts)
+        """The talker count to separate when none is given (:func:`default_talker_count`)."""
+        return default_talker_count(self.talker_counts)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -193,8 +197,6 @@ class NeuralFCAConfig:
         d = dict(d)
         d["encoder"] = EncoderConfig.from_dict(dict(d.get("encoder") or {}))
         d["decoder"] = SpeechVAEConfig.from_dict(dict(d.get("decoder") or {}))
-        if isinstance(d.get("talkers"), (list, tuple)):
-            d["talkers"] = tuple(d["talkers"])
         return cls(**d)
 
 
