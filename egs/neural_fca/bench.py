@@ -153,6 +153,7 @@ def bench_amortised(args) -> None:
     from vae_audio.audio.io import load_audio
     from vae_audio.audio.stft import istft, stft
     from vae_audio.neural_fca import load_neural_fca
+    from vae_audio.neural_fca.export import trace_separator
     from vae_audio.neural_fca.inference import fit_neural_fca
     from vae_audio.neural_fca.iss import jd_spatial_updates
     from vae_audio.separation import separate
@@ -199,7 +200,7 @@ def bench_amortised(args) -> None:
                 enc.posterior.mean, enc.log_gain, enc.log_freq_gain
             ),  # fmt: skip
             f"JD updates ({n_jd})": lambda: jd_spatial_updates(
-                xf, lam, enc.Q, enc.g, model.config.eps, n_jd, ordered=model.mic_equivariant
+                xf, lam, enc.Q, enc.g, model.config.eps, n_jd, enc.xx, model.mic_equivariant
             ),
             "Wiener filter": lambda: wiener_jd(X, fit.lam, fit.g, fit.Q, eps),
             "inverse STFT": lambda: istft(images, cfg, length=length),
@@ -207,6 +208,8 @@ def bench_amortised(args) -> None:
         ms = {name: median_ms(fn) for name, fn in stages.items()}
         total = median_ms(lambda: separate(wav[0], "neural-fastfca", sr=cfg.sample_rate,
                                            model=model, n_iter=0))  # fmt: skip
+        traced = trace_separator(model, wav.shape[1])
+        exported = median_ms(lambda: traced(wav))
     print(
         f"Amortised inference, {wav.shape[1]} mics x {args.seconds} s, "
         f"{torch.get_num_threads()} thread(s), median of {args.repeats} (ms):\n"
@@ -218,6 +221,7 @@ def bench_amortised(args) -> None:
         print(f"| {name} | {value:.1f} | {100 * value / stage_sum:.0f} % |")
     print(f"| sum of the stages | {stage_sum:.1f} | |")
     print(f"| `separate(..., n_iter=0)` | {total:.1f} | RTF {total / 1e3 / args.seconds:.4f} |")
+    print(f"| TorchScript export | {exported:.1f} | RTF {exported / 1e3 / args.seconds:.4f} |")
 
 
 def main() -> None:

@@ -96,6 +96,27 @@ def test_istft_matches_librosa(window):
     assert np.abs(ours - ref).max() < 1e-5
 
 
+@pytest.mark.parametrize("n_fft,hop,win", SETTINGS)
+@pytest.mark.parametrize("center,window", [(True, "hann"), (True, "blackman"), (False, "hamming")])
+@pytest.mark.parametrize("length", [None, 2000, 2300, 2700])
+def test_istft_is_torch_istft_of_any_spectrogram(n_fft, hop, win, center, window, length):
+    # a random spectrogram is no signal's STFT: only the least-squares overlap-add formula
+    # itself (window, envelope, centring, trimming, padding) reproduces torch.istft's output
+    torch.manual_seed(5)
+    cfg = StftConfig(n_fft=n_fft, hop_length=hop, win_length=win, window=window, center=center)
+    spec = torch.randn(2, 3, cfg.n_freq, 20, dtype=torch.complex128)
+    args = (n_fft, hop, cfg.win_len, make_window(cfg, dtype=torch.float64))
+    try:
+        ref = torch.istft(spec.reshape(6, cfg.n_freq, 20), *args, center=center, length=length)
+    except RuntimeError:  # an envelope that vanishes on the output: torch's error, both ways
+        with pytest.raises(RuntimeError, match="window overlap add"):
+            istft(spec, cfg, length=length)
+        return
+    ours = istft(spec, cfg, length=length)
+    assert ours.shape == (2, 3, ref.shape[-1])
+    torch.testing.assert_close(ours.reshape(6, -1), ref, rtol=1e-10, atol=1e-10)
+
+
 def test_windows_match_scipy():
     for name in ("hann", "hamming", "blackman"):
         cfg = StftConfig(n_fft=64, hop_length=16, window=name)

@@ -127,7 +127,7 @@ def test_each_refinement_step_makes_one_spatial_update(spatial, n_iter):
     else:
         Q, g = out.Q, out.g
         for _ in range(n_iter):
-            Q, g = jd_spatial_updates(xn.transpose(1, 2), out.lam, Q, g, eps, 1)
+            Q, g, _ = jd_spatial_updates(xn.transpose(1, 2), out.lam, Q, g, eps, 1)
         torch.testing.assert_close(fit.Q, Q)
         torch.testing.assert_close(fit.g, g)
 
@@ -148,7 +148,7 @@ def test_first_latent_step_is_adam_on_the_masked_likelihood_gradient(spatial, ma
         loss = full_nll(xn, lam, em_update_scm(xn, out.lam, out.H, eps), eps)
     else:
         xf = xn.transpose(1, 2)  # [B, F, M, T]
-        Q, g = jd_spatial_updates(xf, out.lam.detach(), out.Q, out.g, eps, 1)
+        Q, g, _ = jd_spatial_updates(xf, out.lam.detach(), out.Q, out.g, eps, 1)
         loss = jd_nll(decorrelated_power(xf, Q), lam, g, Q, eps)
     (grad,) = torch.autograd.grad(loss.sum(), z)
     expect = out.z - lr * grad / (grad.abs() + 1e-8)

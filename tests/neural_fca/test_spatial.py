@@ -12,11 +12,13 @@ from vae_audio.neural_fca.iss import (
     iss_sweep,
     iss_update,
     normalise_scale,
+    stack_real,
     weighted_covariance,
 )
 from vae_audio.neural_fca.objective import full_nll, jd_nll
 from vae_audio.separation.fastmnmf import jd_scm
 from vae_audio.separation.fca import em_update_scm
+from vae_audio.separation.linalg import outer_hermitian
 
 from .conftest import random_stft, tiny_model
 
@@ -190,7 +192,7 @@ def test_jd_spatial_updates_never_raise_the_nll_and_carry_gradients():
     Q, g = enc.Q.detach(), enc.g.detach()
     values = [float(jd_nll(decorrelated_power(xf, Q), lam, g, Q, 1e-6).sum())]
     for _ in range(5):
-        Q, g = jd_spatial_updates(xf, lam, Q, g, 1e-6, 1)
+        Q, g, _ = jd_spatial_updates(xf, lam, Q, g, 1e-6, 1)
         values.append(float(jd_nll(decorrelated_power(xf, Q), lam, g, Q, 1e-6).sum()))
     assert all(b <= a + 1e-9 * abs(a) for a, b in zip(values, values[1:], strict=False))
     assert values[-1] < values[0] - 1e-3
@@ -227,6 +229,48 @@ def test_normalise_scale_gives_unit_mean_power_of_the_new_diagonaliser():
     torch.testing.assert_close(xt.mean((1, 2, 3)), torch.ones(2, dtype=torch.float64))
     Qz, xz = normalise_scale(torch.zeros_like(x), Q)  # silence: guarded, not divided by 0
     assert torch.isfinite(torch.view_as_real(Qz)).all() and not xz.any()
+
+
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128])
+def test_decorrelated_power_is_the_squared_modulus_of_q_x(dtype):
+    """The real product on ``[Re x; Im x]`` gives ``|Q x|²`` of the complex product, with or
+    without a shared ``stack_real(x)``, and the same gradient with respect to ``Q``."""
+    x = random_stft(2, 3, F=4, T=7, dtype=dtype).transpose(1, 2)  # [B, F, M, T]
+    g0 = torch.Generator().manual_seed(11)
+    Q = torch.view_as_complex(torch.randn(2, 4, 3, 3, 2, generator=g0, dtype=x.real.dtype))
+    expect = (Q @ x).abs().square()  # [B, F, M, T]
+    tol = {"rtol": 1e-5, "atol": 1e-5} if dtype == torch.complex64 else {}
+    torch.testing.assert_close(decorrelated_power(x, Q), expect, **tol)
+    torch.testing.assert_close(decorrelated_power(x, Q, stack_real(x)), expect, **tol)
+    w = torch.rand(expect.shape, generator=g0, dtype=expect.dtype)  # a weighted sum's gradient
+    Qa, Qb = Q.clone().requires_grad_(True), Q.clone().requires_grad_(True)
+    (decorrelated_power(x, Qa) * w).sum().backward()
+    ((Qb @ x).abs().square() * w).sum().backward()
+    torch.testing.assert_close(Qa.grad, Qb.grad, **tol)
+
+
+def test_jd_updates_on_single_precision_statistics_follow_the_double_ones():
+    """Packed outer products in the mixture's single precision (as the model shares its
+    encoder's): ``V`` accumulated in float32 and promoted for the sweeps gives the updates of
+    the double statistics to single-precision round-off, and they still lower the NLL; the
+    returned ``x̃`` is that of the new ``Q``."""
+    from vae_audio.neural_fca.iss import jd_spatial_updates
+
+    xf = random_stft(2, 3, F=6, T=40).transpose(1, 2)  # [B, F, M, T] complex64
+    g0 = torch.Generator().manual_seed(13)
+    lam = torch.rand(2, 3, 6, 40, generator=g0) + 0.1
+    g = torch.rand(2, 3, 6, 3, generator=g0) + 0.5
+    Q = torch.eye(3, dtype=xf.dtype).expand(2, 6, 3, 3)
+    xx = outer_hermitian(xf)
+    assert xx.dtype == torch.float32
+    Qd, gd, _ = jd_spatial_updates(xf, lam, Q, g, 1e-3, 3)  # double statistics
+    Qs, gs, xts = jd_spatial_updates(xf, lam, Q, g, 1e-3, 3, xx)
+    torch.testing.assert_close(xts, decorrelated_power(xf, Qs))  # the x̃ of the new Q
+    torch.testing.assert_close(Qs, Qd, rtol=1e-3, atol=1e-3)  # entries of order 1
+    torch.testing.assert_close(gs, gd, rtol=1e-3, atol=1e-3)
+    before = jd_nll(decorrelated_power(xf, Q), lam, g, Q, 1e-3)
+    after = jd_nll(decorrelated_power(xf, Qs), lam, gs, Qs, 1e-3)
+    assert (after < before - 1e-3).all()
 
 
 def test_iss_objective_matches_its_closed_form_for_a_scaled_identity():
@@ -306,10 +350,10 @@ def test_ordered_spatial_updates_sweep_by_the_current_power_order():
         order = power_order(decorrelated_power(x, Qw))
         Qw = iss_update(x, jd_model_power(lam, gw, floor).reciprocal(), Qw, order=order)
         gw = update_jd_gains(decorrelated_power(x, Qw), lam, gw, floor)
-    Qo, go = jd_spatial_updates(x, lam, Q, g, 1e-6, 2, ordered=True)
+    Qo, go, _ = jd_spatial_updates(x, lam, Q, g, 1e-6, 2, ordered=True)
     torch.testing.assert_close(Qo, Qw, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(go, gw, rtol=1e-10, atol=1e-12)
-    Qd, gd = jd_spatial_updates(x, lam, Q, g, 1e-6, 2)
-    Qf, gf = jd_spatial_updates(x, lam, Q, g, 1e-6, 2, ordered=False)
+    Qd, gd, _ = jd_spatial_updates(x, lam, Q, g, 1e-6, 2)
+    Qf, gf, _ = jd_spatial_updates(x, lam, Q, g, 1e-6, 2, ordered=False)
     assert torch.equal(Qd, Qf) and torch.equal(gd, gf)
     assert not torch.allclose(Qd, Qo, rtol=1e-6, atol=0)

@@ -46,7 +46,7 @@ import torch
 from vae_audio.audio.stft import StftConfig
 from vae_audio.errors import VaeAudioError
 from vae_audio.neural_fca.em import estimate_scm
-from vae_audio.neural_fca.iss import decorrelated_power, jd_spatial_updates
+from vae_audio.neural_fca.iss import jd_spatial_updates
 from vae_audio.neural_fca.model import NeuralFCA
 from vae_audio.neural_fca.modelfile import check_spectrogram, load_neural_fca
 from vae_audio.neural_fca.objective import full_nll, jd_nll
@@ -186,11 +186,12 @@ def fit_neural_fca(
             H = estimate_scm(xn, out.lam, K, eps)
         Q = g = None
     xf = xn.transpose(1, 2)  # [B, F, M, T]
+    xt = out.xt  # |Q x|² of the JD model's current Q [B, F, M, T] (the full model's: unused)
 
     def nll(lam: torch.Tensor) -> torch.Tensor:  # [B], nats per bin
         if H is not None:
             return full_nll(xn, lam, H, eps)
-        return jd_nll(decorrelated_power(xf, Q), lam, g, Q, eps)
+        return jd_nll(xt, lam, g, Q, eps)
 
     # log-likelihood of the raw mixture: Y_raw = s² Y, so log det Y_raw = log det Y + M log s².
     offset = M * torch.log(math.pi * scale.square())  # [B]
@@ -213,7 +214,7 @@ def fit_neural_fca(
                     H = em_update_scm(xn, lam, H, eps)
                 else:
                     ordered = model.mic_equivariant  # TAC: equivariant sweep order
-                    Q, g = jd_spatial_updates(xf, lam, Q, g, eps, 1, xx, ordered)
+                    Q, g, xt = jd_spatial_updates(xf, lam, Q, g, eps, 1, xx, ordered)
             with torch.enable_grad():  # gradients for z and the gains only, not the weights
                 loss = nll(model.psd(z * model.latent_mask[:, None], log_gain, log_u)).sum()
                 for p, grad in zip(params, torch.autograd.grad(loss, params), strict=True):

@@ -31,7 +31,7 @@ from vae_audio.neural_fca.encoder import (
     dilated_stack,
     gated_time_mean,
 )
-from vae_audio.neural_fca.iss import iss_sweep, normalise_scale, weighted_covariance
+from vae_audio.neural_fca.iss import iss_sweep, normalise_scale, stack_real, weighted_covariance
 from vae_audio.separation.linalg import outer_hermitian
 
 
@@ -39,8 +39,11 @@ from vae_audio.separation.linalg import outer_hermitian
 class JDEncoderOutput:
     """``posterior`` over ``z [B, N, T, D]``, ``log_gain [B, N, T]`` and
     ``log_freq_gain [B, N, F]`` or None (:class:`~.encoder.EncoderOutput`), diagonalisers
-    ``Q [B, F, M, M]``, decorrelated powers ``xt [B, F, M, T]`` (``|Q x|²``, mean 1) and
-    spatial gains ``g [B, N, F, M]`` (mean 1 over M)."""
+    ``Q [B, F, M, M]``, decorrelated powers ``xt [B, F, M, T]`` (``|Q x|²``, mean 1),
+    spatial gains ``g [B, N, F, M]`` (mean 1 over M) and ``xx [B, F, T, M²]``, the packed
+    outer products of the mixture that the ISS steps used
+    (:func:`~vae_audio.separation.linalg.outer_hermitian`), for the spatial updates after
+    the encoder."""
 
     posterior: DiagonalGaussian
     log_gain: Tensor | None
@@ -48,6 +51,7 @@ class JDEncoderOutput:
     xt: Tensor
     g: Tensor
     log_freq_gain: Tensor | None = None
+    xx: Tensor | None = None
 
 
 class NeuralFastFCAEncoder(nn.Module):
@@ -82,7 +86,8 @@ class NeuralFastFCAEncoder(nn.Module):
         B, M, F, T = x.shape
         xf = x.transpose(1, 2)  # [B, F, M, T]
         eye = torch.eye(M, dtype=x.dtype, device=x.device)
-        Q, xt = normalise_scale(xf, eye.expand(B, F, M, M))
+        xr = stack_real(xf)  # [B, F, 2M, T], shared by the rescalings
+        Q, xt = normalise_scale(xf, eye.expand(B, F, M, M), xr)
         h = self.blocks[0](self.inp(self.features(x)))  # [B, C, T]
         xx = outer_hermitian(xf)  # [B, F, T, M²], shared by the ISS steps
         for block, weight_head in zip(self.blocks[1:], self.weights, strict=True):
@@ -91,11 +96,11 @@ class NeuralFastFCAEncoder(nn.Module):
                 V = weighted_covariance(xf, torch.sigmoid(r), self.iss_load, xx)  # [B, F, M, M, M]
                 for _ in range(self.iss_sweeps):
                     Q = iss_sweep(Q, V)
-                Q, xt = normalise_scale(xf, Q)
+                Q, xt = normalise_scale(xf, Q, xr)
                 logxt = xt.clamp_min(1e-6).log().reshape(B, F * M, T)
             h = block(h + self.xt_in(logxt))  # [B, C, T]
         enc = self.head(h)
         g = gated_time_mean(self.g_head, h, xt.flatten(1, 2)).unflatten(1, (F, M))  # [B, F, M, N]
         g = g / g.mean(2, keepdim=True).clamp_min(1e-6)
         g = g.permute(0, 3, 1, 2)  # [B, N, F, M]
-        return JDEncoderOutput(enc.posterior, enc.log_gain, Q, xt, g, enc.log_freq_gain)
+        return JDEncoderOutput(enc.posterior, enc.log_gain, Q, xt, g, enc.log_freq_gain, xx)

@@ -43,7 +43,7 @@ from vae_audio.core.precision import full_precision
 from vae_audio.errors import VaeAudioError
 from vae_audio.neural_fca.em import estimate_scm
 from vae_audio.neural_fca.encoder import EncoderConfig, NeuralFCAEncoder
-from vae_audio.neural_fca.iss import decorrelated_power, jd_spatial_updates
+from vae_audio.neural_fca.iss import jd_spatial_updates
 from vae_audio.neural_fca.jd_encoder import NeuralFastFCAEncoder
 from vae_audio.neural_fca.tac_encoder import TACFastFCAEncoder
 from vae_audio.speech.model import SpeechVAE, SpeechVAEConfig
@@ -377,10 +377,9 @@ class NeuralFCA(nn.Module):
             n_iter = self.config.jd_iterations if jd_iterations is None else jd_iterations
             if n_iter:
                 xf = x.transpose(1, 2)  # [B, F, M, T]
-                Q, g = jd_spatial_updates(
-                    xf, lam, Q, g, self.config.eps, n_iter, ordered=self.mic_equivariant
+                Q, g, out.xt = jd_spatial_updates(
+                    xf, lam, Q, g, self.config.eps, n_iter, enc.xx, self.mic_equivariant
                 )
-                out.xt = decorrelated_power(xf, Q)
             else:
                 out.xt = enc.xt
             out.Q, out.g = Q, g

@@ -55,6 +55,7 @@ from vae_audio.neural_fca.iss import (
     iss_sweep,
     normalise_scale,
     power_order,
+    stack_real,
     weighted_covariance,
 )
 from vae_audio.neural_fca.jd_encoder import JDEncoderOutput
@@ -167,7 +168,8 @@ class TACFastFCAEncoder(nn.Module):
             )
         xf = x.transpose(1, 2)  # [B, F, M, T]
         eye = torch.eye(M, dtype=x.dtype, device=x.device)
-        Q, xt = normalise_scale(xf, eye.expand(B, F, M, M))
+        xr = stack_real(xf)  # [B, F, 2M, T], shared by the rescalings
+        Q, xt = normalise_scale(xf, eye.expand(B, F, M, M), xr)
         h = self._stack(0, _per_mic(self.inp, self.features(x)))  # [B, M, C, T]
         xx = outer_hermitian(xf)  # [B, F, T, M²], shared by the ISS steps
         for i, weight_head in enumerate(self.weights, start=1):
@@ -177,7 +179,7 @@ class TACFastFCAEncoder(nn.Module):
                 order = power_order(xt)  # [B, F, M]: loudest decorrelated channel first
                 for _ in range(self.iss_sweeps):
                     Q = iss_sweep(Q, V, order=order)
-                Q, xt = normalise_scale(xf, Q)
+                Q, xt = normalise_scale(xf, Q, xr)
                 logxt = xt.clamp_min(1e-6).log().transpose(1, 2)  # [B, M, F, T]
             h = self._stack(i, h + _per_mic(self.xt_in, logxt))  # [B, M, C, T]
         enc = self.head(h.mean(1))  # [B, C, T] -> invariant to the order of the mics
@@ -185,4 +187,4 @@ class TACFastFCAEncoder(nn.Module):
         g = g.unflatten(0, (B, M))  # [B, M, F, N]: per mic, shared weights
         g = g / g.mean(1, keepdim=True).clamp_min(1e-6)
         g = g.permute(0, 3, 2, 1)  # [B, N, F, M]
-        return JDEncoderOutput(enc.posterior, enc.log_gain, Q, xt, g, enc.log_freq_gain)
+        return JDEncoderOutput(enc.posterior, enc.log_gain, Q, xt, g, enc.log_freq_gain, xx)

@@ -157,9 +157,10 @@ def _stats_fn(xt: torch.Tensor, g: torch.Tensor, eps: torch.Tensor):
     return stats
 
 
-def update_jd_gains(xt, lam, g, eps):
-    """MU for g (Sekiguchi et al. 2020, the update of g); sums over T (and F for FastMNMF2)."""
-    y = jd_model_power(lam, g, eps)  # [B, F, M, T]
+def update_jd_gains(xt, lam, g, eps, y=None):
+    """MU for g (Sekiguchi et al. 2020, the update of g); sums over T (and F for FastMNMF2).
+    ``y``: ``jd_model_power(lam, g, eps)`` if already computed."""
+    y = jd_model_power(lam, g, eps) if y is None else y  # [B, F, M, T]
     lam_f = lam.transpose(1, 2)  # [B, F, N, T]
     num = lam_f @ (xt / y.square()).mT  # [B, F, N, M]
     den = lam_f @ y.reciprocal().mT  # [B, F, N, M]
