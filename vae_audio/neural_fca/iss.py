@@ -197,7 +197,7 @@ def jd_spatial_updates(
         Q: diagonalisers ``[B, F, M, M]``.
         g: gains ``[B, N, F, M]``.
         eps: floor of ``ŷ`` (power units of ``x``).
-        n_iter: number of iterations (0 returns the inputs).
+        n_iter: number of iterations (0 returns the inputs and their x̃).
         xx: ``outer_hermitian(x)`` if already computed (callers that update repeatedly on
             the same mixture compute it once); in double precision (the default) or in
             ``x``'s (:func:`iss_update`).
