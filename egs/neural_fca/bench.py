@@ -200,7 +200,7 @@ def bench_amortised(args) -> None:
                 enc.posterior.mean, enc.log_gain, enc.log_freq_gain
             ),  # fmt: skip
             f"JD updates ({n_jd})": lambda: jd_spatial_updates(
-                xf, lam, enc.Q, enc.g, model.config.eps, n_jd, enc.xx, model.mic_equivariant
+                xf, lam, enc.Q, enc.g, model.config.eps, n_jd, ordered=model.mic_equivariant
             ),
             "Wiener filter": lambda: wiener_jd(X, fit.lam, fit.g, fit.Q, eps),
             "inverse STFT": lambda: istft(images, cfg, length=length),

@@ -108,19 +108,14 @@ def iss_update(
     (``order``: the sweep order of :func:`iss_sweep`).
 
     With ``r = 1/ŷ`` the weights span many orders of magnitude (silent bins against loud
-    ones); in single precision the quadratic forms ``q V qᴴ`` of the sweep then round to
-    ≤ 0 and it blows up. ``V`` is ``[B, F, M, M, M]``, so the promotion is cheap.
-
-    ``xx``: ``outer_hermitian(x)`` if already computed, in double precision or in ``x``'s;
-    ``V`` is accumulated in its precision (None: double). A single-precision ``V`` of a
-    complex64 mixture, promoted for the sweep, saves the double ``xx`` (41 MB and 40 ms for
-    a 4-mic 10-s STFT on one thread) and changed the amortised separations of the shipped
-    Neural FastFCA model on 10 recorded-voice mixtures by less than 0.02 dB SDR.
+    ones); a single-precision ``V`` then loses its positive definiteness (``q V qᴴ`` rounds
+    to ≤ 0) and the sweep blows up. ``V`` is ``[B, F, M, M, M]``, so the promotion is cheap.
+    ``xx``: ``outer_hermitian(x)`` in double precision, if already computed.
     """
     wide = torch.complex128
     if xx is None:
         xx = outer_hermitian(x.to(wide))
-    V = weighted_covariance(x, r, load, xx).to(wide)  # accumulated in xx's precision
+    V = weighted_covariance(x, r.to(torch.float64), load, xx)
     Q64 = Q.to(wide)
     for _ in range(sweeps):
         Q64 = iss_sweep(Q64, V, order=order)
@@ -198,9 +193,8 @@ def jd_spatial_updates(
         g: gains ``[B, N, F, M]``.
         eps: floor of ``ŷ`` (power units of ``x``).
         n_iter: number of iterations (0 returns the inputs and their x̃).
-        xx: ``outer_hermitian(x)`` if already computed (callers that update repeatedly on
-            the same mixture compute it once); in double precision (the default) or in
-            ``x``'s (:func:`iss_update`).
+        xx: ``outer_hermitian(x)`` in double precision, if already computed (callers that
+            update repeatedly on the same mixture compute it once).
         ordered: sweep the rows of ``Q`` from the loudest decorrelated channel to the
             quietest (:func:`power_order`) instead of ``0..M-1``, so that the updates are
             equivariant to the order of the microphones (models with the TAC encoder).

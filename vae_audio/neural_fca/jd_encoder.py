@@ -39,11 +39,8 @@ from vae_audio.separation.linalg import outer_hermitian
 class JDEncoderOutput:
     """``posterior`` over ``z [B, N, T, D]``, ``log_gain [B, N, T]`` and
     ``log_freq_gain [B, N, F]`` or None (:class:`~.encoder.EncoderOutput`), diagonalisers
-    ``Q [B, F, M, M]``, decorrelated powers ``xt [B, F, M, T]`` (``|Q x|²``, mean 1),
-    spatial gains ``g [B, N, F, M]`` (mean 1 over M) and ``xx [B, F, T, M²]``, the packed
-    outer products of the mixture that the ISS steps used
-    (:func:`~vae_audio.separation.linalg.outer_hermitian`), for the spatial updates after
-    the encoder."""
+    ``Q [B, F, M, M]``, decorrelated powers ``xt [B, F, M, T]`` (``|Q x|²``, mean 1) and
+    spatial gains ``g [B, N, F, M]`` (mean 1 over M)."""
 
     posterior: DiagonalGaussian
     log_gain: Tensor | None
@@ -51,7 +48,6 @@ class JDEncoderOutput:
     xt: Tensor
     g: Tensor
     log_freq_gain: Tensor | None = None
-    xx: Tensor | None = None
 
 
 class NeuralFastFCAEncoder(nn.Module):
@@ -103,4 +99,4 @@ class NeuralFastFCAEncoder(nn.Module):
         g = gated_time_mean(self.g_head, h, xt.flatten(1, 2)).unflatten(1, (F, M))  # [B, F, M, N]
         g = g / g.mean(2, keepdim=True).clamp_min(1e-6)
         g = g.permute(0, 3, 1, 2)  # [B, N, F, M]
-        return JDEncoderOutput(enc.posterior, enc.log_gain, Q, xt, g, enc.log_freq_gain, xx)
+        return JDEncoderOutput(enc.posterior, enc.log_gain, Q, xt, g, enc.log_freq_gain)

@@ -378,7 +378,7 @@ class NeuralFCA(nn.Module):
             if n_iter:
                 xf = x.transpose(1, 2)  # [B, F, M, T]
                 Q, g, out.xt = jd_spatial_updates(
-                    xf, lam, Q, g, self.config.eps, n_iter, enc.xx, self.mic_equivariant
+                    xf, lam, Q, g, self.config.eps, n_iter, ordered=self.mic_equivariant
                 )
             else:
                 out.xt = enc.xt

@@ -187,4 +187,4 @@ class TACFastFCAEncoder(nn.Module):
         g = g.unflatten(0, (B, M))  # [B, M, F, N]: per mic, shared weights
         g = g / g.mean(1, keepdim=True).clamp_min(1e-6)
         g = g.permute(0, 3, 2, 1)  # [B, N, F, M]
-        return JDEncoderOutput(enc.posterior, enc.log_gain, Q, xt, g, enc.log_freq_gain, xx)
+        return JDEncoderOutput(enc.posterior, enc.log_gain, Q, xt, g, enc.log_freq_gain)
