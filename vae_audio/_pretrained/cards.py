@@ -111,7 +111,7 @@ CARDS: dict[str, ModelCard] = {
         measured=(
             "24 simulated default-preset mixtures (valid-split voices, new rooms, seed 2026), "
             "SDR at mic 0: 5.06 +/- 1.92 dB with 200 refinement steps (RTF 2.35), "
-            "3.40 +/- 1.85 dB amortised (RTF 0.08 with 2 processes on 2 cores; about 0.024-0.030 "
+            "3.40 +/- 1.85 dB amortised (RTF 0.08 with 2 processes on 2 cores; about 0.030 "
             "alone on one thread for a 10-s input); FastMNMF2 4.80, ILRMA 2.00, oracle MWF "
             "12.06 dB on the same set",
             "12 two-talker mixtures of unseen TTS voices, simulated outside this toolkit: "
