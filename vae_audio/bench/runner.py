@@ -22,7 +22,7 @@ import contextlib
 import os
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -210,8 +210,8 @@ def _execute(runs: list[_Run], jobs: int, progress: bool) -> list[list[dict]]:
         with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init) as pool:
             futures = {pool.submit(_run, run): i for i, run in enumerate(runs)}
             pending = set(futures)
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            while pending:  # each run as it finishes: the bar moves, an error stops the rest
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     if future.exception() is not None:
                         for other in pending:
