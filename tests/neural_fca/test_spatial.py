@@ -12,12 +12,12 @@ from vae_audio.neural_fca.iss import (
     iss_sweep,
     iss_update,
     normalise_scale,
-    stack_real,
     weighted_covariance,
 )
 from vae_audio.neural_fca.objective import full_nll, jd_nll
 from vae_audio.separation.fastmnmf import jd_scm
 from vae_audio.separation.fca import em_update_scm
+from vae_audio.separation.linalg import stack_real
 
 from .conftest import random_stft, tiny_model
 

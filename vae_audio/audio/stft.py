@@ -216,8 +216,7 @@ def istft(
     flat = spec.reshape(-1, *spec.shape[-2:])  # [L, F, T]
     # a few [L, n_fft, T] frame tensors exist at once: take the rows in blocks
     rows = max(1, _ISTFT_BLOCK // (config.n_fft * flat.shape[-1]))
-    tracing = torch.jit.is_tracing()
-    if tracing:  # one block: a traced graph keeps its example's blocks
+    if torch.jit.is_tracing():  # one block: a traced graph keeps its example's blocks
         rows = flat.shape[0]
     inverse = _istft_torch if config.n_fft % config.hop_length else _istft_ola
     blocks = [
@@ -269,8 +268,8 @@ def _istft_ola(
     wav = _overlap_add(frames, hop)  # [L, (T - 1) hop + n_fft]
     envelope = _overlap_add(win.square().expand(1, T, n_fft), hop)[0]  # [(T - 1) hop + n_fft]
     start = n_fft // 2 if config.center else 0
-    if length is None:
-        end = wav.shape[-1] - (n_fft // 2 if config.center else 0)
+    if length is None:  # the centring pad trimmed at the end as at the start
+        end = wav.shape[-1] - start
     else:  # as torch.istft: the samples under the centring pad count too
         end = min(wav.shape[-1], start + length)
     # torch.istft's own error (NOLA condition); not while tracing, where the branch would

@@ -22,7 +22,12 @@ from __future__ import annotations
 import torch
 
 from vae_audio.core.precision import full_precision
-from vae_audio.separation.linalg import outer_hermitian, weighted_covariances_packed
+from vae_audio.separation.linalg import (
+    outer_hermitian,
+    real_form,
+    stack_real,
+    weighted_covariances_packed,
+)
 
 
 def weighted_covariance(
@@ -129,30 +134,22 @@ def iss_objective(Q: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
     return quad.sum(-1) - 2 * torch.linalg.slogdet(Q)[1]
 
 
-def stack_real(x: torch.Tensor) -> torch.Tensor:
-    """``x [..., M, T]`` complex -> ``[..., 2M, T]`` real: the channels' real parts, then their
-    imaginary parts (the right operand of :func:`decorrelated_power`'s real product)."""
-    return torch.cat([x.real, x.imag], dim=-2)
-
-
 def decorrelated_power(
     x: torch.Tensor, Q: torch.Tensor, xr: torch.Tensor | None = None
 ) -> torch.Tensor:
     """``x̃_fmt = |(Q_f x_ft)_m|²``: ``x [B, F, M, T]``, ``Q [B, F, M, M]`` -> ``[B, F, M, T]``.
 
     Computed as one real product per frequency, ``[[Re Q, −Im Q], [Im Q, Re Q]]`` times
-    ``[Re x; Im x]`` (:func:`stack_real`), whose two halves are ``Re(Q x)`` and ``Im(Q x)``:
+    ``[Re x; Im x]`` (:func:`~vae_audio.separation.linalg.real_form`,
+    :func:`~vae_audio.separation.linalg.stack_real`), whose halves are ``Re(Q x)``, ``Im(Q x)``:
     2.5x faster on one thread than the complex product and the squares of its parts (a 4-mic
     10-s STFT), once ``xr = stack_real(x)`` is shared by the calls on the same mixture. A
     statistic: the product stays in full precision under autocast.
     """
     M = Q.shape[-1]
     xr = stack_real(x) if xr is None else xr  # [B, F, 2M, T]
-    Qr = torch.cat(
-        [torch.cat([Q.real, -Q.imag], dim=-1), torch.cat([Q.imag, Q.real], dim=-1)], dim=-2
-    )  # [B, F, 2M, 2M]
     with full_precision(Q.device):
-        y = Qr @ xr  # [B, F, 2M, T]: Re(Q x), then Im(Q x)
+        y = real_form(Q) @ xr  # [B, F, 2M, T]: Re(Q x), then Im(Q x)
     y = y.square() if y.requires_grad else y.square_()
     return y[..., :M, :] + y[..., M:, :]
 

@@ -31,8 +31,8 @@ from vae_audio.neural_fca.encoder import (
     dilated_stack,
     gated_time_mean,
 )
-from vae_audio.neural_fca.iss import iss_sweep, normalise_scale, stack_real, weighted_covariance
-from vae_audio.separation.linalg import outer_hermitian
+from vae_audio.neural_fca.iss import iss_sweep, normalise_scale, weighted_covariance
+from vae_audio.separation.linalg import outer_hermitian, stack_real
 
 
 @dataclass

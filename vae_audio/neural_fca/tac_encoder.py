@@ -55,11 +55,10 @@ from vae_audio.neural_fca.iss import (
     iss_sweep,
     normalise_scale,
     power_order,
-    stack_real,
     weighted_covariance,
 )
 from vae_audio.neural_fca.jd_encoder import JDEncoderOutput
-from vae_audio.separation.linalg import outer_hermitian
+from vae_audio.separation.linalg import outer_hermitian, stack_real
 
 
 def _per_mic(layer: nn.Module, h: Tensor) -> Tensor:

@@ -64,6 +64,8 @@ from vae_audio.separation.covariance import jd_model_power
 from vae_audio.separation.linalg import (
     mean_power,
     outer_hermitian,
+    real_form,
+    stack_real,
     weighted_covariances,
     weighted_covariances_packed,
 )
@@ -428,7 +430,7 @@ class _JdWorkspace:
         B, F, M, T = xf.shape
         self.B, self.F, self.M, self.T = B, F, M, T
         self.delta = delta  # [B, F]
-        self.xr = torch.cat([xf.real, xf.imag], 2)  # [B, F, 2M, T]
+        self.xr = stack_real(xf)  # [B, F, 2M, T]
         self.xx = outer_hermitian(xf)  # [B, F, T, M²]
         real = self.xr.dtype
         self.ratio = torch.empty(B, M, 2, F, T, dtype=real, device=xf.device)  # x̃/ŷ², 1/ŷ
@@ -444,10 +446,8 @@ class _JdWorkspace:
     def transform(self, Q: torch.Tensor) -> torch.Tensor:
         """``x̃ [B, M, F, T]`` (:func:`_transform`) for ``Q [B, F, M, M]``."""
         M = self.M
-        re, im = Q.real, Q.imag  # [B, F, M, M]
-        Qr = torch.cat([torch.cat([re, -im], -1), torch.cat([im, re], -1)], -2)  # [B, F, 2M, 2M]
-        z = Qr.to(self.xr.dtype) @ self.xr  # [B, F, 2M, T]: [Re Q x; Im Q x]
-        rows = re.square().sum(-1) + im.square().sum(-1)  # [B, F, M]: ‖q_fm‖²
+        z = real_form(Q).to(self.xr.dtype) @ self.xr  # [B, F, 2M, T]: [Re Q x; Im Q x]
+        rows = Q.real.square().sum(-1) + Q.imag.square().sum(-1)  # [B, F, M]: ‖q_fm‖²
         load = (self.delta[..., None] * rows)[..., None]  # [B, F, M, 1]
         xt = torch.empty(self.B, M, self.F, self.T, dtype=z.dtype, device=z.device)
         view = xt.transpose(1, 2)  # [B, F, M, T]

@@ -230,6 +230,21 @@ def weighted_covariances(xx: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
 _OUTER_BLOCK = 1 << 22  # values per block of outer_hermitian's temporaries (16 MiB at float32)
 
 
+def stack_real(x: torch.Tensor) -> torch.Tensor:
+    """``x [..., M, T]`` complex -> ``[..., 2M, T]`` real: the rows' real parts, then their
+    imaginary parts, the operand on which :func:`real_form` acts as the complex matrix."""
+    return torch.cat([x.real, x.imag], dim=-2)
+
+
+def real_form(A: torch.Tensor) -> torch.Tensor:
+    """``A [..., K, M]`` complex -> ``[[Re A, −Im A], [Im A, Re A]]`` ``[..., 2K, 2M]`` real:
+    ``real_form(A) @ stack_real(x)`` is ``stack_real(A @ x)``, one real product (on a CPU
+    much faster than the complex one for small ``A``)."""
+    return torch.cat(
+        [torch.cat([A.real, -A.imag], dim=-1), torch.cat([A.imag, A.real], dim=-1)], dim=-2
+    )
+
+
 def outer_hermitian(x: torch.Tensor) -> torch.Tensor:
     """Packed real coordinates of the Hermitian ``x xᴴ``: ``x [..., M, T]`` -> ``[..., T, M²]``.
 
