@@ -60,7 +60,7 @@ def shipped_traced(shipped):
 @pytest.mark.parametrize("spatial", ["full", "jd"])
 def test_traced_tiny_model_matches_pytorch_on_other_batch_and_length(spatial):
     model = tiny_model(spatial=spatial, gain=True)
-    traced = trace_separator(model)  # traced on [1, 4, 16000]
+    traced = trace_separator(model, seconds=1.0)  # traced on [1, 4, 16000]
     wav = noisy_mixture(B=2, M=4, S=777)
     expected = pytorch_path(model, wav)  # [2, 3, 4, 777]
     with torch.no_grad():
@@ -81,7 +81,7 @@ def test_traced_model_serves_batches_larger_than_its_examples_blocks(monkeypatch
     model = tiny_model(spatial="jd", gain=True)
     monkeypatch.setattr(linalg, "_OUTER_BLOCK", 1)  # a block per row when not tracing
     monkeypatch.setattr(stft_module, "_ISTFT_BLOCK", 1)
-    traced = trace_separator(model)  # traced on [1, 4, 16000]
+    traced = trace_separator(model, seconds=1.0)  # traced on [1, 4, 16000]
     wav = noisy_mixture(B=3, M=4, S=5000)
     expected = pytorch_path(model, wav)  # eager, block by block
     with torch.no_grad():
@@ -89,6 +89,32 @@ def test_traced_model_serves_batches_larger_than_its_examples_blocks(monkeypatch
     assert got.shape == expected.shape == (3, 3, 4, 5000)
     scale = float(expected.abs().max())
     torch.testing.assert_close(got, expected, atol=1e-5 * scale, rtol=1e-4)
+
+
+def test_traced_model_keeps_its_examples_frequency_blocks_at_any_length(monkeypatch):
+    """The JD updates and the Wiener filter work in blocks of bins sized for the tracing
+    example's length; the traced program keeps those blocks and gives the eager path's
+    numbers on shorter and longer inputs and larger batches."""
+    iss = importlib.import_module("vae_audio.neural_fca.iss")
+    wiener = importlib.import_module("vae_audio.separation.wiener")
+    model = tiny_model(spatial="jd", gain=True, jd_iterations=2)
+    F, T = stft(torch.zeros(1, 1, 8000), model.stft_config).shape[-2:]
+    monkeypatch.setattr(iss, "_JD_BLOCK", 3 * T * 16)  # 3 bins a block at the example's T
+    monkeypatch.setattr(wiener, "_BLOCK", 2 * T * 12)  # 2 bins a block
+    assert len(iss._frequency_blocks(F, T * 16)) == 3 and len(list(wiener._blocks(F, T * 12))) == 5
+    traced = trace_separator(model, seconds=0.5)  # traced on [1, 4, 8000]
+    for B, S in ((1, 3000), (2, 20000)):
+        wav = noisy_mixture(B=B, M=4, S=S, seed=S)
+        expected = pytorch_path(model, wav)  # eager, in the blocks of its own length
+        with torch.no_grad():
+            got = traced(wav)
+        scale = float(expected.abs().max())
+        torch.testing.assert_close(got, expected, atol=1e-5 * scale, rtol=1e-4)
+
+
+def test_tracing_example_must_hold_a_frame():
+    with pytest.raises(VaeAudioError, match="at least one STFT frame"):
+        trace_separator(tiny_model(spatial="jd"), seconds=0.0005)
 
 
 def test_tracing_leaves_the_callers_model_untouched():

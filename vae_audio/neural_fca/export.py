@@ -12,8 +12,13 @@ with ``n_iter = 0``, from waveform to source images, so it runs with ``torch.jit
 with the N - 1 talker slots first and the noise slot last, in the model's slot order (not
 sorted by energy as :func:`vae_audio.separation.separate` returns them). The input must have
 the model's ``M`` channels at its sample rate; ``S`` and ``B`` may differ from the example
-used for tracing. A model for any ``M`` (``n_mics: null``, TAC encoder) is exported for one
-``M``, given by the caller: tracing unrolls the ISS sweeps over the channels.
+used for tracing. That example's length (:data:`EXAMPLE_SECONDS`, or ``seconds=``) does fix
+one thing: the frequency blocks in which the JD updates and the Wiener filter work are sized
+for it, so that their temporaries stay small and are reused from the heap instead of being
+mapped and page-faulted afresh at every call (README, "Amortised speed"). Programs traced
+on any length give the same numbers at every length. A model for any ``M`` (``n_mics:
+null``, TAC encoder) is exported for one ``M``, given by the caller: tracing unrolls the ISS
+sweeps over the channels.
 
 Format. TorchScript by tracing (``torch.jit.trace``): the separator works on complex
 tensors (STFT, inter-channel phases, ISS, the Wiener filter's inverses), which TorchScript
@@ -47,7 +52,7 @@ from vae_audio.neural_fca.model import NeuralFCA
 from vae_audio.neural_fca.modelfile import check_mixture, load_neural_fca
 
 EXTRA_FILE = "model.json"
-EXAMPLE_SECONDS = 1.0
+EXAMPLE_SECONDS = 10.0  # the tracing example's length (module docstring)
 
 
 class AmortisedSeparator(nn.Module):
@@ -119,16 +124,24 @@ def _export_mics(model: NeuralFCA, n_mics: int | None) -> int:
 
 
 def trace_separator(
-    model: str | os.PathLike | NeuralFCA | AmortisedSeparator, n_mics: int | None = None
+    model: str | os.PathLike | NeuralFCA | AmortisedSeparator,
+    n_mics: int | None = None,
+    seconds: float = EXAMPLE_SECONDS,
 ) -> torch.jit.ScriptModule:
     """The traced amortised separator of ``model`` (a model file, a :class:`NeuralFCA`, which
     is copied, or an :class:`AmortisedSeparator`), float32 on the CPU, for ``n_mics``
-    channels (needed for, and only for, a model that takes any ``M``)."""
+    channels (needed for, and only for, a model that takes any ``M``), traced on an example
+    of ``seconds`` (the length its frequency blocks are sized for; module docstring)."""
     separator = model if isinstance(model, AmortisedSeparator) else _separator(model)
     M = _export_mics(separator.model, n_mics)
     gen = torch.Generator().manual_seed(0)
     cfg = separator.stft_config
-    n_samples = int(EXAMPLE_SECONDS * cfg.sample_rate)
+    if not seconds * cfg.sample_rate >= cfg.n_fft:
+        raise VaeAudioError(
+            f"the tracing example must hold at least one STFT frame ({cfg.n_fft} samples), "
+            f"got seconds={seconds!r}"
+        )
+    n_samples = int(seconds * cfg.sample_rate)
     example = 0.1 * torch.randn(1, M, n_samples, generator=gen)  # [1, M, S]
     # TorchScript names every traced class after its Python class and, when that name is
     # taken in the compilation unit, appends a process-wide counter; a fresh unit per trace
@@ -166,10 +179,14 @@ def _without_debug_records(archive: bytes) -> bytes:
 
 
 def export_separator(
-    model: str | os.PathLike | NeuralFCA, path: str | os.PathLike, n_mics: int | None = None
+    model: str | os.PathLike | NeuralFCA,
+    path: str | os.PathLike,
+    n_mics: int | None = None,
+    seconds: float = EXAMPLE_SECONDS,
 ) -> Path:
     """Write the TorchScript amortised separator of ``model`` to ``path`` (atomically), for
-    ``n_mics`` channels if the model takes any ``M`` (module docstring).
+    ``n_mics`` channels if the model takes any ``M``, traced on an example of ``seconds``
+    (module docstring).
 
     Load it with :func:`load_separator` or ``torch.jit.load(path)``. Returns ``Path(path)``.
     """
@@ -181,7 +198,7 @@ def export_separator(
             "(vae_audio.separation.frontend.dereverberate) before the exported separator"
         )
     M = _export_mics(separator.model, n_mics)
-    traced = trace_separator(separator, M)
+    traced = trace_separator(separator, M, seconds)
     buffer = io.BytesIO()  # a file path would name the archive's entries after the temp file
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.11 on TorchScript

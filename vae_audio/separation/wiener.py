@@ -10,16 +10,23 @@ size, and the filters set the peak memory of a separation.
 
 from __future__ import annotations
 
+import operator
+
 import torch
 
 from vae_audio.separation.covariance import fca_covariance, jd_model_power
 from vae_audio.separation.linalg import cholesky_psd
 
-_BLOCK = 1 << 22  # output values per frequency block
+_BLOCK = 1 << 20  # output values per frequency block (8 MiB at complex64)
 
 
 def _blocks(F: int, per_bin: int):
-    """Frequency slices of about ``_BLOCK / per_bin`` bins each, covering ``range(F)``."""
+    """Frequency slices of about ``_BLOCK / per_bin`` bins each, covering ``range(F)``.
+
+    The bounds are plain ints even under ``torch.jit.trace`` (where sizes are traced
+    tensors and arithmetic on them would make each bound a function of the input's length):
+    a traced graph keeps its example's blocks, which cover every ``F`` bins at any ``T``."""
+    F, per_bin = operator.index(F), operator.index(per_bin)
     step = max(1, _BLOCK // max(per_bin, 1))
     return (slice(f0, min(f0 + step, F)) for f0 in range(0, F, step))
 
