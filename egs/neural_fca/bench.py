@@ -28,15 +28,18 @@ mixture seconds). Prints Markdown tables (means over mixtures).
 the shipped model by default, on ``--mix`` (its first ``--seconds``) or on white noise of that
 length at the model's mic count: the STFT, the encoder, the decoder, the JD spatial updates
 after the encoder, the Wiener filter and the inverse STFT, each timed alone on the
-pipeline's own inputs, then the whole of ``separate()``; median milliseconds over
-``--repeats`` runs after one warm-up, and the real-time factor. It times whichever
-``vae_audio`` Python imports, so ``PYTHONPATH=OTHER_CHECKOUT`` times another version with
-the same script.
+pipeline's own inputs, then the whole of ``separate()`` and of its TorchScript export
+(:func:`~vae_audio.neural_fca.export.trace_separator`); median milliseconds over
+``--repeats`` runs after one warm-up, the real-time factor, and the median count of minor
+page faults per run (memory that the allocator mapped afresh and the kernel had to
+supply). It times whichever ``vae_audio`` Python imports, so ``PYTHONPATH=OTHER_CHECKOUT``
+times another version with the same script.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import time
 from pathlib import Path
@@ -173,13 +176,18 @@ def bench_amortised(args) -> None:
             raise SystemExit(f"{args.mix}: need at least {args.seconds} s at {cfg.sample_rate} Hz")
         wav = mix[None, :, :length]
 
+    faults: dict[int, float] = {}  # id(fn) -> median minor page faults per run
+
     def median_ms(fn) -> float:
         fn()  # warm-up
-        times = []
+        times, counts = [], []
         for _ in range(args.repeats):
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             start = time.perf_counter()
             fn()
             times.append(time.perf_counter() - start)
+            counts.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+        faults[id(fn)] = statistics.median(counts)
         return 1e3 * statistics.median(times)
 
     with torch.no_grad():
@@ -206,22 +214,30 @@ def bench_amortised(args) -> None:
             "inverse STFT": lambda: istft(images, cfg, length=length),
         }
         ms = {name: median_ms(fn) for name, fn in stages.items()}
-        total = median_ms(lambda: separate(wav[0], "neural-fastfca", sr=cfg.sample_rate,
-                                           model=model, n_iter=0))  # fmt: skip
+        stage_faults = {name: faults[id(fn)] for name, fn in stages.items()}
+        run_separate = lambda: separate(wav[0], "neural-fastfca", sr=cfg.sample_rate,  # noqa: E731
+                                        model=model, n_iter=0)  # fmt: skip
+        total = median_ms(run_separate)
         traced = trace_separator(model, wav.shape[1])
-        exported = median_ms(lambda: traced(wav))
+        run_traced = lambda: traced(wav)  # noqa: E731
+        exported = median_ms(run_traced)
     print(
         f"Amortised inference, {wav.shape[1]} mics x {args.seconds} s, "
-        f"{torch.get_num_threads()} thread(s), median of {args.repeats} (ms):\n"
+        f"{torch.get_num_threads()} thread(s), median of {args.repeats} (ms; minor page "
+        "faults per run):\n"
     )
-    print("| stage | ms | share of the stages |")
-    print("|---|---:|---:|")
+    print("| stage | ms | share of the stages | page faults |")
+    print("|---|---:|---:|---:|")
     stage_sum = sum(ms.values())
     for name, value in ms.items():
-        print(f"| {name} | {value:.1f} | {100 * value / stage_sum:.0f} % |")
-    print(f"| sum of the stages | {stage_sum:.1f} | |")
-    print(f"| `separate(..., n_iter=0)` | {total:.1f} | RTF {total / 1e3 / args.seconds:.4f} |")
-    print(f"| TorchScript export | {exported:.1f} | RTF {exported / 1e3 / args.seconds:.4f} |")
+        print(
+            f"| {name} | {value:.1f} | {100 * value / stage_sum:.0f} % | {stage_faults[name]:.0f} |"
+        )
+    print(f"| sum of the stages | {stage_sum:.1f} | | |")
+    for name, value, fn in (("`separate(..., n_iter=0)`", total, run_separate),
+                            ("TorchScript export", exported, run_traced)):  # fmt: skip
+        print(f"| {name} | {value:.1f} | RTF {value / 1e3 / args.seconds:.4f} | "
+              f"{faults[id(fn)]:.0f} |")  # fmt: skip
 
 
 def main() -> None:
