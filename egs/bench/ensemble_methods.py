@@ -44,6 +44,25 @@ def _average(talkers: list[torch.Tensor], weights: list[float]) -> torch.Tensor:
     return total / sum(weights)
 
 
+def cache_path(cache: Path, root: Path, mix_id: str, method: str, seed: int) -> Path:
+    """Where ``--cache DIR`` keeps ``method``'s talker images of mixture ``mix_id`` of the set
+    ``root`` for ``seed`` (module docstring)."""
+    folder = cache / "_".join(root.resolve().parts[1:]) / mix_id
+    return folder / f"{method.replace('/', '_')}@{seed}.pt"
+
+
+def load_cached(
+    cache: Path, root: Path, mix_id: str, methods: list[str], seed: int
+) -> list[torch.Tensor]:
+    """The cached talker images ``[K, M, S]`` of every method, or exit naming the first
+    that is missing (for the scripts that combine cached members)."""
+    paths = [cache_path(cache, root, mix_id, m, seed) for m in methods]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise SystemExit(f"{missing[0]} is missing: run ensemble_methods.py --cache first")
+    return [torch.load(p, weights_only=True) for p in paths]
+
+
 def _terms(combo: str) -> list[tuple[str, float]]:
     """``A*2+B`` -> ``[("A", 2.0), ("B", 1.0)]``."""
     terms = []
@@ -70,19 +89,17 @@ def main() -> None:
             data = load_mixture(ref)
             K = data.images.shape[0]
 
-            cache = None
-            if args.cache is not None:  # the set's folder, wherever it lies
-                cache = args.cache / "_".join(root.resolve().parts[1:]) / ref.id
             talkers = {}
             for m in methods:
-                name = m.replace("/", "_")  # a model=PATH option in a file name
-                path = None if cache is None else cache / f"{name}@{args.seed}.pt"
+                path = None
+                if args.cache is not None:
+                    path = cache_path(args.cache, root, ref.id, m, args.seed)
                 if path is not None and path.is_file():
                     talkers[m] = torch.load(path, weights_only=True)
                     continue
                 talkers[m] = candidates(m, data, K, seed=args.seed)[0][:K]
                 if path is not None:
-                    cache.mkdir(parents=True, exist_ok=True)
+                    path.parent.mkdir(parents=True, exist_ok=True)
                     torch.save(talkers[m], path.with_suffix(".tmp"))
                     path.with_suffix(".tmp").replace(path)
             row = {"id": f"{root.name}/{ref.id}"}

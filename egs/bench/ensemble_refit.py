@@ -28,7 +28,7 @@ import argparse
 from pathlib import Path
 
 import torch
-from ensemble_methods import _average  # the sibling scripts (egs/bench is on sys.path)
+from ensemble_methods import _average, load_cached  # the sibling scripts (egs/bench is on sys.path)
 from ensemble_starts import mean_sdr, report
 
 from vae_audio.audio.stft import StftConfig, istft, stft
@@ -72,12 +72,8 @@ def main() -> None:
     for root in args.set:
         for ref in load_references(root):
             data = load_mixture(ref)
-            cache = args.cache / "_".join(root.resolve().parts[1:]) / ref.id
-            paths = [cache / f"{m}@{args.seed}.pt" for m in methods]
-            missing = [str(p) for p in paths if not p.is_file()]
-            if missing:
-                raise SystemExit(f"{missing[0]} is missing: run ensemble_methods.py --cache first")
-            talkers = [torch.load(p, weights_only=True).double() for p in paths]
+            talkers = load_cached(args.cache, root, ref.id, methods, args.seed)
+            talkers = [t.double() for t in talkers]
             average = _average(talkers, [1.0] * len(talkers))  # [K, M, S]
             cfg = StftConfig(sample_rate=data.sr, n_fft=args.n_fft, hop_length=args.n_fft // 4)
             row = {
