@@ -337,9 +337,9 @@ def test_ordered_spatial_updates_sweep_by_the_current_power_order():
 
 @pytest.mark.parametrize("ordered", [False, True])
 def test_spatial_updates_in_frequency_blocks_are_the_updates_on_all_bins(monkeypatch, ordered):
-    """The JD updates act on each frequency alone and run on blocks of bins: any block size
-    gives the same ``Q``, ``g``, ``x̃`` and gradients as one block of all bins, with and
-    without a shared ``xx``."""
+    """The JD updates act on each frequency alone and, unless the caller shares ``xx``, run
+    on blocks of bins: any block size gives the same ``Q``, ``g``, ``x̃`` and gradients as
+    one block of all bins, and as the updates with a shared ``xx`` (all bins at once)."""
     import vae_audio.neural_fca.iss as iss_module
     from vae_audio.separation.linalg import outer_hermitian
 

@@ -198,11 +198,13 @@ def jd_spatial_updates(
     negative log-likelihood, so this is the jointly diagonalisable counterpart of the EM
     updates of ``H`` in Neural FCA.
 
-    Every update acts on each frequency alone, so the iterations run on blocks of bins in
-    turn (about :data:`_JD_BLOCK` values of double-precision outer products per block): the
-    same numbers, with temporaries that stay in cache and are reused from the heap, where
-    the whole ``[B, F, T, M²]`` double tensor (41 MB for a 10-s 4-mic input) was mapped
-    afresh and page-faulted at every call.
+    Every update acts on each frequency alone, so without ``xx`` the iterations run on
+    blocks of bins in turn (about :data:`_JD_BLOCK` values of double-precision outer
+    products per block): the same numbers, with temporaries that stay in cache and are
+    reused from the heap, where the whole ``[B, F, T, M²]`` double tensor (41 MB for a 10-s
+    4-mic input) was mapped afresh and page-faulted at every call. A caller that passes
+    ``xx`` holds it whole already; blocks would only add per-op overhead to its many short
+    calls (refinement: one iteration per step), so its updates run on all bins at once.
 
     Args:
         x: mixture ``[B, F, M, T]`` complex (mic axis before time).
@@ -223,19 +225,10 @@ def jd_spatial_updates(
     """
     B, F, M, T = x.shape
     blocks = _frequency_blocks(F, B * T * M * M)
-    if n_iter == 0 or len(blocks) == 1:
+    if n_iter == 0 or xx is not None or len(blocks) == 1:
         return _jd_updates(x, lam, Q, g, eps, n_iter, xx, ordered)
     parts = [
-        _jd_updates(
-            x[:, f],
-            lam[:, :, f],
-            Q[:, f],
-            g[:, :, f],
-            eps,
-            n_iter,
-            None if xx is None else xx[:, f],
-            ordered,
-        )  # fmt: skip
+        _jd_updates(x[:, f], lam[:, :, f], Q[:, f], g[:, :, f], eps, n_iter, None, ordered)
         for f in blocks
     ]
     Qs, gs, xts = zip(*parts, strict=True)
