@@ -215,11 +215,15 @@ def bench_amortised(args) -> None:
         }
         ms = {name: median_ms(fn) for name, fn in stages.items()}
         stage_faults = {name: faults[id(fn)] for name, fn in stages.items()}
-        run_separate = lambda: separate(wav[0], "neural-fastfca", sr=cfg.sample_rate,  # noqa: E731
-                                        model=model, n_iter=0)  # fmt: skip
-        total = median_ms(run_separate)
         traced = trace_separator(model, wav.shape[1])
-        run_traced = lambda: traced(wav)  # noqa: E731
+
+        def run_separate():
+            return separate(wav[0], "neural-fastfca", sr=cfg.sample_rate, model=model, n_iter=0)
+
+        def run_traced():
+            return traced(wav)
+
+        total = median_ms(run_separate)
         exported = median_ms(run_traced)
     print(
         f"Amortised inference, {wav.shape[1]} mics x {args.seconds} s, "
