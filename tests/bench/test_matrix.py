@@ -118,6 +118,33 @@ def test_cells_are_simulated_and_cells_beyond_the_corpus_voices_are_skipped(tmp_
     assert again.manifest.read_text() == sets.manifest.read_text()
 
 
+def test_simulate_only_builds_the_cells_and_runs_nothing(tmp_path, capsys):
+    from vae_audio import cli
+    from vae_audio.data.manifest import read_manifest
+
+    raw = yaml.safe_load(RECIPE.read_text())
+    raw["axes"]["speech"] = {"tts": {"corpus": str(CORPUS), "split": "train"}}
+    raw["design"] = {
+        "bases": [{"talkers": "2", "snr": "20-30", "rt60": "0.15-0.3", "array": "pair2",
+                   "noise": "point", "speech": "tts"}],
+        "vary": ["snr"],
+    }  # fmt: skip
+    raw["length"], raw["min_speech_s"], raw["mixtures_per_cell"] = [1.5, 1.5], 0.0, 1
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "out"
+    argv = ["bench", "--matrix", str(path), "--simulate-only", "--out", str(out), "-q"]
+    assert cli.main([*argv, "--seed", "5"]) == 0
+    entries = read_manifest(out / "manifest.jsonl", require=("id", "mix", "cell"))
+    cells = load_matrix(path).cells()
+    assert sorted(e["cell"] for e in entries) == sorted(c.name for c in cells)  # 1 per cell
+    assert all(Path(e["mix"]).is_file() for e in entries)
+    assert not (out / "per_file.csv").exists() and not (out / "matrix.md").exists()
+    assert f"{len(cells)} cells x 1 mixtures" in capsys.readouterr().out
+    assert cli.main([*argv, "--methods", "mixture"]) == 2
+    assert "--simulate-only runs no method" in capsys.readouterr().err
+
+
 def _duration(path: str) -> float:
     import soundfile as sf
 
@@ -192,6 +219,7 @@ def test_cell_table_means_and_deltas_against_hand_computed_values():
         (["--matrix", str(RECIPE), "--methods", "auto,mixture"], "must keep the matrix's peers"),
         (["--matrix", "nope.yaml"], "cannot read matrix 'nope.yaml'"),
         (["--set", "x", "--methods", "mixture", "--full"], "--full selects the full grid"),
+        (["--set", "x", "--methods", "mixture", "--simulate-only"], "builds the cells of a"),
     ],
 )
 def test_bench_cli_errors_are_one_line(argv, message, capsys):

@@ -26,6 +26,8 @@ def _run(args: argparse.Namespace) -> int:
         raise VaeAudioError("--set needs --methods LIST (e.g. --methods fastmnmf2,pra-ilrma)")
     if args.full:
         raise VaeAudioError("--full selects the full grid of a --matrix run; drop it with --set")
+    if args.simulate_only:
+        raise VaeAudioError("--simulate-only builds the cells of a --matrix; drop it with --set")
     from vae_audio.bench.methods import resolve_methods
     from vae_audio.bench.report import summarise, summary_table, write_outputs
     from vae_audio.bench.runner import BenchSettings, run_bench
@@ -68,6 +70,8 @@ def _run_matrix(args: argparse.Namespace) -> int:
     from vae_audio.errors import VaeAudioError
 
     spec = load_matrix(args.matrix)
+    if args.simulate_only and args.methods:
+        raise VaeAudioError("--simulate-only runs no method; drop --methods")
     methods = resolve_methods(args.methods) if args.methods else spec.methods
     missing = [m for m in (*spec.peers, spec.reference) if m not in methods]
     if missing:
@@ -90,6 +94,13 @@ def _run_matrix(args: argparse.Namespace) -> int:
         spec, out, cells, n_per_cell, seed=seed, jobs=args.jobs, progress=not args.quiet
     )
     sim_s = time.perf_counter() - start
+    if args.simulate_only:
+        skipped = "".join(f"; skipped {name}: {why}" for name, why in sets.skipped.items())
+        print(
+            f"{len(sets.cells)} cells x {n_per_cell} mixtures (design {design}, seed {seed}) "
+            f"in {sim_s / 60:.1f} min -> {sets.manifest}{skipped}"
+        )
+        return 0
     settings = BenchSettings(
         n_iter=args.iters,
         seed=seed,
@@ -145,6 +156,11 @@ def register(subparsers) -> None:
     p.add_argument(
         "--full", action="store_true",
         help="with --matrix: the full grid of every axis instead of the small default design",
+    )  # fmt: skip
+    p.add_argument(
+        "--simulate-only", action="store_true",
+        help="with --matrix: only simulate the cells into OUT/sets and list them in "
+        "OUT/manifest.jsonl (e.g. another --seed's draw for ensemble scripts); run nothing",
     )  # fmt: skip
     p.add_argument(
         "--methods", metavar="LIST",
