@@ -22,6 +22,7 @@ from vae_audio.neural_fca.export import (
     load_separator,
     trace_separator,
 )
+from vae_audio.separation.linalg import frequency_blocks
 
 from .conftest import tiny_model
 
@@ -101,7 +102,8 @@ def test_traced_model_keeps_its_examples_frequency_blocks_at_any_length(monkeypa
     F, T = stft(torch.zeros(1, 1, 8000), model.stft_config).shape[-2:]
     monkeypatch.setattr(iss, "_JD_BLOCK", 3 * T * 16)  # 3 bins a block at the example's T
     monkeypatch.setattr(wiener, "_BLOCK", 2 * T * 12)  # 2 bins a block
-    assert len(iss._frequency_blocks(F, T * 16)) == 3 and len(list(wiener._blocks(F, T * 12))) == 5
+    assert len(frequency_blocks(F, T * 16, iss._JD_BLOCK)) == 3
+    assert len(frequency_blocks(F, T * 12, wiener._BLOCK)) == 5
     traced = trace_separator(model, seconds=0.5)  # traced on [1, 4, 8000]
     for B, S in ((1, 3000), (2, 20000)):
         wav = noisy_mixture(B=B, M=4, S=S, seed=S)

@@ -341,7 +341,7 @@ def test_spatial_updates_in_frequency_blocks_are_the_updates_on_all_bins(monkeyp
     on blocks of bins: any block size gives the same ``Q``, ``g``, ``x̃`` and gradients as
     one block of all bins, and as the updates with a shared ``xx`` (all bins at once)."""
     import vae_audio.neural_fca.iss as iss_module
-    from vae_audio.separation.linalg import outer_hermitian
+    from vae_audio.separation.linalg import frequency_blocks, outer_hermitian
 
     B, F, M, T, N = 2, 7, 3, 12, 2
     x = random_stft(B, M, F=F, T=T, dtype=torch.complex128).transpose(1, 2)  # [B, F, M, T]
@@ -357,7 +357,7 @@ def test_spatial_updates_in_frequency_blocks_are_the_updates_on_all_bins(monkeyp
 
     whole = run()
     monkeypatch.setattr(iss_module, "_JD_BLOCK", 2 * B * T * M * M)  # 2 bins a block: 4 blocks
-    assert len(iss_module._frequency_blocks(F, B * T * M * M)) == 4
+    assert len(frequency_blocks(F, B * T * M * M, iss_module._JD_BLOCK)) == 4
     for got in (run(), run(outer_hermitian(x))):
         for a, b in zip(got, whole, strict=True):
             torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)

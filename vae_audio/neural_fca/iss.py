@@ -19,12 +19,11 @@ All functions are pure, batched over the leading axes and differentiable.
 
 from __future__ import annotations
 
-import operator
-
 import torch
 
 from vae_audio.core.precision import full_precision
 from vae_audio.separation.linalg import (
+    frequency_blocks,
     outer_hermitian,
     real_form,
     stack_real,
@@ -170,16 +169,6 @@ def normalise_scale(
 _JD_BLOCK = 1 << 20  # double-precision outer-product values per frequency block (8 MiB)
 
 
-def _frequency_blocks(F: int, per_bin: int) -> list[slice]:
-    """Near-equal slices of ``range(F)`` with about :data:`_JD_BLOCK` / ``per_bin`` bins each
-    (plain-int bounds under ``torch.jit.trace`` too, where a traced graph keeps its example's
-    blocks: :func:`vae_audio.separation.wiener._blocks`)."""
-    F, per_bin = operator.index(F), operator.index(per_bin)
-    n_blocks = max(1, min(F, -(-F * per_bin // _JD_BLOCK)))  # ceil
-    size = -(-F // n_blocks)
-    return [slice(f0, min(f0 + size, F)) for f0 in range(0, F, size)]
-
-
 def jd_spatial_updates(
     x: torch.Tensor,
     lam: torch.Tensor,
@@ -199,12 +188,13 @@ def jd_spatial_updates(
     updates of ``H`` in Neural FCA.
 
     Every update acts on each frequency alone, so without ``xx`` the iterations run on
-    blocks of bins in turn (about :data:`_JD_BLOCK` values of double-precision outer
-    products per block): the same numbers, with temporaries that stay in cache and are
-    reused from the heap, where the whole ``[B, F, T, M²]`` double tensor (41 MB for a 10-s
-    4-mic input) was mapped afresh and page-faulted at every call. A caller that passes
-    ``xx`` holds it whole already; blocks would only add per-op overhead to its many short
-    calls (refinement: one iteration per step), so its updates run on all bins at once.
+    blocks of bins in turn (:func:`~vae_audio.separation.linalg.frequency_blocks`, about
+    :data:`_JD_BLOCK` values of double-precision outer products per block): the same
+    numbers, with temporaries that stay in cache and are reused from the heap, where the
+    whole ``[B, F, T, M²]`` double tensor (41 MB for a 10-s 4-mic input) was mapped afresh
+    and page-faulted at every call. A caller that passes ``xx`` holds it whole already;
+    blocks would only add per-op overhead to its many short calls (refinement: one
+    iteration per step), so its updates run on all bins at once.
 
     Args:
         x: mixture ``[B, F, M, T]`` complex (mic axis before time).
@@ -224,7 +214,7 @@ def jd_spatial_updates(
         for the likelihood that usually follows).
     """
     B, F, M, T = x.shape
-    blocks = _frequency_blocks(F, B * T * M * M)
+    blocks = frequency_blocks(F, B * T * M * M, _JD_BLOCK)
     if n_iter == 0 or xx is not None or len(blocks) == 1:
         return _jd_updates(x, lam, Q, g, eps, n_iter, xx, ordered)
     parts = [

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 
 import torch
 
@@ -228,6 +229,20 @@ def weighted_covariances(xx: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
 
 
 _OUTER_BLOCK = 1 << 22  # values per block of outer_hermitian's temporaries (16 MiB at float32)
+
+
+def frequency_blocks(F: int, per_bin: int, budget: int) -> list[slice]:
+    """Near-equal slices of ``range(F)``, each of about ``budget / per_bin`` bins (at least
+    one), for computations that act on each frequency alone and should keep their
+    temporaries to about ``budget`` values.
+
+    The bounds are plain ints even under ``torch.jit.trace``, where sizes are traced tensors
+    and arithmetic on them would make every bound a function of the input's length: a traced
+    graph keeps its example's blocks, which cover all ``F`` bins at any length."""
+    F, per_bin = operator.index(F), operator.index(per_bin)
+    n_blocks = max(1, min(F, -(-F * per_bin // budget)))  # ceil
+    size = -(-F // n_blocks)
+    return [slice(f0, min(f0 + size, F)) for f0 in range(0, F, size)]
 
 
 def stack_real(x: torch.Tensor) -> torch.Tensor:

@@ -10,25 +10,12 @@ size, and the filters set the peak memory of a separation.
 
 from __future__ import annotations
 
-import operator
-
 import torch
 
 from vae_audio.separation.covariance import fca_covariance, jd_model_power
-from vae_audio.separation.linalg import cholesky_psd
+from vae_audio.separation.linalg import cholesky_psd, frequency_blocks
 
 _BLOCK = 1 << 20  # output values per frequency block (8 MiB at complex64)
-
-
-def _blocks(F: int, per_bin: int):
-    """Frequency slices of about ``_BLOCK / per_bin`` bins each, covering ``range(F)``.
-
-    The bounds are plain ints even under ``torch.jit.trace`` (where sizes are traced
-    tensors and arithmetic on them would make each bound a function of the input's length):
-    a traced graph keeps its example's blocks, which cover every ``F`` bins at any ``T``."""
-    F, per_bin = operator.index(F), operator.index(per_bin)
-    step = max(1, _BLOCK // max(per_bin, 1))
-    return (slice(f0, min(f0 + step, F)) for f0 in range(0, F, step))
 
 
 def wiener_full_rank(
@@ -44,7 +31,7 @@ def wiener_full_rank(
     M = x.shape[1]
     out = torch.empty(B, N, M, F, T, dtype=x.dtype, device=x.device)
     eps = torch.as_tensor(eps, device=x.device)
-    for f in _blocks(F, B * N * M * T):
+    for f in frequency_blocks(F, B * N * M * T, _BLOCK):
         xt = x[:, :, f].permute(0, 2, 3, 1)[..., None]  # [B, f, T, M, 1]
         Y = fca_covariance(lam[:, :, f], H[:, :, f], eps)  # [B, f, T, M, M]
         u = torch.cholesky_solve(xt, cholesky_psd(Y))  # Y⁻¹ x
@@ -77,7 +64,7 @@ def wiener_jd(
     xf = x.transpose(1, 2)  # [B, F, M, T]
     Qinv = torch.linalg.inv(Q)  # [B, F, M, M]
     out = torch.empty(B, N, M, T, F, dtype=x.dtype, device=x.device).transpose(-1, -2)
-    for f in _blocks(F, B * N * M * T):
+    for f in frequency_blocks(F, B * N * M * T, _BLOCK):
         gf = g if g.shape[2] == 1 else g[:, :, f]  # [B, N, f|1, M]
         z = (Q[:, f] @ xf[:, f]) / jd_model_power(lam[:, :, f], gf, eps[:, f])  # diag(1/ŷ) Q x
         A = Qinv[:, f, None] * gf.transpose(1, 2)[:, :, :, None].to(x.dtype)  # [B, f, N, M, M]
