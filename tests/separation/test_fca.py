@@ -84,6 +84,32 @@ def test_em_step_updates_the_psds_to_the_posterior_power():
     assert not torch.allclose(source.psd(), lam, rtol=1e-3)  # the PSDs moved
 
 
+def test_em_step_keeps_the_scms_definite_when_round_off_breaks_them(monkeypatch):
+    """The SCM update is PSD in exact arithmetic only. Where round-off leaves it indefinite
+    (made so here by subtracting a rank-1 term from one bin's update), the GEM step returns
+    a positive-definite ``H`` and finite PSDs (in complex64 with 6 mics such an ``H`` made the
+    next E-step, then the whole fit, NaN)."""
+    from vae_audio.separation import fca
+    from vae_audio.separation.fca import _em_step, _Moments
+
+    x, _, lam, _ = sample_fca(B=1, M=4, N=2, F=5, T=30, seed=7)
+    H0 = random_psd((1, 2, 5), 4, load=0.5)
+    exact = fca._em_scm
+
+    def broken(mom, lam, H):
+        H_new = exact(mom, lam, H).clone()
+        v = torch.linalg.eigh(H_new[0, 1, 2])[1][:, -1]
+        H_new[0, 1, 2] -= 1.5 * torch.linalg.eigvalsh(H_new[0, 1, 2])[-1] * torch.outer(v, v.conj())
+        return H_new
+
+    monkeypatch.setattr(fca, "_em_scm", broken)
+    source = FreePsd(lam.clone(), 1e-9)
+    Y = fca_covariance(lam, H0, 1e-3)
+    H_new = _em_step(_Moments.compute(x.permute(0, 2, 3, 1), Y), source, H0)
+    assert (torch.linalg.eigvalsh(H_new) > 0).all()
+    assert torch.isfinite(source.psd()).all()
+
+
 def test_em_update_is_differentiable():
     x, _, lam, H = sample_fca(B=1, M=2, N=2, F=3, T=6, seed=2)
     lam = lam.clone().requires_grad_(True)

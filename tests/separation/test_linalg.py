@@ -38,6 +38,27 @@ def test_hermitian_trace_eps_load():
     assert torch.allclose(linalg.eps_load(P, 0.5, relative=False), P + 0.5 * torch.eye(4))
 
 
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128])
+def test_floor_psd_fixes_only_matrices_below_the_floor(dtype):
+    """Definite matrices come back bit for bit; an indefinite one and one whose smallest
+    eigenvalue is under ``rel · tr/M`` get their eigenvalues raised to ``rel`` times the mean
+    absolute eigenvalue, with the eigenvectors of ``numpy.linalg.eigh`` kept."""
+    rel, M = 1e-3, 5
+    A = _psd((4,), M, dtype)
+    w, V = np.linalg.eigh(A[1].numpy().astype(np.complex128))
+    w_bad = np.array([-2.0, 1e-7, 0.5, 1.0, 3.0])  # indefinite
+    w_low = np.array([1e-6, 1e-5, 0.5, 1.0, 3.0])  # definite, smallest under the floor
+    A[1] = torch.from_numpy((V * w_bad) @ V.conj().T).to(dtype)
+    A[2] = torch.from_numpy((V * w_low) @ V.conj().T).to(dtype)
+    out = linalg.floor_psd(A, rel)
+    for b in (0, 3):
+        assert torch.equal(out[b], A[b])
+    for b, w_in in ((1, w_bad), (2, w_low)):
+        expected = (V * np.maximum(w_in, rel * np.abs(w_in).mean())) @ V.conj().T
+        assert np.allclose(out[b].numpy(), expected, atol=50 * _tol(dtype))
+        assert torch.linalg.cholesky_ex(out[b])[1] == 0
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("M", [1, 2, 4, 6, 9])
 def test_inverse_logdet_solve(dtype, M):

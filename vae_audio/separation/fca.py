@@ -33,6 +33,7 @@ from vae_audio.separation.covariance import fca_covariance
 from vae_audio.separation.linalg import (
     eps_load,
     eye_like,
+    floor_psd,
     hermitian,
     inv_logdet_psd,
     inv_psd,
@@ -141,7 +142,9 @@ def _em_step(mom: _Moments, source: SourceModel, H: torch.Tensor) -> torch.Tenso
     ``tr(H'⁻¹ R_nft) = λ tr(H'⁻¹ H) + λ² tr(H H'⁻¹ H (P − Y⁻¹))`` (no ``[N, F, T, M, M]``)."""
     lam = source.psd()
     M = H.shape[-1]
-    H_new = _em_scm(mom, lam, H)
+    # H + H S H is PSD in exact arithmetic only: in complex64 with many mics and a nearly
+    # rank-1 H its round-off can leave H_new indefinite, and the next E-step then diverges
+    H_new = floor_psd(_em_scm(mom, lam, H), _SCM_FLOOR[H.dtype])
     H_new_inv = inv_psd(H_new)
     C = hermitian(H @ H_new_inv @ H)  # [B, N, F, M, M]
     a = (H_new_inv * H.conj()).sum((-2, -1)).real  # [B, N, F]: tr(H'⁻¹ H)

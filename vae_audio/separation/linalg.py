@@ -82,6 +82,25 @@ def cholesky_psd(A: torch.Tensor) -> torch.Tensor:
     return L
 
 
+def floor_psd(A: torch.Tensor, rel: float) -> torch.Tensor:
+    """``A [..., M, M]`` Hermitian with every eigenvalue at least ``rel · tr(A)/M``.
+
+    Matrices that already pass (a Cholesky factorisation of ``A − rel · tr(A)/M · I``
+    succeeds) are returned untouched; the others, e.g. an update that round-off left
+    indefinite, get their eigenvalues raised to ``rel`` times the mean of their absolute
+    values (``eigh``), which makes them positive definite whatever their trace became.
+    """
+    floor = rel * trace(A).real / A.shape[-1]  # [...]
+    bad = torch.linalg.cholesky_ex(A - floor[..., None, None] * eye_like(A))[1] > 0
+    if not bool(bad.any()):
+        return A
+    w, V = torch.linalg.eigh(A[bad])  # [K, M], [K, M, M]
+    w = w.clamp_min(rel * w.abs().mean(-1, keepdim=True))
+    fixed = A.clone()
+    fixed[bad] = hermitian((V * w.to(V.dtype)[..., None, :]) @ V.mH)
+    return fixed
+
+
 def inv_psd(A: torch.Tensor) -> torch.Tensor:
     """Inverse of Hermitian positive-definite ``A [..., M, M]`` via Cholesky (Hermitian output)."""
     return hermitian(torch.cholesky_inverse(cholesky_psd(A)))
