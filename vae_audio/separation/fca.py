@@ -13,7 +13,9 @@ non-decreasing. Two algorithms:
 * ``"em"`` — Duong et al. 2010 (their EM algorithm): E-step posterior moments of the source
   images, M-step ``H_nf = (1/T) Σ_t R_nft / λ_nft`` then the source model's M-step on the
   posterior power ``tr(H_nf⁻¹ R_nft) / M`` (a generalised EM: coordinate ascent of the EM
-  auxiliary function).
+  auxiliary function). The SCM update is positive semi-definite in exact arithmetic
+  only; an updated SCM whose round-off broke that is projected back
+  (:func:`~vae_audio.separation.linalg.floor_psd`) before the source step uses it.
 * ``"mu"`` — Sawada et al., IEEE TASLP 2013 (multichannel NMF): the source model's MM
   step on ``PsdStats``, then ``H_nf ← A⁻¹ # B`` (their SCM update, a Riccati equation).
 
