@@ -122,6 +122,33 @@ def test_dynamic_mixer_on_a_batch_matches_per_item_rendering(bank, corpus_manife
         torch.testing.assert_close(out.mix[b], wet[b]["mix"], atol=1e-6, rtol=1e-5)
 
 
+def _speech_span(x: torch.Tensor) -> int:
+    """Samples from the first to the last non-zero sample of ``x [S]``."""
+    nz = torch.nonzero(x).flatten()
+    return int(nz[-1] - nz[0] + 1)
+
+
+def test_dynamic_mixing_joins_short_utterances_to_the_presets_min_speech(tmp_path, corpus_manifest):
+    """With ``speakers.min_speech_s`` in the bank's preset, each talker's window holds several
+    utterances of the same speaker 0.2 s apart, longer than any one fixture utterance
+    (1.2-1.8 s); without it, one utterance, as before."""
+    longest = max(e["duration"] for e in read_manifest(corpus_manifest)) * 16000
+    spans = {}
+    for min_speech in (0.0, 2.5):
+        preset = tiny_preset(speakers={"min_speech_s": min_speech})
+        path = build_rir_bank(preset, 1, seed=1, noise_sources=1, progress=False).save(
+            tmp_path / f"bank{min_speech}.pt"
+        )
+        ds = DynamicMixingDataset(corpus_manifest, path, segment_seconds=4.0, epoch_size=4, seed=3)
+        spans[min_speech] = [_speech_span(ds[i]["sources"][k]) for i in range(4) for k in (0, 1)]
+    assert max(spans[0.0]) <= longest
+    assert min(spans[2.5]) >= 2.5 * 16000 - 0.2 * 16000 and min(spans[2.5]) > longest
+    # the gap between joined utterances is silent
+    item = ds[0]["sources"][0]
+    nz = torch.nonzero(item).flatten()
+    assert (nz.diff() >= round(0.2 * 16000)).any()
+
+
 def test_unseeded_dynamic_mixing_changes_every_access(bank, corpus_manifest):
     ds = DynamicMixingDataset(corpus_manifest, bank, segment_seconds=0.25, n_speakers=1)
     a, b = ds[0], ds[0]

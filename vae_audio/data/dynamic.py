@@ -28,7 +28,7 @@ from torch.utils.data import Dataset
 from vae_audio.core.draws import current_draw
 from vae_audio.data.manifest import read_manifest
 from vae_audio.data.mixing import MixtureBatch, mix_images, spatialise
-from vae_audio.data.noise import place
+from vae_audio.data.noise import join_utterances, joined_length, place
 from vae_audio.data.presets import load_preset
 from vae_audio.data.rir_bank import RirBank
 from vae_audio.data.simulate import noise_signals
@@ -74,7 +74,10 @@ class DynamicMixingDataset(Dataset):
     and restart; read directly (or through a plain ``DataLoader``) it draws from fresh OS
     entropy on every access. An integer makes item ``i`` always the same mixture,
     ``default_rng([seed, i])`` (use it for validation). ``segment_seconds`` sets S; SNR, level
-    and noise-kind ranges come from the bank's preset.
+    and noise-kind ranges come from the bank's preset, and so does ``speakers.min_speech_s``:
+    a talker's utterances are joined (0.2 s apart) until it speaks that long, so that a
+    corpus of short recorded prompts fills the window (build the bank with such a preset,
+    e.g. ``vae-audio rir-bank ... --preset recipes/bench/real10.yaml``).
     """
 
     def __init__(
@@ -133,12 +136,18 @@ class DynamicMixingDataset(Dataset):
         paths = self.by_speaker[self.speakers[speaker]]
         return load_mono(paths[int(rng.integers(len(paths)))], self.sr)
 
+    def _talker(self, speaker: int, rng: np.random.Generator) -> np.ndarray:
+        """One utterance, or with ``speakers.min_speech_s`` > 0 in the bank's preset, further
+        utterances of the same speaker joined until it speaks that long (as `simulate`)."""
+        parts = [self._utterance(speaker, rng)]
+        while joined_length(parts, self.sr) < self.preset.speakers.min_speech_s * self.sr:
+            parts.append(self._utterance(speaker, rng))
+        return join_utterances(parts, self.sr)
+
     def __getitem__(self, index: int) -> dict:
         rng = self._generator(index)
         talkers = rng.choice(len(self.speakers), self.n_speakers, replace=False)
-        sources = np.stack(
-            [place(self._utterance(k, rng), self.n_samples, rng)[0] for k in talkers]
-        )
+        sources = np.stack([place(self._talker(k, rng), self.n_samples, rng)[0] for k in talkers])
         room = int(rng.integers(len(self.bank)))
         n_noise, k_max = int(self.bank.n_noise[room]), self.bank.noise_rirs.shape[1]
         pool = []

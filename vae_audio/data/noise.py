@@ -1,4 +1,5 @@
-"""Dry signals for simulation: pink/white noise, babble, and talker placement in a window.
+"""Dry signals for simulation: pink/white noise, babble, and talkers: utterances joined and
+placed in a window.
 
 Every generator returns float64 NumPy arrays of unit RMS (except :func:`place`, which keeps
 the input's level), so levels are set later from the reverberant images.
@@ -9,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+
+JOIN_GAP_S = 0.2  # silence between utterances joined for one talker (speakers.min_speech_s)
 
 
 def _unit_rms(x: np.ndarray) -> np.ndarray:
@@ -57,3 +60,17 @@ def place(signal: np.ndarray, n_samples: int, rng: np.random.Generator) -> tuple
     out = np.zeros(n_samples, dtype=signal.dtype)
     out[offset : offset + len(signal)] = signal
     return out, offset
+
+
+def join_utterances(parts: Sequence[np.ndarray], sample_rate: int) -> np.ndarray:
+    """Utterances of one talker ``[S_i]`` -> one signal, :data:`JOIN_GAP_S` of silence
+    between them (how ``speakers.min_speech_s`` fills a mixture with short prompts)."""
+    if len(parts) == 1:
+        return parts[0]
+    gap = np.zeros(round(JOIN_GAP_S * sample_rate))
+    return np.concatenate([x for part in parts for x in (gap, part)][1:])
+
+
+def joined_length(parts: Sequence[np.ndarray], sample_rate: int) -> int:
+    """Samples of :func:`join_utterances` of ``parts`` (without building it)."""
+    return sum(len(p) for p in parts) + (len(parts) - 1) * round(JOIN_GAP_S * sample_rate)

@@ -27,13 +27,13 @@ from tqdm import tqdm
 from vae_audio.audio.io import load_audio, save_audio
 from vae_audio.data.build_state import claim_output_folder, worker_map
 from vae_audio.data.manifest import file_digest, read_manifest, write_manifest
+from vae_audio.data.noise import join_utterances, joined_length
 from vae_audio.data.presets import SimulationPreset, load_preset
 from vae_audio.data.simulate import simulate_mixture
 from vae_audio.errors import VaeAudioError
 from vae_audio.fileio import atomic_write_text
 
 _BABBLE_POOL = 12  # distinct utterances loaded per mixture for its babble sources
-_GAP_S = 0.2  # silence between utterances joined for one talker (speakers.min_speech_s)
 _STATE: dict = {}
 
 
@@ -89,14 +89,6 @@ def _manifest_entry(folder: Path, meta: dict) -> dict:
     }
 
 
-def _joined(parts: list[np.ndarray], sr: int) -> np.ndarray:
-    """Utterances of one talker ``[S_i]`` -> one signal, ``_GAP_S`` of silence between them."""
-    if len(parts) == 1:
-        return parts[0]
-    gap = np.zeros(round(_GAP_S * sr))
-    return np.concatenate([x for part in parts for x in (gap, part)][1:])
-
-
 def _utterance_meta(talker: list[dict]) -> dict:
     """Meta of one talker: its (first) utterance, and every path when several were joined."""
     first = talker[0]
@@ -126,7 +118,7 @@ def _simulate_one(index: int) -> tuple[dict, bool]:
     if preset.speakers.min_speech_s > 0:  # further utterances of the same talker
         for k, talker, parts in zip(speakers, chosen, dry, strict=True):
             utts = st["by_speaker"][st["speakers"][k]]
-            while _joined(parts, sr).size < preset.speakers.min_speech_s * sr:
+            while joined_length(parts, sr) < preset.speakers.min_speech_s * sr:
                 talker.append(utts[int(rng.integers(len(utts)))])
                 parts.append(load_mono(talker[-1]["path"], sr))
     babble_pool = []
@@ -140,7 +132,7 @@ def _simulate_one(index: int) -> tuple[dict, bool]:
         for _ in range(_BABBLE_POOL):
             utts = st["by_speaker"][others[int(rng.integers(len(others)))]]
             babble_pool.append(load_mono(utts[int(rng.integers(len(utts)))]["path"], sr))
-    sim = simulate_mixture([_joined(parts, sr) for parts in dry], preset, rng, babble_pool)
+    sim = simulate_mixture([join_utterances(parts, sr) for parts in dry], preset, rng, babble_pool)
     for k, image in enumerate(sim.images):
         save_audio(folder / f"src{k + 1}.wav", image, sr)
     save_audio(folder / "noise.wav", sim.noise, sr)
