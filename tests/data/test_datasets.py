@@ -149,6 +149,16 @@ def test_dynamic_mixing_joins_short_utterances_to_the_presets_min_speech(tmp_pat
     assert (nz.diff() >= round(0.2 * 16000)).any()
 
 
+def test_an_empty_utterance_is_a_one_line_error(tmp_path):
+    """(Joining a talker's utterances to ``speakers.min_speech_s`` relies on it: a speaker
+    whose files were all empty would otherwise loop for ever.)"""
+    from vae_audio.data.simulate_set import load_mono
+
+    sf.write(tmp_path / "empty.wav", np.zeros(0), 16000)
+    with pytest.raises(VaeAudioError, match="empty.wav.* has zero length"):
+        load_mono(str(tmp_path / "empty.wav"), 16000)
+
+
 def test_unseeded_dynamic_mixing_changes_every_access(bank, corpus_manifest):
     ds = DynamicMixingDataset(corpus_manifest, bank, segment_seconds=0.25, n_speakers=1)
     a, b = ds[0], ds[0]

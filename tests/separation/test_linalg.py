@@ -44,19 +44,23 @@ def test_floor_psd_fixes_only_matrices_below_the_floor(dtype):
     eigenvalue is under ``rel · tr/M`` get their eigenvalues raised to ``rel`` times the mean
     absolute eigenvalue, with the eigenvectors of ``numpy.linalg.eigh`` kept."""
     rel, M = 1e-3, 5
-    A = _psd((4,), M, dtype)
-    w, V = np.linalg.eigh(A[1].numpy().astype(np.complex128))
-    w_bad = np.array([-2.0, 1e-7, 0.5, 1.0, 3.0])  # indefinite
-    w_low = np.array([1e-6, 1e-5, 0.5, 1.0, 3.0])  # definite, smallest under the floor
-    A[1] = torch.from_numpy((V * w_bad) @ V.conj().T).to(dtype)
-    A[2] = torch.from_numpy((V * w_low) @ V.conj().T).to(dtype)
+    A = _psd((2, 3), M, dtype)
+    w, V = np.linalg.eigh(A[0, 1].numpy().astype(np.complex128))
+    broken = {
+        (0, 1): np.array([-2.0, 1e-7, 0.5, 1.0, 3.0]),  # indefinite
+        (0, 2): np.array([1e-6, 1e-5, 0.5, 1.0, 3.0]),  # definite, smallest under the floor
+        (1, 1): np.array([-5.0, 0.1, 0.2, 0.3, 0.4]),  # negative trace
+    }
+    for index, w_in in broken.items():
+        A[index] = torch.from_numpy((V * w_in) @ V.conj().T).to(dtype)
+    A[1, 2] = 0.0
     out = linalg.floor_psd(A, rel)
-    for b in (0, 3):
-        assert torch.equal(out[b], A[b])
-    for b, w_in in ((1, w_bad), (2, w_low)):
+    for index in ((0, 0), (1, 0)):
+        assert torch.equal(out[index], A[index])
+    for index, w_in in broken.items():
         expected = (V * np.maximum(w_in, rel * np.abs(w_in).mean())) @ V.conj().T
-        assert np.allclose(out[b].numpy(), expected, atol=50 * _tol(dtype))
-        assert torch.linalg.cholesky_ex(out[b])[1] == 0
+        assert np.allclose(out[index].numpy(), expected, atol=50 * _tol(dtype))
+    assert (torch.linalg.eigvalsh(out) > 0).all()  # the zero matrix too
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

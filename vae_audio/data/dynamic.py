@@ -138,7 +138,7 @@ class DynamicMixingDataset(Dataset):
 
     def _talker(self, speaker: int, rng: np.random.Generator) -> np.ndarray:
         """One utterance, or with ``speakers.min_speech_s`` > 0 in the bank's preset, further
-        utterances of the same speaker joined until it speaks that long (as `simulate`)."""
+        utterances of the same speaker joined until it speaks that long (as ``simulate``)."""
         parts = [self._utterance(speaker, rng)]
         while joined_length(parts, self.sr) < self.preset.speakers.min_speech_s * self.sr:
             parts.append(self._utterance(speaker, rng))

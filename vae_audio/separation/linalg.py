@@ -83,19 +83,22 @@ def cholesky_psd(A: torch.Tensor) -> torch.Tensor:
 
 
 def floor_psd(A: torch.Tensor, rel: float) -> torch.Tensor:
-    """``A [..., M, M]`` Hermitian with every eigenvalue at least ``rel · tr(A)/M``.
+    """Hermitian ``A [..., M, M]`` made positive definite where it is not clearly so.
 
-    Matrices that already pass (a Cholesky factorisation of ``A − rel · tr(A)/M · I``
-    succeeds) are returned untouched; the others, e.g. an update that round-off left
-    indefinite, get their eigenvalues raised to ``rel`` times the mean of their absolute
-    values (``eigh``), which makes them positive definite whatever their trace became.
+    Matrices whose eigenvalues all reach ``rel · tr(A)/M`` (a Cholesky factorisation of
+    ``A − rel · tr(A)/M · I`` succeeds) are returned untouched; the others, e.g. an update
+    that round-off left indefinite, get their eigenvalues (``eigh``) raised to ``rel`` times
+    the mean of their absolute values, or to the smallest normal number for a zero matrix:
+    positive definite whatever their trace became. Finite input only (``eigh`` raises on
+    NaN); not for back-propagation (``eigh``'s gradient is undefined at repeated
+    eigenvalues).
     """
     floor = rel * trace(A).real / A.shape[-1]  # [...]
     bad = torch.linalg.cholesky_ex(A - floor[..., None, None] * eye_like(A))[1] > 0
     if not bool(bad.any()):
         return A
     w, V = torch.linalg.eigh(A[bad])  # [K, M], [K, M, M]
-    w = w.clamp_min(rel * w.abs().mean(-1, keepdim=True))
+    w = w.clamp_min((rel * w.abs().mean(-1, keepdim=True)).clamp_min(torch.finfo(w.dtype).tiny))
     fixed = A.clone()
     fixed[bad] = hermitian((V * w.to(V.dtype)[..., None, :]) @ V.mH)
     return fixed
