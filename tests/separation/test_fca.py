@@ -108,6 +108,9 @@ def test_em_step_keeps_the_scms_definite_when_round_off_breaks_them(monkeypatch)
     H_new = _em_step(_Moments.compute(x.permute(0, 2, 3, 1), Y), source, H0)
     assert (torch.linalg.eigvalsh(H_new) > 0).all()
     assert torch.isfinite(source.psd()).all()
+    # the same projection on request in em_update_scm (callers that repeat it without gradients)
+    assert (torch.linalg.eigvalsh(em_update_scm(x, lam, H0, 1e-3, project=True)) > 0).all()
+    assert (torch.linalg.eigvalsh(em_update_scm(x, lam, H0, 1e-3)) < 0).any()
 
 
 def test_em_update_is_differentiable():

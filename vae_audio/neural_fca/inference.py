@@ -211,7 +211,7 @@ def fit_neural_fca(
         for it in range(n_iter):
             with torch.no_grad():
                 if H is not None:
-                    H = em_update_scm(xn, lam, H, eps)
+                    H = em_update_scm(xn, lam, H, eps, project=True)
                 else:
                     ordered = model.mic_equivariant  # TAC: equivariant sweep order
                     Q, g, xt = jd_spatial_updates(xf, lam, Q, g, eps, 1, xx, ordered)

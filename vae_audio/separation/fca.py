@@ -119,7 +119,11 @@ def _weighted_sum(lam: torch.Tensor, Z: torch.Tensor) -> torch.Tensor:
 
 
 def em_update_scm(
-    x: torch.Tensor, lam: torch.Tensor, H: torch.Tensor, eps: float | torch.Tensor = 0.0
+    x: torch.Tensor,
+    lam: torch.Tensor,
+    H: torch.Tensor,
+    eps: float | torch.Tensor = 0.0,
+    project: bool = False,
 ) -> torch.Tensor:
     """One EM update of the SCMs (DESIGN §4; Duong et al. 2010, E- and M-step for ``H``).
 
@@ -127,10 +131,13 @@ def em_update_scm(
     and ``H_nf ← (1/T) Σ_t R_nft / λ_nft = H + H [(1/T) Σ_t λ_nft (P_ft − Y_ft⁻¹)] H``.
     ``x [B, M, F, T]``, ``lam [B, N, F, T]`` (> 0), ``H [B, N, F, M, M]``, ``eps`` scalar or
     ``[B]`` -> ``H [B, N, F, M, M]``. Pure and differentiable (Neural FCA back-propagates
-    through it).
+    through it). ``project=True`` (not differentiable) projects an update that round-off left
+    indefinite back to positive definite, as the EM step of :func:`fit_fca` does: for callers
+    that repeat it without gradients.
     """
     mom = _Moments.compute(x.permute(0, 2, 3, 1), fca_covariance(lam, H, eps))
-    return _em_scm(mom, lam, H)
+    H_new = _em_scm(mom, lam, H)
+    return floor_psd(H_new, _SCM_FLOOR[H_new.dtype]) if project else H_new
 
 
 def _em_scm(mom: _Moments, lam: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
