@@ -137,7 +137,7 @@ def em_update_scm(
     """
     mom = _Moments.compute(x.permute(0, 2, 3, 1), fca_covariance(lam, H, eps))
     H_new = _em_scm(mom, lam, H)
-    return floor_psd(H_new, _SCM_FLOOR[H_new.dtype]) if project else H_new
+    return _project_scm(H_new) if project else H_new
 
 
 def _em_scm(mom: _Moments, lam: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
@@ -146,14 +146,19 @@ def _em_scm(mom: _Moments, lam: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
     return hermitian(H + H @ S @ H)
 
 
+def _project_scm(H: torch.Tensor) -> torch.Tensor:
+    """An SCM update made positive definite again where round-off broke it: ``H + H S H``
+    is PSD in exact arithmetic only, and in complex64 with many mics and a nearly rank-1
+    ``H`` an indefinite update makes the next E-step diverge (floor: :data:`_SCM_FLOOR`)."""
+    return floor_psd(H, _SCM_FLOOR[H.dtype])
+
+
 def _em_step(mom: _Moments, source: SourceModel, H: torch.Tensor) -> torch.Tensor:
     """GEM iteration: SCMs, then the source M-step on ``tr(H_new⁻¹ R) / M`` with
     ``tr(H'⁻¹ R_nft) = λ tr(H'⁻¹ H) + λ² tr(H H'⁻¹ H (P − Y⁻¹))`` (no ``[N, F, T, M, M]``)."""
     lam = source.psd()
     M = H.shape[-1]
-    # H + H S H is PSD in exact arithmetic only: in complex64 with many mics and a nearly
-    # rank-1 H its round-off can leave H_new indefinite, and the next E-step then diverges
-    H_new = floor_psd(_em_scm(mom, lam, H), _SCM_FLOOR[H.dtype])
+    H_new = _project_scm(_em_scm(mom, lam, H))
     H_new_inv = inv_psd(H_new)
     C = hermitian(H @ H_new_inv @ H)  # [B, N, F, M, M]
     a = (H_new_inv * H.conj()).sum((-2, -1)).real  # [B, N, F]: tr(H'⁻¹ H)
