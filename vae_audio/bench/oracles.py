@@ -72,6 +72,7 @@ from dataclasses import dataclass
 
 import torch
 
+from vae_audio.separation.covariance import image_parameters
 from vae_audio.separation.fca import em_update_scm, fca_covariance, fca_log_likelihood
 from vae_audio.separation.linalg import eps_load, inv_logdet_psd
 from vae_audio.separation.source_model import FreePsd, PsdStats, SourceModel
@@ -90,17 +91,7 @@ def oracle_parameters(C: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     Returns ``lam [J, F, T]`` (real, the images' power units) and ``H [J, F, M, M]``
     (Hermitian PSD, ``tr H_jf = M``).
     """
-    J, M, F, T = C.shape
-    c = C.permute(0, 2, 3, 1)  # [J, F, T, M]
-    lam = c.abs().square().mean(-1)  # [J, F, T]
-    active = lam > 0  # [J, F, T]
-    w = torch.where(active, 1.0 / torch.where(active, lam, 1.0), 0.0)  # [J, F, T]: 1/λ or 0
-    count = active.sum(-1)  # [J, F]
-    H = torch.einsum("jftm,jftk->jfmk", c * w.to(c.dtype)[..., None], c.conj())  # Σ_t c cᴴ/λ
-    H = H / count.clamp_min(1)[..., None, None]  # [J, F, M, M]
-    eye = torch.eye(M, dtype=c.dtype, device=c.device)
-    H = torch.where((count == 0)[..., None, None], eye, H)  # [J, F, M, M]
-    return lam, H
+    return image_parameters(C)
 
 
 def oracle_mwf(x: torch.Tensor, C: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,9 @@ the Neural FCA objective (a module of its own so that none of them imports anoth
 * jointly diagonalised (FastMNMF, FastFCA): ``ŷ_ftm = Σ_n λ_nft g_nfm + ε_f`` in the basis
   ``Q_f`` (:func:`jd_model_power`);
 
-and how close an SCM is to rank 1 (:func:`diffuseness_rank`), which tells the noise slot.
+how close an SCM is to rank 1 (:func:`diffuseness_rank`), which tells the noise slot; and
+the PSDs and SCMs that given source images imply (:func:`image_parameters`), which the oracles
+compute from the true images and a re-fit from an earlier separation's.
 """
 
 from __future__ import annotations
@@ -41,3 +43,24 @@ def diffuseness_rank(H: torch.Tensor) -> torch.Tensor:
     (1 for a point source, ``1/M`` for isotropic noise)."""
     w = torch.linalg.eigvalsh(H)  # [B, N, F, M], ascending
     return (w[..., -1] / w.sum(-1).clamp_min(torch.finfo(w.dtype).tiny)).mean(-1)
+
+
+def image_parameters(C: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """PSDs and full-rank SCMs of source images ``C [..., M, F, T]`` (complex STFTs).
+
+    ``λ_ft = ‖c_ft‖² / M``, the power averaged over the mics, and the maximum-likelihood SCM
+    given the images and those PSDs (Duong, Vincent & Gribonval, IEEE TASLP 2010, Sec. IV),
+    ``H_f = (1/|T_f|) Σ_{t ∈ T_f} c_ft c_ftᴴ / λ_ft`` over the frames where the image is not
+    silent (``T_f = {t : λ_ft > 0}``; ``H_f = I`` when there is none), so ``tr H_f = M``.
+    Returns ``lam [..., F, T]`` (real, the images' power units) and ``H [..., F, M, M]``.
+    """
+    M = C.shape[-3]
+    c = C.movedim(-3, -1)  # [..., F, T, M]
+    lam = c.abs().square().mean(-1)  # [..., F, T]
+    active = lam > 0
+    w = torch.where(active, 1.0 / torch.where(active, lam, 1.0), 0.0)  # 1/λ or 0
+    count = active.sum(-1)  # [..., F]
+    H = torch.einsum("...tm,...tk->...mk", c * w.to(c.dtype)[..., None], c.conj())
+    H = H / count.clamp_min(1)[..., None, None]  # [..., F, M, M]
+    eye = torch.eye(M, dtype=c.dtype, device=c.device)
+    return lam, torch.where((count == 0)[..., None, None], eye, H)

@@ -67,6 +67,7 @@ import torch
 
 from vae_audio.audio.stft import StftConfig
 from vae_audio.errors import VaeAudioError
+from vae_audio.separation.covariance import image_parameters
 from vae_audio.separation.fastmnmf import (
     jd_iterations,
     jd_model_power,
@@ -94,6 +95,8 @@ SPATIAL = ("full", "jd")
 Z_INITS = ("separation", "mixture")
 _X_FLOOR = 1e-6  # FastMNMF observation floor (fit_fastmnmf's default)
 _G_EPS = 1e-2  # off-diagonal g of the circular initialisation (Sekiguchi's default)
+REFIT_ITERATIONS = 10  # refit_vae_fca's iterations
+REFIT_WEIGHT = 0.5  # separate(refit=...): the re-fit's share of the output
 
 
 @dataclass
@@ -220,6 +223,46 @@ def fit_vae_fca(
     if n_noise:
         noise_index = torch.full((B,), n_src - 1, dtype=torch.long, device=x.device)
     return VaeFcaResult(source.psd(), source, eps, ll, lp, noise_index, H, Q, g)
+
+
+def refit_vae_fca(
+    x: torch.Tensor,
+    talkers: torch.Tensor,
+    n_iter: int = REFIT_ITERATIONS,
+    prior: Any = None,
+    n_basis: int = 8,
+    z_steps: int = 5,
+    z_lr: float = 0.05,
+    eps_rel: float = 1e-6,
+    seed: int = 0,
+    callback: Callable[[int, torch.Tensor], None] | None = None,
+) -> VaeFcaResult:
+    """VAE-FCA (full-rank SCMs, MU) started from an earlier separation of ``x [B, M, F, T]``.
+
+    ``talkers [B, K, M, F, T]`` are that separation's talker images (STFTs), the rest of the
+    mixture ``x − Σ_k talkers`` its noise. Their PSDs and SCMs
+    (:func:`~vae_audio.separation.covariance.image_parameters`) start the fit, which then runs
+    as :func:`fit_vae_fca` does after its own first stage: ``z`` from the encoder on the
+    talkers' mic-0 power, the NMF noise slot (``n_basis`` bases, last) around the rest's mean
+    PSD, ``n_iter`` iterations. An average of several blind fits (``separate(..., blend=...)``)
+    gives PSDs no single fit reaches; the speech prior and the full-rank spatial model then
+    sharpen them. Returns the fit with ``K + 1`` slots.
+    """
+    K = talkers.shape[1]
+    net = load_prior(prior, x)
+    check_bins(net, x.shape[2], f"speech prior {prior or 'speech-vae'}")
+    C = torch.cat([talkers, (x - talkers.sum(1))[:, None]], 1)  # [B, K + 1, M, F, T]
+    lam0, H = image_parameters(C)  # [B, K + 1, F, T], [B, K + 1, F, M, M]
+    power = mean_power(x, (1, 2, 3))  # [B]
+    floor = eps_rel * power[:, None, None, None]
+    spec = talkers[:, :, 0].abs().square()  # [B, K, F, T] mic 0
+    source = initial_source(
+        net, spec, lam0, 1, n_basis, floor, seed, z_update="adam", z_steps=z_steps, z_lr=z_lr
+    )
+    eps = eps_rel * power
+    H, ll, lp = _fit_full(x, source, H, n_iter, "mu", eps, callback)
+    noise_index = torch.full((x.shape[0],), K, dtype=torch.long, device=x.device)
+    return VaeFcaResult(source.psd(), source, eps, ll, lp, noise_index, H)
 
 
 def initial_source(
