@@ -229,6 +229,7 @@ def test_auto_fallback_averages_several_starts_unless_told(tiny_model_file, cuts
     )
     two = (methods.Blend("fastmnmf2", 1, wpe=True), methods.Blend("fastmnmf2", 1, stft_scale=2))
     monkeypatch.setitem(methods.AUTO_FALLBACK_BLEND, "fastmnmf2", two)
+    monkeypatch.setattr(methods, "AUTO_REFIT", methods.Refit(2, 0.5))
     out, notes = tmp_path / "out", []
     kw = dict(n_src=3, iters=1, progress=False, env={}, log=notes.append)
     assert separate_files([cuts[0]], out, **kw).n_separated == 1
@@ -245,9 +246,12 @@ def test_auto_fallback_averages_several_starts_unless_told(tiny_model_file, cuts
     assert record["job"]["starts"] == 2 and record["settings"]["starts"] == 2
     assert record["job"]["blend"] == blend
     assert record["settings"]["blend"][1]["stft"]["hop_length"] == n_fft // 4
-    assert record["label"] == f"fastmnmf2 (2 starts) + {members}"
+    assert record["label"] == f"fastmnmf2 (2 starts) + {members}, re-fitted by vae-fca"
+    assert record["job"]["refit"] == {"n_iter": 2, "weight": 0.5}
+    assert any("re-fitted from that average for 2 iterations" in n for n in notes)
     ref = separate(
         torch.from_numpy(data.T.copy()), n_src=3, sr=sr, n_iter=1, starts=2, blend=blend,
+        refit={"n_iter": 2, "weight": 0.5},
     )  # fmt: skip
     got = torch.from_numpy(read(out / "m0" / "src1.wav")[0].T)
     torch.testing.assert_close(got, ref.sources[0], rtol=0, atol=1e-6)
@@ -318,6 +322,31 @@ def test_auto_averages_the_neural_model_with_fastmnmf2(tiny_model_file, cuts, tm
     )  # fmt: skip
     got = torch.from_numpy(read(out / "m0" / "src1.wav")[0].T)
     torch.testing.assert_close(got, ref.sources[0], rtol=0, atol=1e-6)
+    # this model's STFT is not the speech prior's: no re-fit, and a note says why
+    assert "refit" not in record["job"]
+    assert any("no VAE-FCA re-fit at" in n and "n_fft 16" in n for n in notes)
     plain = tmp_path / "plain"
     assert separate_files([cuts[0]], plain, method="neural-fastfca", **kw).n_separated == 1
-    assert "blend" not in json.loads((plain / "m0" / "separation.json").read_text())["job"]
+    job = json.loads((plain / "m0" / "separation.json").read_text())["job"]
+    assert "blend" not in job and "refit" not in job
+
+
+@pytest.mark.parametrize(("channels", "n_src"), [(4, 2), (4, 3), (2, 2), (6, 2)])
+def test_auto_refits_wherever_the_prior_fits(channels, n_src):
+    """With the shipped models at 16 kHz, both of auto's averages (the model's on 4 mics and
+    2 talkers, FastMNMF2's elsewhere) are re-fitted by AUTO_REFIT; at 48 kHz the fallback's
+    STFT is not the prior's, so it is not (the model's plan resamples to 16 kHz)."""
+    from vae_audio.bench.methods import _Probe
+
+    assert methods.AUTO_REFIT == methods.Refit(10, 0.5)
+    resolver = methods.MethodResolver("auto", n_src)
+    plan = resolver.plan(_Probe("a.wav", channels, 16000))
+    assert plan.refit == methods.AUTO_REFIT and plan.refit_entry() == {"n_iter": 10, "weight": 0.5}
+    assert plan.label.endswith("re-fitted by vae-fca")
+    assert any("re-fitted from that average" in n for n in resolver.notes)
+    resolver = methods.MethodResolver("auto", n_src)
+    plan = resolver.plan(_Probe("a.wav", channels, 48000))
+    neural = (channels, n_src) == (4, 2)
+    assert (plan.refit is not None) == neural
+    assert neural or any("no VAE-FCA re-fit at 48000 Hz" in n for n in resolver.notes)
+    assert methods.MethodResolver("fastmnmf2").plan(_Probe("a.wav", 4, 16000)).refit is None

@@ -26,7 +26,8 @@ def test_demo_cli_prints_the_table_and_writes_its_files(tmp_path, capsys, monkey
     text = capsys.readouterr().out
     auto = (
         "auto: fastmnmf2 (4 starts) + fastmnmf2 (4 starts after WPE; 2 starts on 2x longer "
-        "frames; 2 starts after WPE on 2x longer frames; 2 starts on 4x longer frames)"
+        "frames; 2 starts after WPE on 2x longer frames; 2 starts on 4x longer frames), "
+        "re-fitted by vae-fca"
     )
     assert "| mixture (unprocessed, mic 0)" in text and f"| {auto}" in text
     assert "demo finished in" in text

@@ -281,8 +281,8 @@ def test_auto_uses_the_shipped_model_for_its_channel_count(
     )
     assert label == {
         "m0": f"neural-fastfca (shipped model) + fastmnmf2 (4 starts; {blend})",
-        "two": f"fastmnmf2 (4 starts) + fastmnmf2 ({blend})",
-    }
+        "two": f"fastmnmf2 (4 starts) + fastmnmf2 ({blend}), re-fitted by vae-fca",
+    }  # the tiny model's STFT is not the speech prior's: its plan is not re-fitted
 
 
 def test_neural_method_without_any_model_says_what_to_pass(cuts, tmp_path, capsys, monkeypatch):

@@ -119,6 +119,8 @@ def _job_key(
         key["starts"] = plan.n_starts(starts)
     if plan.blend:
         key["blend"] = plan.blend_entries(plan.sample_rate or item.sample_rate)
+    if plan.refit is not None:
+        key["refit"] = plan.refit_entry()
     return json.loads(json.dumps(key))
 
 
@@ -374,7 +376,7 @@ class _BatchRunner:
             n_iter=plan.iterations(self.iters),
             device=self.device,
             seed=self.seed, wpe=self.wpe, starts=plan.n_starts(self.starts),
-            blend=plan.blend_entries(sr), **dict(plan.opts),
+            blend=plan.blend_entries(sr), refit=plan.refit_entry(), **dict(plan.opts),
         )  # fmt: skip
         sources = res.sources.cpu()  # [B, N, M, S]
         noise = None if res.noise is None else res.noise.cpu()  # [B, M, S]

@@ -159,7 +159,8 @@ def separate_streaming(
             res = separate(
                 reader.read(start, end), method=plan.method, n_src=plan.n_src, sr=sr,
                 stft=stft, n_iter=plan.iterations(iters), device=device, seed=seed,
-                wpe=wpe, starts=starts, blend=plan.blend_entries(sr), **dict(plan.opts),
+                wpe=wpe, starts=starts, blend=plan.blend_entries(sr), refit=plan.refit_entry(),
+                **dict(plan.opts),
             )  # fmt: skip
             noise = None if res.noise is None else res.noise[None].cpu()
             out = ChunkOutput(res.sources[None].cpu(), noise, res.objective[None])

@@ -328,7 +328,7 @@ def auto_images(
     res = separate(
         x, plan.method, n_src=plan.n_src, sr=rate, stft=plan.stft_for(rate),
         n_iter=plan.iterations(n_iter), seed=seed, device=device, wpe=wpe,
-        starts=plan.n_starts(starts), blend=plan.blend_entries(rate),
+        starts=plan.n_starts(starts), blend=plan.blend_entries(rate), refit=plan.refit_entry(),
         **dict(plan.opts),
     )  # fmt: skip
     est = _talkers_then_noise(res)  # [N, M', S']
