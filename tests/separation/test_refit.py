@@ -164,3 +164,14 @@ def test_refit_runs_on_every_chunk(speech_mix):  # noqa: F811
     assert not torch.allclose(res.sources, plain.sources, atol=1e-3)
     total = res.sources.sum(0) + res.noise
     assert float((total - torch.as_tensor(mix)).square().sum() / np.square(mix).sum()) < 1e-3
+
+
+def test_refit_batched_equals_one_by_one(prior):  # noqa: F811
+    """Each item of a batch is re-fitted as it would be alone (complex128)."""
+    from .test_vae_fca import sample_model
+
+    x, c, _, _ = sample_model(prior, B=2, T=24, seed=1)
+    both = refit_vae_fca(x, c[:, :2], n_iter=3).images(x)
+    for b in range(2):
+        one = refit_vae_fca(x[b : b + 1], c[b : b + 1, :2], n_iter=3).images(x[b : b + 1])
+        assert torch.allclose(both[b], one[0], rtol=1e-6, atol=1e-9 * float(one.abs().max()))

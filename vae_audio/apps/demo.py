@@ -6,7 +6,8 @@
    ``OUT/sim/manifest.jsonl``, a one-mixture simulated set.
 2. ``vae-audio separate`` runs on it with ``--method`` (default ``auto``: the shipped Neural
    FCA model averaged with FastMNMF2 from 4 starts, from 4 more after WPE and from 2 starts
-   on longer frames when installed, else the FastMNMF2 fits alone)
+   on longer frames when installed, else the FastMNMF2 fits alone; then VAE-FCA re-fitted
+   from that average and mixed into it)
    and the ``--baselines`` (default FastMNMF2 and
    FastMNMF2-DP, i.e. ``vae-fastfca`` with the shipped speech prior; a default baseline this
    installation lacks is left out with a note): ``OUT/<method>/demo/src*.wav`` and a

@@ -471,7 +471,8 @@ def register(subparsers) -> None:
         "auto: the shipped Neural FCA model for inputs with its channel and talker count, "
         "averaged with fastmnmf2 from 4 starts with and without WPE and from 2 starts on "
         "longer frames; vae-nmf for 1 channel; else that fastmnmf2 average alone, which takes "
-        "any M >= 2 and any --n-src; a note says which ran and why)",
+        "any M >= 2 and any --n-src; either average then re-fitted by vae-fca and mixed in; "
+        "a note says which ran and why)",
     )  # fmt: skip
     p.add_argument(
         "--n-src", type=count("2"), metavar="N",

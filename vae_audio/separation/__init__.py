@@ -19,7 +19,7 @@ from vae_audio.separation.fca import (
 )
 from vae_audio.separation.mnmf import fit_mnmf
 from vae_audio.separation.source_model import FreePsd, NmfPsd, PsdStats, SourceModel
-from vae_audio.separation.vae_fca import VaeFcaResult, fit_vae_fca
+from vae_audio.separation.vae_fca import VaeFcaResult, fit_vae_fca, refit_vae_fca
 from vae_audio.separation.vae_nmf import fit_vae_nmf
 from vae_audio.separation.vae_source import VaeSourceModel
 from vae_audio.separation.wiener import wiener_full_rank, wiener_jd
@@ -45,6 +45,7 @@ __all__ = [
     "fit_mnmf",
     "fit_vae_fca",
     "fit_vae_nmf",
+    "refit_vae_fca",
     "register_method",
     "separate",
     "wiener_full_rank",

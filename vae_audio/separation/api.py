@@ -55,13 +55,10 @@ from vae_audio.separation.mnmf import fit_mnmf
 from vae_audio.separation.priors import check_prior_stft
 from vae_audio.separation.registry import METHODS, MethodSpec, register_method
 from vae_audio.separation.starts import START_OPTIONS, SelectedFit, selecting_fit
-from vae_audio.separation.vae_fca import (
-    REFIT_ITERATIONS,
-    REFIT_WEIGHT,
-    fit_vae_fca,
-    refit_vae_fca,
-)
+from vae_audio.separation.vae_fca import REFIT_ITERATIONS, fit_vae_fca, refit_vae_fca
 from vae_audio.separation.vae_nmf import fit_vae_nmf
+
+REFIT_WEIGHT = 0.5  # separate(refit=...): the re-fit's share of the output
 
 
 def _builtin(fn: Callable[..., Any], description: str, **fixed: Any) -> MethodSpec:
@@ -242,8 +239,9 @@ def separate(
     :func:`refit_chunk`). A dict of ``weight`` and
     :func:`~vae_audio.separation.vae_fca.refit_vae_fca`'s options (``n_iter``, ``prior``,
     ``n_basis``, ``z_steps``, ``z_lr``, ``eps_rel``), ``{}`` for the defaults; it runs on
-    this method's input and STFT, which must be the prior's. ``settings["refit"]`` records
-    it resolved (None without).
+    this method's input and STFT, which must be the prior's. The re-fit always has a noise
+    slot (with ``noise_slot=False`` its image is dropped) and does not call ``callback``.
+    ``settings["refit"]`` records it resolved (None without).
     """
     t_start = time.perf_counter()
     _check_method(method)
@@ -431,6 +429,8 @@ def refit_chunk(
     voices, where the prior, which has heard synthetic voices only, pulls the PSDs away from
     the talkers; mixed in, it gained on the first and held the second (README, "Re-fitting
     the average"). ``objective`` stays ``out``'s."""
+    if weight == 0:
+        return out
     talkers = stft_transform(out.speakers.to(X.real.dtype), cfg)  # [B, K, M, F, T]
     fit = refit_vae_fca(X, talkers, seed=seed, **options)
     wav = istft(fit.images(X), cfg, length=length)  # [B, K + 1, M, S]
@@ -457,7 +457,10 @@ def _refit_options(refit: Mapping[str, Any] | None, stft_config: StftConfig) -> 
     weight = refit.get("weight", REFIT_WEIGHT)
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
         raise VaeAudioError(f"refit's weight must be a number in [0, 1], got {weight!r}")
-    check_prior_stft("refit", dict(refit), stft_config)
+    try:
+        check_prior_stft("vae-fca", dict(refit), stft_config)
+    except VaeAudioError as err:
+        raise VaeAudioError(f"refit: {err}; or drop refit") from None
     return {**refit, "n_iter": n_iter, "weight": float(weight)}
 
 

@@ -57,10 +57,10 @@ def image_parameters(C: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     M = C.shape[-3]
     c = C.movedim(-3, -1)  # [..., F, T, M]
     lam = c.abs().square().mean(-1)  # [..., F, T]
-    active = lam > 0
-    w = torch.where(active, 1.0 / torch.where(active, lam, 1.0), 0.0)  # 1/λ or 0
+    active = lam > 0  # [..., F, T]
+    w = torch.where(active, 1.0 / torch.where(active, lam, 1.0), 0.0)  # [..., F, T]: 1/λ or 0
     count = active.sum(-1)  # [..., F]
-    H = torch.einsum("...tm,...tk->...mk", c * w.to(c.dtype)[..., None], c.conj())
+    H = torch.einsum("...tm,...tk->...mk", c * w.to(c.dtype)[..., None], c.conj())  # Σ_t c cᴴ/λ
     H = H / count.clamp_min(1)[..., None, None]  # [..., F, M, M]
     eye = torch.eye(M, dtype=c.dtype, device=c.device)
     return lam, torch.where((count == 0)[..., None, None], eye, H)

@@ -96,7 +96,6 @@ Z_INITS = ("separation", "mixture")
 _X_FLOOR = 1e-6  # FastMNMF observation floor (fit_fastmnmf's default)
 _G_EPS = 1e-2  # off-diagonal g of the circular initialisation (Sekiguchi's default)
 REFIT_ITERATIONS = 10  # refit_vae_fca's iterations
-REFIT_WEIGHT = 0.5  # separate(refit=...): the re-fit's share of the output
 
 
 @dataclass
@@ -189,11 +188,7 @@ def fit_vae_fca(
             f"slots with n_noise={n_noise}"
         )
     net = load_prior(prior, x)
-    what = (
-        "the given speech prior"
-        if isinstance(prior, SpeechVAE)
-        else f"speech prior {prior or 'speech-vae'}"
-    )
+    what = _prior_name(prior)
     if stft is not None:
         net.check_stft(stft, what)
     check_bins(net, x.shape[2], what)
@@ -247,10 +242,19 @@ def refit_vae_fca(
     PSD, ``n_iter`` iterations. An average of several blind fits (``separate(..., blend=...)``)
     gives PSDs no single fit reaches; the speech prior and the full-rank spatial model then
     sharpen them. Returns the fit with ``K + 1`` slots.
+
+    Args:
+        prior: speech prior, as for :func:`fit_vae_fca`.
+        n_basis: NMF bases of the noise slot.
+        z_steps, z_lr: Adam steps on ``z`` per iteration and their size.
+        eps_rel: isotropic floor ``ε = eps_rel · mean |x|²`` per item, also the noise NMF's
+            PSD floor.
+        seed: the noise NMF's random start.
+        callback: ``callback(it, log_likelihood [B])`` after every iteration.
     """
     K = talkers.shape[1]
     net = load_prior(prior, x)
-    check_bins(net, x.shape[2], f"speech prior {prior or 'speech-vae'}")
+    check_bins(net, x.shape[2], _prior_name(prior))
     C = torch.cat([talkers, (x - talkers.sum(1))[:, None]], 1)  # [B, K + 1, M, F, T]
     lam0, H = image_parameters(C)  # [B, K + 1, F, T], [B, K + 1, F, M, M]
     power = mean_power(x, (1, 2, 3))  # [B]
@@ -263,6 +267,13 @@ def refit_vae_fca(
     H, ll, lp = _fit_full(x, source, H, n_iter, "mu", eps, callback)
     noise_index = torch.full((x.shape[0],), K, dtype=torch.long, device=x.device)
     return VaeFcaResult(source.psd(), source, eps, ll, lp, noise_index, H)
+
+
+def _prior_name(prior: Any) -> str:
+    """How errors name the speech prior ``prior`` (a model, a file or shipped name, None)."""
+    if isinstance(prior, SpeechVAE):
+        return "the given speech prior"
+    return f"speech prior {prior or 'speech-vae'}"
 
 
 def initial_source(
