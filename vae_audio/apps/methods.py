@@ -338,7 +338,6 @@ class MethodResolver:
     _net: Any = None
     _net_path: Path | None = None
     _prior: Any = None  # the speech prior's StftConfig, once loaded
-    _shipped_prior: Any = None  # the shipped speech prior's StftConfig (auto's re-fit)
 
     def __post_init__(self) -> None:
         from vae_audio.separation import METHODS
@@ -466,13 +465,13 @@ class MethodResolver:
 
         if AUTO_REFIT is None or "vae-fca" not in METHODS:
             return plan
-        from vae_audio.separation.priors import check_prior_stft
+        from vae_audio.separation.priors import check_prior_stft, prior_stft
 
         stft = plan.stft_for(plan.sample_rate or item.sample_rate)
         try:
             check_prior_stft("vae-fca", {}, stft)
         except VaeAudioError:
-            prior = self._prior_stft_shipped()
+            prior = prior_stft()
             self._note(
                 f"auto: no VAE-FCA re-fit at {stft.sample_rate} Hz (n_fft {stft.n_fft}): the "
                 f"speech prior is made for {prior.sample_rate} Hz (n_fft {prior.n_fft})"
@@ -483,14 +482,6 @@ class MethodResolver:
             f"for {AUTO_REFIT.n_iter} iterations and mixed into it with weight {AUTO_REFIT.weight}"
         )
         return replace(plan, refit=AUTO_REFIT, label=f"{plan.label}, re-fitted by vae-fca")
-
-    def _prior_stft_shipped(self):
-        """The shipped speech prior's STFT (loaded once)."""
-        if self._shipped_prior is None:
-            from vae_audio.speech.prior import load_speech_prior
-
-            self._shipped_prior = load_speech_prior(None).stft_config
-        return self._shipped_prior
 
     def _blended(self, plan: Plan, blends: tuple[Blend, ...], whose: str) -> Plan:
         """``plan`` with ``blends`` averaged in, noted and named in its label (none: as is)."""

@@ -451,9 +451,7 @@ def _refit_options(refit: Mapping[str, Any] | None, stft_config: StftConfig) -> 
         raise VaeAudioError(
             f"refit is a dict of {', '.join(known)} (or {{}} for the defaults), got {refit!r}"
         )
-    n_iter = refit.get("n_iter", REFIT_ITERATIONS)
-    if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 0:
-        raise VaeAudioError(f"refit's n_iter must be a non-negative integer, got {n_iter!r}")
+    n_iter = _check_n_iter(refit.get("n_iter", REFIT_ITERATIONS), "refit's n_iter")
     weight = refit.get("weight", REFIT_WEIGHT)
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
         raise VaeAudioError(f"refit's weight must be a number in [0, 1], got {weight!r}")
@@ -462,6 +460,13 @@ def _refit_options(refit: Mapping[str, Any] | None, stft_config: StftConfig) -> 
     except VaeAudioError as err:
         raise VaeAudioError(f"refit: {err}; or drop refit") from None
     return {**refit, "n_iter": n_iter, "weight": float(weight)}
+
+
+def _check_n_iter(n_iter: Any, name: str) -> int:
+    """``n_iter`` if it is a non-negative integer, else a one-line error naming ``name``."""
+    if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 0:
+        raise VaeAudioError(f"{name} must be a non-negative integer, got {n_iter!r}")
+    return n_iter
 
 
 def _order_by_energy(speakers: torch.Tensor) -> torch.Tensor:
@@ -532,8 +537,7 @@ def _member(
     if noise_slot:
         opts = {**spec.noise_defaults, **opts}
     n_iter = spec.default_n_iter if n_iter is None else n_iter
-    if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 0:
-        raise VaeAudioError(f"n_iter must be a non-negative integer, got {n_iter!r}")
+    _check_n_iter(n_iter, "n_iter")
     if isinstance(starts, bool) or not isinstance(starts, int) or starts < 1:
         raise VaeAudioError(f"starts must be a positive integer, got {starts!r}")
     return _Member(method, spec, n_iter, opts, starts, stft_config)

@@ -60,12 +60,17 @@ def _cached_prior(source: Any) -> SpeechVAE:
     return _LOADED[key]
 
 
+def prior_stft(source: Any = None) -> StftConfig:
+    """The STFT the speech prior ``source`` (None: the shipped one) was made for."""
+    return _cached_prior(source).stft_config
+
+
 def check_prior_stft(method: str, opts: dict, stft: StftConfig) -> None:
     """``MethodSpec.check_stft`` of the speech-prior methods: refuse a sample rate or STFT that
     the prior ``opts["prior"]`` (None: the shipped one) was not made for. Its spectra mean
     nothing there, and ``sr=48000`` with a 512-point STFT has the 16-kHz prior's 257 bins
     too, so :func:`check_bins` alone would not notice."""
-    check_made_for(method, "a speech prior", _cached_prior(opts.get("prior")).stft_config, stft)
+    check_made_for(method, "a speech prior", prior_stft(opts.get("prior")), stft)
 
 
 def check_made_for(method: str, what: str, theirs: StftConfig, stft: StftConfig) -> None:
