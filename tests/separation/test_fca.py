@@ -16,6 +16,7 @@ from vae_audio.separation.fca import (
     fit_free_fca,
     initial_scm,
 )
+from vae_audio.separation.linalg import pack_hermitian
 from vae_audio.separation.mnmf import fit_mnmf
 from vae_audio.separation.source_model import FreePsd
 from vae_audio.separation.wiener import wiener_full_rank
@@ -78,7 +79,7 @@ def test_em_step_updates_the_psds_to_the_posterior_power():
     H1 = (R / lam[..., None, None]).mean(3)  # [B, N, F, M, M]
     expected = (torch.linalg.inv(H1)[:, :, :, None] @ R).diagonal(dim1=-2, dim2=-1).sum(-1)
     source = FreePsd(lam.clone())
-    H_new = _em_step(_Moments.compute(x.permute(0, 2, 3, 1), Y), source, H0)
+    H_new = _em_step(_Moments.compute(x.transpose(1, 2), pack_hermitian(Y).mT), source, H0)
     assert torch.allclose(H_new, H1, rtol=1e-9, atol=1e-12)
     assert torch.allclose(source.psd(), expected.real / 3, rtol=1e-8, atol=1e-12)
     assert not torch.allclose(source.psd(), lam, rtol=1e-3)  # the PSDs moved
@@ -105,7 +106,7 @@ def test_em_step_keeps_the_scms_definite_when_round_off_breaks_them(monkeypatch)
     monkeypatch.setattr(fca, "_em_scm", broken)
     source = FreePsd(lam.clone(), 1e-9)
     Y = fca_covariance(lam, H0, 1e-3)
-    H_new = _em_step(_Moments.compute(x.permute(0, 2, 3, 1), Y), source, H0)
+    H_new = _em_step(_Moments.compute(x.transpose(1, 2), pack_hermitian(Y).mT), source, H0)
     assert (torch.linalg.eigvalsh(H_new) > 0).all()
     assert torch.isfinite(source.psd()).all()
     # the same projection on request in em_update_scm (callers that repeat it without gradients)

@@ -6,17 +6,17 @@ from __future__ import annotations
 import torch
 
 from vae_audio.separation.fastmnmf import _stats_fn, _transform, jd_log_likelihood, jd_model_power
-from vae_audio.separation.fca import _inner, _Moments, fca_covariance
+from vae_audio.separation.fca import _inner, _Moments
 from vae_audio.separation.source_model import FreePsd, NmfPsd, PsdStats
 
 from .conftest import sample_fca, sample_jd
 
 
 def _fca_stats(x, H, eps):
-    xt = x.permute(0, 2, 3, 1)
+    xf = x.transpose(1, 2)
 
     def stats(lam):
-        m = _Moments.compute(xt, fca_covariance(lam, H, eps))
+        m = _Moments.at(xf, lam, H, eps)
         return PsdStats(_inner(m.P, H), _inner(m.Yinv, H), lam), m.log_likelihood
 
     return stats

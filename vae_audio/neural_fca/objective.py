@@ -22,9 +22,9 @@ import torch
 from torch import Tensor
 
 from vae_audio.neural_fca.model import NeuralFCAOutput
+from vae_audio.separation.covariance import fca_covariance_packed
 from vae_audio.separation.fastmnmf import jd_model_power
-from vae_audio.separation.fca import fca_covariance
-from vae_audio.separation.linalg import inv_logdet_psd, quad_form
+from vae_audio.separation.fca import gaussian_terms
 
 
 @dataclass
@@ -50,9 +50,8 @@ def full_nll(x: Tensor, lam: Tensor, H: Tensor, eps: float | Tensor) -> Tensor:
     ``x [B, M, F, T]`` complex, ``lam [B, N, F, T]``, ``H [B, N, F, M, M]``, ``eps`` scalar or
     ``[B]``; ``Y = Σ_n λ H + ε I``.
     """
-    Yinv, logdet = inv_logdet_psd(fca_covariance(lam, H, eps))  # [B, F, T, M, M], [B, F, T]
-    quad = quad_form(x.permute(0, 2, 3, 1), Yinv)  # [B, F, T]
-    return (logdet + quad).mean((1, 2))
+    nll = gaussian_terms(x.transpose(1, 2), fca_covariance_packed(lam, H, eps))[2]  # [B, F, T]
+    return nll.mean((1, 2))
 
 
 def jd_nll(xt: Tensor, lam: Tensor, g: Tensor, Q: Tensor, eps: float | Tensor) -> Tensor:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from vae_audio.separation.linalg import eye_like
+from vae_audio.separation.linalg import eye_like, pack_hermitian
 
 
 def fca_covariance(
@@ -29,6 +29,20 @@ def fca_covariance(
     Y = torch.view_as_complex(Y.reshape(*Y.shape[:-1], M * M, 2)).reshape(B, F, -1, M, M)
     eps = torch.as_tensor(eps, dtype=Hr.dtype, device=H.device).reshape(-1, 1, 1, 1, 1)
     return Y + eps * eye_like(Y)  # [B, F, T, M, M]
+
+
+def fca_covariance_packed(
+    lam: torch.Tensor, H: torch.Tensor, eps: float | torch.Tensor = 0.0
+) -> torch.Tensor:
+    """:func:`fca_covariance` as packed Hermitian planes ``[B, F, M², T]`` (real; the layout of
+    :func:`~vae_audio.separation.linalg.inv_logdet_packed`): one real GEMM over the slots."""
+    M = H.shape[-1]
+    Hp = pack_hermitian(H).permute(0, 2, 3, 1)  # [B, F, M², N]
+    Y = Hp @ lam.transpose(1, 2).to(Hp.dtype)  # [B, F, M², T]
+    diag = torch.zeros(M * M, 1, dtype=Y.dtype, device=Y.device)
+    diag[:M] = 1.0
+    eps = torch.as_tensor(eps, dtype=Y.dtype, device=Y.device).reshape(-1, 1, 1, 1)
+    return Y + eps * diag  # [B, F, M², T]
 
 
 def jd_model_power(lam: torch.Tensor, g: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:

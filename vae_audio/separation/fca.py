@@ -31,15 +31,23 @@ from dataclasses import dataclass
 import torch
 
 from vae_audio.errors import VaeAudioError
-from vae_audio.separation.covariance import fca_covariance
+from vae_audio.separation.covariance import (  # fca_covariance: the model, re-exported
+    fca_covariance,  # noqa: F401
+    fca_covariance_packed,
+)
 from vae_audio.separation.linalg import (
     eps_load,
     eye_like,
     floor_psd,
     hermitian,
-    inv_logdet_psd,
+    inv_logdet_packed,
     inv_psd,
     mean_power,
+    outer_hermitian_planes,
+    pack_hermitian,
+    packed_inner,
+    packed_matvec,
+    packed_weighted_sum,
     riccati_psd,
     trace,
 )
@@ -78,44 +86,55 @@ class FcaResult:
 def fca_log_likelihood(x: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
     """Log-likelihood ``−Σ_ft [M log π + log det Y + xᴴ Y⁻¹ x]`` -> ``[B]`` (nats, sum over
     F and T) of ``x [B, M, F, T]`` complex under ``Y [B, F, T, M, M]``."""
-    return _Moments.compute(x.permute(0, 2, 3, 1), Y).log_likelihood
+    return _Moments.compute(x.transpose(1, 2), pack_hermitian(Y).mT).log_likelihood
 
 
 @dataclass
 class _Moments:
-    """``Y⁻¹ [B, F, T, M, M]``, ``P = Y⁻¹ x xᴴ Y⁻¹ [B, F, T, M, M]`` and ``L [B]`` at one Y."""
+    """``Y⁻¹`` and ``P = Y⁻¹ x xᴴ Y⁻¹`` at one model covariance ``Y``, both as packed Hermitian
+    planes ``[B, F, M², T]`` (:mod:`~vae_audio.separation.linalg`), and ``L [B]``."""
 
     Yinv: torch.Tensor
     P: torch.Tensor
     log_likelihood: torch.Tensor
 
     @classmethod
-    def compute(cls, xt: torch.Tensor, Y: torch.Tensor) -> _Moments:
-        """``xt [B, F, T, M]``, ``Y [B, F, T, M, M]``."""
-        F, T, M = xt.shape[1:]
-        Yinv, logdet = inv_logdet_psd(Y)  # [B, F, T, M, M], [B, F, T]
-        u = (Yinv @ xt[..., None])[..., 0]  # [B, F, T, M]: Y⁻¹ x
-        quad = (xt.conj() * u).real.sum(-1)  # [B, F, T]: xᴴ Y⁻¹ x
-        ll = -(quad + logdet).sum((1, 2)) - F * T * M * math.log(math.pi)
-        return cls(Yinv, u[..., :, None] * u.conj()[..., None, :], ll)
+    def at(cls, xf: torch.Tensor, lam: torch.Tensor, H: torch.Tensor, eps) -> _Moments:
+        """At ``Y = Σ_n λ_n H_n + ε I``: ``xf [B, F, M, T]``, ``lam [B, N, F, T]``,
+        ``H [B, N, F, M, M]``, ``eps`` scalar or ``[B]``."""
+        return cls.compute(xf, fca_covariance_packed(lam, H, eps))
+
+    @classmethod
+    def compute(cls, xf: torch.Tensor, Y: torch.Tensor) -> _Moments:
+        """``xf [B, F, M, T]`` complex, ``Y [B, F, M², T]`` packed planes."""
+        F, M, T = xf.shape[1:]
+        Yinv, (ur, ui), nll = gaussian_terms(xf, Y)
+        ll = -nll.sum((1, 2)) - F * T * M * math.log(math.pi)
+        return cls(Yinv, outer_hermitian_planes(ur, ui), ll)
+
+
+def gaussian_terms(xf: torch.Tensor, Y: torch.Tensor):
+    """The complex-Gaussian terms of ``xf [B, F, M, T]`` under packed planes ``Y [B, F, M², T]``:
+    ``Y⁻¹`` (packed planes), ``u = Y⁻¹ x`` (real and imaginary planes ``[B, F, M, T]``) and
+    ``log det Y + xᴴ Y⁻¹ x`` ``[B, F, T]`` (the negative log-likelihood per bin less
+    ``M log π``). Differentiable."""
+    Yinv, logdet = inv_logdet_packed(Y)  # [B, F, M², T], [B, F, T]
+    xr, xi = xf.real.contiguous(), xf.imag.contiguous()  # [B, F, M, T]
+    ur, ui = packed_matvec(Yinv, xr, xi)  # Y⁻¹ x
+    quad = (xr * ur + xi * ui).sum(-2)  # [B, F, T]: xᴴ Y⁻¹ x
+    return Yinv, (ur, ui), logdet + quad
 
 
 def _inner(Z: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
-    """``Re tr(Z_ft H_nf)`` for Hermitian ``Z [B, F, T, M, M]``, ``H [B, N, F, M, M]``
-    -> ``[B, N, F, T]`` (a real matmul over the 2M² real coordinates)."""
-    B, F, T, M, _ = Z.shape
-    Zr = torch.view_as_real(Z.reshape(B, F, T, M * M)).reshape(B, F, T, 2 * M * M)
-    Hr = torch.view_as_real(H.reshape(*H.shape[:3], M * M)).reshape(*H.shape[:3], 2 * M * M)
-    return (Zr @ Hr.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)  # [B, F, T, N] -> [B, N, F, T]
+    """``Re tr(Z_ft H_nf)`` for packed planes ``Z [B, F, M², T]`` and Hermitian
+    ``H [B, N, F, M, M]`` -> ``[B, N, F, T]``."""
+    return packed_inner(Z, H.transpose(1, 2)).transpose(1, 2)
 
 
 def _weighted_sum(lam: torch.Tensor, Z: torch.Tensor) -> torch.Tensor:
-    """``Σ_t λ_nft Z_ft``: ``lam [B, N, F, T]``, ``Z [B, F, T, M, M]`` -> ``[B, N, F, M, M]``."""
-    B, F, T, M, _ = Z.shape
-    Zr = torch.view_as_real(Z.reshape(B, F, T, M * M)).reshape(B, F, T, 2 * M * M)
-    S = lam.transpose(1, 2).to(Zr.dtype) @ Zr  # [B, F, N, T] @ [B, F, T, 2M²]
-    S = torch.view_as_complex(S.reshape(B, F, -1, M * M, 2)).reshape(B, F, -1, M, M)
-    return S.transpose(1, 2)  # [B, N, F, M, M]
+    """``Σ_t λ_nft Z_ft``: ``lam [B, N, F, T]``, packed planes ``Z [B, F, M², T]`` ->
+    ``[B, N, F, M, M]``."""
+    return packed_weighted_sum(lam.transpose(1, 2), Z).transpose(1, 2)
 
 
 def em_update_scm(
@@ -135,14 +154,14 @@ def em_update_scm(
     indefinite back to positive definite, as the EM step of :func:`fit_fca` does: for callers
     that repeat it without gradients.
     """
-    mom = _Moments.compute(x.permute(0, 2, 3, 1), fca_covariance(lam, H, eps))
+    mom = _Moments.at(x.transpose(1, 2), lam, H, eps)
     H_new = _em_scm(mom, lam, H)
     return _project_scm(H_new) if project else H_new
 
 
 def _em_scm(mom: _Moments, lam: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
     T = lam.shape[-1]
-    S = (_weighted_sum(lam, mom.P) - _weighted_sum(lam, mom.Yinv)) / T  # [B, N, F, M, M]
+    S = _weighted_sum(lam, mom.P - mom.Yinv) / T  # [B, N, F, M, M]
     return hermitian(H + H @ S @ H)
 
 
@@ -162,23 +181,23 @@ def _em_step(mom: _Moments, source: SourceModel, H: torch.Tensor) -> torch.Tenso
     H_new_inv = inv_psd(H_new)
     C = hermitian(H @ H_new_inv @ H)  # [B, N, F, M, M]
     a = (H_new_inv * H.conj()).sum((-2, -1)).real  # [B, N, F]: tr(H'⁻¹ H)
-    b = _inner(mom.P, C) - _inner(mom.Yinv, C)  # [B, N, F, T]
+    b = _inner(mom.P - mom.Yinv, C)  # [B, N, F, T]
     source.em_update(((lam * a[..., None] + lam.square() * b) / M).clamp_min(0))
     return H_new
 
 
-def _mu_step(xt, mom: _Moments, source: SourceModel, H: torch.Tensor, eps) -> torch.Tensor:
+def _mu_step(xf, mom: _Moments, source: SourceModel, H: torch.Tensor, eps) -> torch.Tensor:
     """MU iteration (Sawada et al. 2013): source MM step, then ``H ← A⁻¹ # (H B H)``."""
     first = [True]
 
     def stats(lam: torch.Tensor) -> PsdStats:
-        m = mom if first[0] else _Moments.compute(xt, fca_covariance(lam, H, eps))
+        m = mom if first[0] else _Moments.at(xf, lam, H, eps)
         first[0] = False
         return PsdStats(num=_inner(m.P, H), den=_inner(m.Yinv, H), lam=lam)
 
     source.mm_update(stats)  # the first call is at λ = source.psd(), where ``mom`` was taken
     lam = source.psd()
-    mom = _Moments.compute(xt, fca_covariance(lam, H, eps))
+    mom = _Moments.at(xf, lam, H, eps)
     A = _weighted_sum(lam, mom.Yinv)  # [B, N, F, M, M]: Σ_t λ Y⁻¹
     Bm = H @ _weighted_sum(lam, mom.P) @ H  # [B, N, F, M, M]: H (Σ_t λ Y⁻¹XY⁻¹) H
     tiny = torch.finfo(Bm.real.dtype).eps * trace(Bm).real / H.shape[-1]  # [B, N, F]
@@ -215,18 +234,18 @@ def fit_fca(
         raise VaeAudioError(
             f"unknown FCA algorithm {algorithm!r}; use one of {', '.join(FCA_ALGORITHMS)}"
         )
-    xt = x.permute(0, 2, 3, 1)  # [B, F, T, M]
+    xf = x.transpose(1, 2)  # [B, F, M, T]
     eps = torch.as_tensor(eps, dtype=x.real.dtype, device=x.device).expand(x.shape[0])
     H = normalize_scm(eps_load(hermitian(H.to(x.dtype)), _INIT_LOAD), source)
-    mom = _Moments.compute(xt, fca_covariance(source.psd(), H, eps))
+    mom = _Moments.at(xf, source.psd(), H, eps)
     history = [mom.log_likelihood]
     for it in range(n_iter):
         if algorithm == "em":
             H = _em_step(mom, source, H)
         else:
-            H = _mu_step(xt, mom, source, H, eps)
+            H = _mu_step(xf, mom, source, H, eps)
         H = normalize_scm(eps_load(H, _SCM_FLOOR[H.dtype]), source)
-        mom = _Moments.compute(xt, fca_covariance(source.psd(), H, eps))
+        mom = _Moments.at(xf, source.psd(), H, eps)
         history.append(mom.log_likelihood)
         if callback is not None:
             callback(it, mom.log_likelihood)

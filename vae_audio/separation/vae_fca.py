@@ -67,7 +67,7 @@ import torch
 
 from vae_audio.audio.stft import StftConfig
 from vae_audio.errors import VaeAudioError
-from vae_audio.separation.covariance import image_parameters
+from vae_audio.separation.covariance import fca_covariance, image_parameters
 from vae_audio.separation.fastmnmf import (
     jd_iterations,
     jd_model_power,
@@ -81,7 +81,6 @@ from vae_audio.separation.fca import (
     _em_step,
     _Moments,
     _mu_step,
-    fca_covariance,
     normalize_scm,
 )
 from vae_audio.separation.linalg import eps_load, hermitian, inv_logdet_psd, mean_power
@@ -314,17 +313,18 @@ def initial_source(
 def _fit_full(x, source: VaeSourceModel, H, n_iter, algorithm, eps, callback):
     """FCA iterations (as :func:`~vae_audio.separation.fca.fit_fca`, with the MH hook)."""
     xt = x.permute(0, 2, 3, 1)  # [B, F, T, M]
+    xf = x.transpose(1, 2)  # [B, F, M, T]
     H = normalize_scm(eps_load(hermitian(H.to(x.dtype)), _INIT_LOAD), source)
-    mom = _Moments.compute(xt, fca_covariance(source.psd(), H, eps))
+    mom = _Moments.at(xf, source.psd(), H, eps)
     ll, lp = [mom.log_likelihood], [source.log_prior()]
     for it in range(n_iter):
         source.frame_loglik = _full_frame_loglik(xt, H, eps)
         if algorithm == "em":
             H = _em_step(mom, source, H)
         else:
-            H = _mu_step(xt, mom, source, H, eps)
+            H = _mu_step(xf, mom, source, H, eps)
         H = normalize_scm(eps_load(H, _SCM_FLOOR[H.dtype]), source)
-        mom = _Moments.compute(xt, fca_covariance(source.psd(), H, eps))
+        mom = _Moments.at(xf, source.psd(), H, eps)
         ll.append(mom.log_likelihood)
         lp.append(source.log_prior())
         if callback is not None:
