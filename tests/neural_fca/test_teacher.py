@@ -400,3 +400,31 @@ def test_auto_as_teacher_labels_what_separate_auto_writes(tmp_path, monkeypatch)
     assert parse_teacher("auto:model=m.pt") == ("auto", None, {"model": "m.pt"})
     with pytest.raises(VaeAudioError, match="auto takes model, starts and wpe"):
         method_log_psd(mix[:1], "auto:n_fft=1024", 2, StftConfig())
+
+
+def test_an_auto_teacher_set_records_what_auto_runs_and_is_not_grown_by_another(
+    tmp_path, monkeypatch, capsys
+):
+    """A set labelled by ``--teacher auto`` records auto's plan for its mixtures (method,
+    members, re-fit, iterations; ``Plan.record``). Resumed after ``auto`` changed (here its
+    re-fit dropped), the same command is refused rather than mixing two teachers' labels."""
+    from vae_audio import cli
+    from vae_audio.apps import methods as app_methods
+    from vae_audio.bench import methods
+    from vae_audio.bench.methods import auto_plan
+
+    def fake(wav, *args):  # known images instead of a fit: only the record is under test
+        return torch.stack([wav / 2, wav / 4, wav / 4]), 2
+
+    monkeypatch.setattr(methods, "auto_images", fake)
+    args, _, _ = _tiny_teacher_args(tmp_path, "--teacher", "auto")
+    assert cli.main(args) == 0
+    M = torch.load(tmp_path / "teacher" / "shard_00000.pt", weights_only=True)["mix"].shape[1]
+    record = json.loads((tmp_path / "teacher" / f"{SETTINGS_NAME}.json").read_text())
+    plan = record["teacher_plan"]
+    assert plan == auto_plan(M, 16000, 2).record(16000)
+    assert plan["refit"] == app_methods.AUTO_REFIT.entry() and plan["blend"]
+    monkeypatch.setattr(app_methods, "AUTO_REFIT", None)
+    capsys.readouterr()
+    assert cli.main(args) == 2
+    assert "different settings (teacher_plan differ" in capsys.readouterr().err

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -195,6 +196,43 @@ class Plan:
     starts: int = 1  # random starts averaged when --starts is not given
     blend: tuple[Blend, ...] = ()  # separations averaged with this method's
     refit: Refit | None = None  # VAE-FCA re-fitted from the separation (None: none)
+
+    def record(
+        self,
+        sr: int,
+        iters: int | None = None,
+        starts: int | None = None,
+        digest: Callable[[Path], str] | None = None,
+    ) -> dict[str, Any]:
+        """What of the plan shapes its outputs on an input at ``sr`` Hz, given ``--iters`` and
+        ``--starts``, JSON-normalised: method, talkers, rate, iterations, options (files
+        named by path and SHA-256, ``digest(path)``; default
+        :func:`~vae_audio.data.manifest.file_digest`), and the starts, blend and re-fit
+        where the plan has them (so that records made before one existed keep matching)."""
+        import json
+
+        from vae_audio.data.manifest import file_digest
+
+        digest = digest or file_digest
+        opts = {}
+        for key, value in self.opts:
+            opts[key] = {"path": value}
+            if Path(value).is_file():
+                opts[key]["sha256"] = digest(Path(value))
+        record: dict[str, Any] = {
+            "method": self.method,
+            "n_src": self.n_src,
+            "sample_rate": self.sample_rate,
+            "iters": self.iterations(iters),
+            "opts": opts,
+        }
+        if self.n_starts(starts) > 1:
+            record["starts"] = self.n_starts(starts)
+        if self.blend:
+            record["blend"] = self.blend_entries(self.sample_rate or sr)
+        if self.refit is not None:
+            record["refit"] = self.refit_entry()
+        return json.loads(json.dumps(record))
 
     def refit_entry(self) -> dict[str, Any] | None:
         """``refit`` as :func:`vae_audio.separation.separate` takes it (None: no re-fit)."""

@@ -98,29 +98,15 @@ def _job_key(
     retrained model redoes outputs)."""
     import json
 
-    opts = {}
-    for key, value in plan.opts:
-        path = Path(value)
-        opts[key] = {"path": value, "sha256": _digest(path)} if path.is_file() else {"path": value}
     source = item.path.resolve()
     key = {
         "input": {"path": str(source), "bytes": source.stat().st_size, "sha256": _digest(source)},
-        "method": plan.method,
-        "n_src": plan.n_src,
-        "sample_rate": plan.sample_rate,
-        "iters": plan.iterations(iters),
+        **plan.record(item.sample_rate, iters, starts, _digest),
         "chunk_s": chunk,
         "seed": seed,
-        "opts": opts,
     }
     if wpe:  # only when on: outputs made without WPE keep their key
         key["wpe"] = True
-    if plan.n_starts(starts) > 1:  # likewise
-        key["starts"] = plan.n_starts(starts)
-    if plan.blend:
-        key["blend"] = plan.blend_entries(plan.sample_rate or item.sample_rate)
-    if plan.refit is not None:
-        key["refit"] = plan.refit_entry()
     return json.loads(json.dumps(key))
 
 

@@ -310,6 +310,14 @@ def _auto_candidates(
     return est, list(range(n_talkers))
 
 
+def auto_plan(n_mics: int, sr: int, n_src: int, model: str | None = None):
+    """The :class:`~vae_audio.apps.methods.Plan` of ``vae-audio separate --method auto
+    --n-src n_src [--model model]`` for an ``n_mics``-channel input at ``sr`` Hz."""
+    from vae_audio.apps.methods import MethodResolver
+
+    return MethodResolver("auto", n_src, model).plan(_Probe("mixture", n_mics, sr))
+
+
 def auto_images(
     mix: torch.Tensor, sr: int, n_src: int, n_iter: int | None = None, seed: int = 0,
     model: str | None = None, device: str = "cpu", wpe: bool = False, starts: int | None = None,
@@ -317,12 +325,11 @@ def auto_images(
     """What ``vae-audio separate --method auto --n-src n_src`` writes for the mixture
     ``mix [M, S]`` at ``sr`` Hz: ``(images [N, M, S], n_talkers)``, the talkers, then the
     noise image when the chosen method has one, on the CPU at ``sr``."""
-    from vae_audio.apps.methods import MethodResolver
     from vae_audio.audio.io import resample
     from vae_audio.separation import separate
 
     M, S = mix.shape  # one channel: vae-nmf, images [N, 1, S]
-    plan = MethodResolver("auto", n_src, model).plan(_Probe("mixture", M, sr))
+    plan = auto_plan(M, sr, n_src, model)
     rate = plan.sample_rate or sr
     x = mix if rate == sr else resample(mix, sr, rate)
     res = separate(

@@ -15,7 +15,9 @@ method can take its place (``teacher=`` as ``vae-audio bench`` names methods:
 ``"fastmnmf2:starts=4"`` averages four starts, ``"vae-fastfca"`` adds the speech prior,
 ``"neural-fastfca:model=PATH"`` is a trained model, ``"auto"`` what ``vae-audio separate
 --method auto`` runs), so that a model trained on one teacher's labels can label the next
-set (:func:`method_log_psd`). Its talker images, then its noise
+set (:func:`method_log_psd`). A set records its teacher, and for ``auto`` also what ``auto``
+runs on its mixtures (:func:`auto_teacher_plan`): a set is never grown with the labels of
+another teacher, nor of another version of ``auto``. Its talker images, then its noise
 image (or, for a method without a noise slot, the mixture minus the talkers), give the
 targets at the set's STFT.
 
@@ -206,11 +208,25 @@ def _shard_path(out: Path, k: int) -> Path:
 _DATASETS: dict[str, Dataset] = {}  # per worker process: the RIR bank is loaded once
 
 
+def auto_teacher_plan(spec: str, n_mics: int, settings: dict) -> dict:
+    """What the ``auto`` teacher ``spec`` runs on a set's ``n_mics``-channel mixtures
+    (:meth:`~vae_audio.apps.methods.Plan.record`: its method and model file, members, re-fit,
+    iterations). A teacher set records it, so that labels made by one version of ``auto`` are
+    never extended with another's under the same ``--teacher``."""
+    from vae_audio.bench.methods import auto_plan
+
+    _, n_iter, options = parse_teacher(spec)
+    sr = StftConfig.from_dict(settings["stft"]).sample_rate
+    plan = auto_plan(n_mics, sr, settings["n_speakers"], options.get("model"))
+    starts = options.get("starts")
+    return plan.record(sr, n_iter, None if starts is None else int(starts))
+
+
 def _mixtures(settings: dict) -> Dataset:
     """The seeded dynamic-mixing dataset of a teacher set (cached per process)."""
     from vae_audio.data.dynamic import DynamicMixingDataset
 
-    key = repr(sorted((k, v) for k, v in settings.items() if k != "n"))
+    key = repr(sorted((k, v) for k, v in settings.items() if k not in ("n", "teacher_plan")))
     if key not in _DATASETS:
         _DATASETS.clear()
         _DATASETS[key] = DynamicMixingDataset(
@@ -293,7 +309,9 @@ def build_teacher_set(
     for key in ("corpus", "rir_bank"):
         if not Path(settings[key]).is_file():
             raise VaeAudioError(f"{key.replace('_', ' ')} '{settings[key]}' does not exist")
-    _mixtures(settings)  # the bank's talker positions, the corpus: fail before claiming `out`
+    data = _mixtures(settings)  # the bank's talker positions, the corpus: fail before claiming
+    if teacher != DEFAULT_TEACHER and parse_teacher(teacher)[0] == "auto":
+        settings["teacher_plan"] = auto_teacher_plan(teacher, data.bank.rirs.shape[2], settings)
     if jobs > 1:
         _DATASETS.clear()  # the workers load their own
     # the mixtures depend on n only through the item index; n may grow
