@@ -30,6 +30,7 @@ MODULES=(
   "iss|vae_audio/neural_fca/iss.py|tests/neural_fca/test_spatial.py|300"
   "inference|vae_audio/neural_fca/inference.py|tests/neural_fca/test_inference.py tests/neural_fca/test_inference_details.py tests/neural_fca/test_inactive_slots.py tests/bench/test_method_options.py|400"
   "speech_model|vae_audio/speech/model.py|tests/speech/test_model.py tests/speech/test_model_details.py|300"
+  "linalg|vae_audio/separation/linalg.py|tests/separation/test_linalg.py tests/separation/test_fastmnmf_workspace.py|120"
   "fca|vae_audio/separation/fca.py|tests/separation/test_fca.py tests/separation/test_fca_details.py|300"
   "fastmnmf|vae_audio/separation/fastmnmf.py|tests/separation/test_fastmnmf.py tests/separation/test_fastmnmf_workspace.py tests/separation/test_fastmnmf_details.py|400"
   "vae_fca|vae_audio/separation/vae_fca.py|tests/separation/test_vae_fca.py tests/separation/test_vae_fca_details.py|400"
