@@ -11,7 +11,8 @@ from vae_audio.errors import VaeAudioError
 from vae_audio.neural_fca import fit_neural_fca, load_neural_fca, save_neural_fca
 from vae_audio.neural_fca.inference import separate_with_model
 from vae_audio.separation import separate
-from vae_audio.separation.fca import fca_covariance, fca_log_likelihood
+from vae_audio.separation.covariance import fca_covariance
+from vae_audio.separation.fca import fca_log_likelihood
 
 from .conftest import random_stft, tiny_model
 

@@ -20,7 +20,8 @@ from vae_audio.neural_fca.inference import _model_for, separate_with_model
 from vae_audio.neural_fca.iss import decorrelated_power, jd_spatial_updates
 from vae_audio.neural_fca.objective import full_nll, jd_nll
 from vae_audio.separation import separate
-from vae_audio.separation.fca import em_update_scm, fca_covariance, fca_log_likelihood
+from vae_audio.separation.covariance import fca_covariance
+from vae_audio.separation.fca import em_update_scm, fca_log_likelihood
 
 from .conftest import random_stft, tiny_model
 

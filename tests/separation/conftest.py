@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from vae_audio.separation.fca import fca_covariance
+from vae_audio.separation.covariance import fca_covariance
 
 
 @pytest.fixture(autouse=True)

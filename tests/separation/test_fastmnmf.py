@@ -9,6 +9,7 @@ import torch
 
 from vae_audio.audio import StftConfig, stft
 from vae_audio.errors import VaeAudioError
+from vae_audio.separation.covariance import fca_covariance
 from vae_audio.separation.fastmnmf import (
     JD_INITS,
     _transform,
@@ -17,7 +18,7 @@ from vae_audio.separation.fastmnmf import (
     jd_model_power,
     jd_scm,
 )
-from vae_audio.separation.fca import fca_covariance, fca_log_likelihood
+from vae_audio.separation.fca import fca_log_likelihood
 from vae_audio.separation.wiener import wiener_full_rank, wiener_jd
 
 from .conftest import sample_jd, speech_like, tf_sdr

@@ -8,9 +8,9 @@ import torch
 
 from vae_audio.audio import StftConfig, stft
 from vae_audio.errors import VaeAudioError
+from vae_audio.separation.covariance import fca_covariance
 from vae_audio.separation.fca import (
     em_update_scm,
-    fca_covariance,
     fca_log_likelihood,
     fit_fca,
     fit_free_fca,

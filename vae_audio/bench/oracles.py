@@ -72,8 +72,8 @@ from dataclasses import dataclass
 
 import torch
 
-from vae_audio.separation.covariance import image_parameters
-from vae_audio.separation.fca import em_update_scm, fca_covariance, fca_log_likelihood
+from vae_audio.separation.covariance import fca_covariance, image_parameters
+from vae_audio.separation.fca import em_update_scm, fca_log_likelihood
 from vae_audio.separation.linalg import eps_load, inv_logdet_psd
 from vae_audio.separation.source_model import FreePsd, PsdStats, SourceModel
 from vae_audio.separation.wiener import wiener_full_rank

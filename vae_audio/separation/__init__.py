@@ -8,11 +8,11 @@ from vae_audio.separation.api import (
     register_method,
     separate,
 )
+from vae_audio.separation.covariance import fca_covariance
 from vae_audio.separation.fastmnmf import FastMnmfResult, fit_fastmnmf
 from vae_audio.separation.fca import (
     FcaResult,
     em_update_scm,
-    fca_covariance,
     fca_log_likelihood,
     fit_fca,
     fit_free_fca,

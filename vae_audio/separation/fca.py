@@ -31,10 +31,7 @@ from dataclasses import dataclass
 import torch
 
 from vae_audio.errors import VaeAudioError
-from vae_audio.separation.covariance import (  # fca_covariance: the model, re-exported
-    fca_covariance,  # noqa: F401
-    fca_covariance_packed,
-)
+from vae_audio.separation.covariance import fca_covariance_packed
 from vae_audio.separation.linalg import (
     eps_load,
     eye_like,
