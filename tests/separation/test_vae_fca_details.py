@@ -247,7 +247,7 @@ def test_full_frame_loglik_is_the_frame_share_of_L(mix):
     H = random_psd((B, 3, F), M, load=0.1, generator=gen)
     lam = torch.rand(B, 3, F, T, generator=gen, dtype=torch.float64) + 0.1
     eps = torch.tensor([0.05], dtype=torch.float64)
-    got = _full_frame_loglik(x.permute(0, 2, 3, 1), H, eps)(lam)  # [1, T]
+    got = _full_frame_loglik(x.transpose(1, 2), H, eps)(lam)  # [1, T]
     assert got.shape == (B, T)
     Y = (lam[..., None, None].to(H.dtype) * H[:, :, :, None]).sum(1) + 0.05 * torch.eye(
         M, dtype=H.dtype
@@ -258,7 +258,7 @@ def test_full_frame_loglik_is_the_frame_share_of_L(mix):
     torch.testing.assert_close(got, want, rtol=1e-12, atol=0)
 
     fit = fit_vae_fca(mix, 3, n_iter=2, n_iter_init=2, spatial="full")
-    frames = _full_frame_loglik(mix.permute(0, 2, 3, 1), fit.H, fit.eps)(fit.lam)
+    frames = _full_frame_loglik(mix.transpose(1, 2), fit.H, fit.eps)(fit.lam)
     F, T = mix.shape[2:]
     total = frames.sum(-1) - F * T * M * math.log(math.pi)
     torch.testing.assert_close(total, fit.log_likelihood[:, -1], rtol=1e-11, atol=0)

@@ -67,7 +67,7 @@ import torch
 
 from vae_audio.audio.stft import StftConfig
 from vae_audio.errors import VaeAudioError
-from vae_audio.separation.covariance import fca_covariance, image_parameters
+from vae_audio.separation.covariance import fca_covariance_packed, image_parameters
 from vae_audio.separation.fastmnmf import (
     jd_iterations,
     jd_model_power,
@@ -81,9 +81,10 @@ from vae_audio.separation.fca import (
     _em_step,
     _Moments,
     _mu_step,
+    gaussian_terms,
     normalize_scm,
 )
-from vae_audio.separation.linalg import eps_load, hermitian, inv_logdet_psd, mean_power
+from vae_audio.separation.linalg import eps_load, hermitian, mean_power
 from vae_audio.separation.priors import check_bins, load_prior, prior_level
 from vae_audio.separation.source_model import NmfPsd
 from vae_audio.separation.vae_source import FrameLogLik, VaeSourceModel
@@ -312,13 +313,12 @@ def initial_source(
 
 def _fit_full(x, source: VaeSourceModel, H, n_iter, algorithm, eps, callback):
     """FCA iterations (as :func:`~vae_audio.separation.fca.fit_fca`, with the MH hook)."""
-    xt = x.permute(0, 2, 3, 1)  # [B, F, T, M]
     xf = x.transpose(1, 2)  # [B, F, M, T]
     H = normalize_scm(eps_load(hermitian(H.to(x.dtype)), _INIT_LOAD), source)
     mom = _Moments.at(xf, source.psd(), H, eps)
     ll, lp = [mom.log_likelihood], [source.log_prior()]
     for it in range(n_iter):
-        source.frame_loglik = _full_frame_loglik(xt, H, eps)
+        source.frame_loglik = _full_frame_loglik(xf, H, eps)
         if algorithm == "em":
             H = _em_step(mom, source, H)
         else:
@@ -332,11 +332,9 @@ def _fit_full(x, source: VaeSourceModel, H, n_iter, algorithm, eps, callback):
     return H, torch.stack(ll, 1), torch.stack(lp, 1)
 
 
-def _full_frame_loglik(xt: torch.Tensor, H: torch.Tensor, eps) -> FrameLogLik:
+def _full_frame_loglik(xf: torch.Tensor, H: torch.Tensor, eps) -> FrameLogLik:
     def frame_loglik(lam: torch.Tensor) -> torch.Tensor:  # [B, N, F, T] -> [B, T]
-        Yinv, logdet = inv_logdet_psd(fca_covariance(lam, H, eps))  # [B, F, T, M, M], [B, F, T]
-        quad = (xt.conj() * (Yinv @ xt[..., None])[..., 0]).real.sum(-1)  # [B, F, T]
-        return -(quad + logdet).sum(1)
+        return -gaussian_terms(xf, fca_covariance_packed(lam, H, eps))[2].sum(1)
 
     return frame_loglik
 
