@@ -197,3 +197,27 @@ def test_outer_planes_under_autograd_are_the_in_place_fill():
     re_g, im_g = re.clone().requires_grad_(True), im.clone().requires_grad_(True)
     assert torch.allclose(linalg.outer_hermitian_planes(re_g, im_g), plain, rtol=1e-14)
     assert torch.autograd.gradcheck(linalg.outer_hermitian_planes, (re_g, im_g))
+
+
+@pytest.mark.parametrize("M", [2, 3, 4, 6])
+def test_unrolled_inverses_are_exact_without_their_fallback(M):
+    """On diagonally dominant matrices no pivot fails, so the unrolled factorisations, dense
+    and packed, give the inverse themselves: no jittered fallback (which takes the whole batch
+    on the dense path) can hide an error in them."""
+    A = _psd((4, 5), M, torch.complex128) + M * torch.eye(M, dtype=torch.complex128)
+    ref_inv, ref_logdet = torch.linalg.inv(A), torch.linalg.slogdet(A)[1]
+    inv, logdet, bad = linalg._inv_logdet_unrolled(A)
+    assert not bad.any()
+    assert torch.allclose(inv, ref_inv, rtol=1e-10, atol=1e-12)
+    assert torch.allclose(logdet, ref_logdet, rtol=1e-12)
+    packed_inv, packed_logdet = linalg.inv_logdet_packed(_planes(A))
+    assert torch.allclose(linalg.unpack_hermitian(packed_inv.mT), ref_inv, rtol=1e-10, atol=1e-12)
+    assert torch.allclose(packed_logdet, ref_logdet, rtol=1e-12)
+
+
+def test_pack_hermitian_takes_real_symmetric_matrices():
+    A = _psd((3,), 4, torch.float64)
+    p = linalg.pack_hermitian(A)  # diagonal, upper triangle, zero imaginary parts
+    assert p.shape == (3, 16) and not p[:, 10:].any()
+    back = linalg.unpack_hermitian(p)
+    assert torch.allclose(back.real, A) and not back.imag.any()
