@@ -422,7 +422,8 @@ def test_an_auto_teacher_set_records_what_auto_runs_and_is_not_grown_by_another(
     M = torch.load(tmp_path / "teacher" / "shard_00000.pt", weights_only=True)["mix"].shape[1]
     record = json.loads((tmp_path / "teacher" / f"{SETTINGS_NAME}.json").read_text())
     plan = record["teacher_plan"]
-    assert plan == auto_plan(M, 16000, 2).record(16000)
+    auto = auto_plan(M, 16000, 2)
+    assert plan == {**auto.record(16000), "stft": auto.stft_for(16000).to_dict()}
     assert plan["refit"] == app_methods.AUTO_REFIT.entry() and plan["blend"]
     monkeypatch.setattr(app_methods, "AUTO_REFIT", None)
     capsys.readouterr()

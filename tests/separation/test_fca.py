@@ -16,8 +16,8 @@ from vae_audio.separation.fca import (
     fit_free_fca,
     initial_scm,
 )
-from vae_audio.separation.linalg import pack_hermitian
 from vae_audio.separation.mnmf import fit_mnmf
+from vae_audio.separation.packed import pack_hermitian
 from vae_audio.separation.source_model import FreePsd
 from vae_audio.separation.wiener import wiener_full_rank
 

@@ -128,64 +128,6 @@ def test_sqrtm_geometric_mean_riccati(dtype):
     assert (torch.linalg.eigvalsh(H) > 0).all()
 
 
-def _planes(A):
-    """Packed Hermitian planes ``[..., M², T]`` of ``A [..., T, M, M]``."""
-    return linalg.pack_hermitian(A).mT
-
-
-@pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128])
-@pytest.mark.parametrize("M", [1, 2, 3, 4, 6])
-def test_packed_hermitian_planes_against_dense_algebra(dtype, M):
-    """Packing round-trips, and the inverse, log-determinant, matrix-vector product, trace
-    inner product and weighted sum on packed planes agree with torch.linalg on the dense
-    matrices."""
-    A = _psd((3, 11), M, dtype)  # [B, T, M, M]
-    tol = _tol(dtype)
-    assert torch.allclose(linalg.unpack_hermitian(linalg.pack_hermitian(A)), A, atol=tol)
-    inv, logdet = linalg.inv_logdet_packed(_planes(A))  # [B, M², T], [B, T]
-    ref = torch.linalg.inv(A)
-    got = linalg.unpack_hermitian(inv.mT)
-    assert torch.allclose(got, ref, rtol=tol, atol=tol * ref.abs().max())
-    assert torch.allclose(logdet, torch.linalg.slogdet(A)[1], rtol=tol, atol=tol * M)
-    x = torch.randn(3, 11, M, dtype=dtype, generator=torch.Generator().manual_seed(1))
-    ur, ui = linalg.packed_matvec(_planes(A), x.real.mT, x.imag.mT)  # [B, M, T]
-    Ax = (A @ x[..., None])[..., 0]  # [B, T, M]
-    assert torch.allclose(torch.complex(ur, ui).mT, Ax, rtol=tol, atol=tol * Ax.abs().max())
-    H = _psd((3, 2), M, dtype, seed=3)  # [B, K, M, M]
-    inner = linalg.packed_inner(_planes(A), H)  # [B, K, T]
-    ref_inner = torch.einsum("btij,bkji->bkt", A, H).real
-    assert torch.allclose(inner, ref_inner, rtol=tol, atol=tol * ref_inner.abs().max())
-    w = torch.rand(3, 2, 11, dtype=A.real.dtype, generator=torch.Generator().manual_seed(2))
-    ref_sum = torch.einsum("bkt,btij->bkij", w.to(dtype), A)
-    got_sum = linalg.packed_weighted_sum(w, _planes(A))
-    assert torch.allclose(got_sum, ref_sum, rtol=tol, atol=tol * ref_sum.abs().max())
-    xx = linalg.outer_hermitian_planes(x.real.mT, x.imag.mT)  # [B, M², T]
-    outer = x[..., :, None] * x.conj()[..., None, :]
-    assert torch.allclose(linalg.unpack_hermitian(xx.mT), outer, atol=tol * outer.abs().max())
-
-
-def test_packed_inverse_falls_back_to_jitter_where_a_pivot_fails():
-    a = torch.randn(6, 4, 1, dtype=torch.complex128, generator=torch.Generator().manual_seed(0))
-    A = a @ a.mH  # rank 1: the unrolled Cholesky meets a zero pivot
-    A[0] = 2 * torch.eye(4)  # a healthy one keeps its exact inverse
-    inv, logdet = linalg.inv_logdet_packed(_planes(A[None]))
-    ref_inv, ref_logdet = linalg.inv_logdet_psd(A)  # the jittered dense path
-    assert torch.isfinite(inv).all() and torch.isfinite(logdet).all()
-    assert torch.allclose(linalg.unpack_hermitian(inv[0].mT), ref_inv)
-    assert torch.allclose(logdet[0], ref_logdet)
-    assert torch.allclose(linalg.unpack_hermitian(inv[0, :, 0]), 0.5 * torch.eye(4, dtype=A.dtype))
-
-
-def test_packed_inverse_is_differentiable():
-    A = _planes(_psd((1, 3), 3, torch.complex128)).requires_grad_(True)
-
-    def f(A):
-        inv, logdet = linalg.inv_logdet_packed(A)
-        return inv.square().sum() + logdet.sum()
-
-    assert torch.autograd.gradcheck(f, (A,))
-
-
 def test_outer_planes_under_autograd_are_the_in_place_fill():
     """With inputs that require gradients the packed outer products are built out of place
     (autograd through the in-place fill copies the whole gradient once per write); both
@@ -197,27 +139,3 @@ def test_outer_planes_under_autograd_are_the_in_place_fill():
     re_g, im_g = re.clone().requires_grad_(True), im.clone().requires_grad_(True)
     assert torch.allclose(linalg.outer_hermitian_planes(re_g, im_g), plain, rtol=1e-14)
     assert torch.autograd.gradcheck(linalg.outer_hermitian_planes, (re_g, im_g))
-
-
-@pytest.mark.parametrize("M", [2, 3, 4, 6])
-def test_unrolled_inverses_are_exact_without_their_fallback(M):
-    """On diagonally dominant matrices no pivot fails, so the unrolled factorisations, dense
-    and packed, give the inverse themselves: no jittered fallback (which takes the whole batch
-    on the dense path) can hide an error in them."""
-    A = _psd((4, 5), M, torch.complex128) + M * torch.eye(M, dtype=torch.complex128)
-    ref_inv, ref_logdet = torch.linalg.inv(A), torch.linalg.slogdet(A)[1]
-    inv, logdet, bad = linalg._inv_logdet_unrolled(A)
-    assert not bad.any()
-    assert torch.allclose(inv, ref_inv, rtol=1e-10, atol=1e-12)
-    assert torch.allclose(logdet, ref_logdet, rtol=1e-12)
-    packed_inv, packed_logdet = linalg.inv_logdet_packed(_planes(A))
-    assert torch.allclose(linalg.unpack_hermitian(packed_inv.mT), ref_inv, rtol=1e-10, atol=1e-12)
-    assert torch.allclose(packed_logdet, ref_logdet, rtol=1e-12)
-
-
-def test_pack_hermitian_takes_real_symmetric_matrices():
-    A = _psd((3,), 4, torch.float64)
-    p = linalg.pack_hermitian(A)  # diagonal, upper triangle, zero imaginary parts
-    assert p.shape == (3, 16) and not p[:, 10:].any()
-    back = linalg.unpack_hermitian(p)
-    assert torch.allclose(back.real, A) and not back.imag.any()

@@ -50,8 +50,8 @@ def full_nll(x: Tensor, lam: Tensor, H: Tensor, eps: float | Tensor) -> Tensor:
     ``x [B, M, F, T]`` complex, ``lam [B, N, F, T]``, ``H [B, N, F, M, M]``, ``eps`` scalar or
     ``[B]``; ``Y = Σ_n λ H + ε I``.
     """
-    nll = gaussian_terms(x.transpose(1, 2), fca_covariance_packed(lam, H, eps))[2]  # [B, F, T]
-    return nll.mean((1, 2))
+    Y = fca_covariance_packed(lam, H, eps)  # [B, F, M², T]
+    return gaussian_terms(x.transpose(1, 2), Y).nll.mean((1, 2))
 
 
 def jd_nll(xt: Tensor, lam: Tensor, g: Tensor, Q: Tensor, eps: float | Tensor) -> Tensor:

@@ -211,15 +211,17 @@ _DATASETS: dict[str, Dataset] = {}  # per worker process: the RIR bank is loaded
 def auto_teacher_plan(spec: str, n_mics: int, settings: dict) -> dict:
     """What the ``auto`` teacher ``spec`` runs on a set's ``n_mics``-channel mixtures
     (:meth:`~vae_audio.apps.methods.Plan.record`: its method and model file, members, re-fit,
-    iterations). A teacher set records it, so that labels made by one version of ``auto`` are
-    never extended with another's under the same ``--teacher``."""
+    iterations; and its STFT). A teacher set records it, so that labels made by one version
+    of ``auto`` are never extended with another's under the same ``--teacher``."""
     from vae_audio.bench.methods import auto_plan
 
     _, n_iter, options = parse_teacher(spec)
     sr = StftConfig.from_dict(settings["stft"]).sample_rate
     plan = auto_plan(n_mics, sr, settings["n_speakers"], options.get("model"))
     starts = options.get("starts")
-    return plan.record(sr, n_iter, None if starts is None else int(starts))
+    record = plan.record(sr, n_iter, None if starts is None else int(starts))
+    record["stft"] = plan.stft_for(plan.sample_rate or sr).to_dict()  # auto's own STFT
+    return record
 
 
 def _mixtures(settings: dict) -> Dataset:

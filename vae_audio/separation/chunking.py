@@ -20,12 +20,14 @@ permuted. Chunks never overlap more than pairwise (``overlap <= chunk / 2``).
 tensors: mixture STFT ``[M, F, T]`` 10.3 MB; FastMNMF2: ``x xᴴ`` coordinates for IP
 ``[F, 2M², T]`` float32 41 MB, ``x̃``, ``ŷ`` and temporaries ``[F, M, T]`` 5.1 MB each, PSDs
 and statistics ``[N, F, T]`` 3.9 MB each, images ``[N, M, F, T]`` 31 MB; FCA/MNMF: ``Y``,
-``Y⁻¹``, ``P = Y⁻¹xxᴴY⁻¹`` ``[F, T, M, M]`` 41 MB each plus the inverse's temporaries.
-Measured peak RSS growth of one such chunk (fit + Wiener filter, CPU): FastMNMF2 175 MB,
-MNMF/FCA 400 MB; so at most 1.5x that per chunk, whatever the file length. What grows with
-the length is only the waveform I/O: input ``[M, S]`` float32 154 MB and output speakers +
-noise ``[N, M, S]`` 461 MB for this file. Unchunked, each FCA ``[F, T, M, M]`` tensor of the
-whole file would be 2.5 GB.
+``Y⁻¹``, ``P = Y⁻¹xxᴴY⁻¹`` as packed planes ``[F, M², T]`` float32 21 MB each
+(:mod:`~vae_audio.separation.packed`) plus the inverse's temporaries. Measured peak RSS
+growth of one such chunk (fit + Wiener filter, CPU): FastMNMF2 175 MB, MNMF/FCA 400 MB
+(measured when the FCA moments were dense ``[F, T, M, M]`` complex64 tensors, twice the size);
+so at most 1.5x that per chunk, whatever the file length. What grows with the length is only
+the waveform I/O: input ``[M, S]`` float32 154 MB and output speakers + noise ``[N, M, S]``
+461 MB for this file. Unchunked, each FCA ``[F, M², T]`` tensor of the whole file would be
+1.2 GB.
 """
 
 from __future__ import annotations

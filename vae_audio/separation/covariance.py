@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import torch
 
-from vae_audio.separation.linalg import eye_like, pack_hermitian
+from vae_audio.separation.linalg import eye_like
+from vae_audio.separation.packed import pack_hermitian
 
 
 def fca_covariance(
@@ -34,8 +35,9 @@ def fca_covariance(
 def fca_covariance_packed(
     lam: torch.Tensor, H: torch.Tensor, eps: float | torch.Tensor = 0.0
 ) -> torch.Tensor:
-    """:func:`fca_covariance` as packed Hermitian planes ``[B, F, M², T]`` (real; the layout of
-    :func:`~vae_audio.separation.linalg.inv_logdet_packed`): one real GEMM over the slots."""
+    """:func:`fca_covariance` as packed Hermitian planes (:mod:`vae_audio.separation.packed`):
+    ``lam [B, N, F, T]``, ``H [B, N, F, M, M]``, ``eps`` scalar or ``[B]`` -> ``[B, F, M², T]``
+    real, from one real GEMM over the slots."""
     M = H.shape[-1]
     Hp = pack_hermitian(H).permute(0, 2, 3, 1)  # [B, F, M², N]
     Y = Hp @ lam.transpose(1, 2).to(Hp.dtype)  # [B, F, M², T]

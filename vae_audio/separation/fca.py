@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
@@ -37,16 +38,18 @@ from vae_audio.separation.linalg import (
     eye_like,
     floor_psd,
     hermitian,
-    inv_logdet_packed,
     inv_psd,
     mean_power,
     outer_hermitian_planes,
+    riccati_psd,
+    trace,
+)
+from vae_audio.separation.packed import (
+    inv_logdet_packed,
     pack_hermitian,
     packed_inner,
     packed_matvec,
     packed_weighted_sum,
-    riccati_psd,
-    trace,
 )
 from vae_audio.separation.source_model import PsdStats, SourceModel
 
@@ -83,7 +86,8 @@ class FcaResult:
 def fca_log_likelihood(x: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
     """Log-likelihood ``−Σ_ft [M log π + log det Y + xᴴ Y⁻¹ x]`` -> ``[B]`` (nats, sum over
     F and T) of ``x [B, M, F, T]`` complex under ``Y [B, F, T, M, M]``."""
-    return _Moments.compute(x.transpose(1, 2), pack_hermitian(Y).mT).log_likelihood
+    Yp = pack_hermitian(Y).mT  # [B, F, T, M²] -> packed planes [B, F, M², T]
+    return _Moments.compute(x.transpose(1, 2), Yp).log_likelihood
 
 
 @dataclass
@@ -105,21 +109,28 @@ class _Moments:
     def compute(cls, xf: torch.Tensor, Y: torch.Tensor) -> _Moments:
         """``xf [B, F, M, T]`` complex, ``Y [B, F, M², T]`` packed planes."""
         F, M, T = xf.shape[1:]
-        Yinv, (ur, ui), nll = gaussian_terms(xf, Y)
-        ll = -nll.sum((1, 2)) - F * T * M * math.log(math.pi)
-        return cls(Yinv, outer_hermitian_planes(ur, ui), ll)
+        terms = gaussian_terms(xf, Y)
+        ll = -terms.nll.sum((1, 2)) - F * T * M * math.log(math.pi)
+        return cls(terms.Yinv, outer_hermitian_planes(terms.ur, terms.ui), ll)
 
 
-def gaussian_terms(xf: torch.Tensor, Y: torch.Tensor):
-    """The complex-Gaussian terms of ``xf [B, F, M, T]`` under packed planes ``Y [B, F, M², T]``:
-    ``Y⁻¹`` (packed planes), ``u = Y⁻¹ x`` (real and imaginary planes ``[B, F, M, T]``) and
-    ``log det Y + xᴴ Y⁻¹ x`` ``[B, F, T]`` (the negative log-likelihood per bin less
-    ``M log π``). Differentiable."""
+class GaussianTerms(NamedTuple):
+    """The complex-Gaussian terms of ``x`` under ``Y`` (:func:`gaussian_terms`)."""
+
+    Yinv: torch.Tensor  # [B, F, M², T] packed planes
+    ur: torch.Tensor  # [B, F, M, T]: real part of u = Y⁻¹ x
+    ui: torch.Tensor  # [B, F, M, T]: its imaginary part
+    nll: torch.Tensor  # [B, F, T]: log det Y + xᴴ Y⁻¹ x (the NLL per bin less M log π)
+
+
+def gaussian_terms(xf: torch.Tensor, Y: torch.Tensor) -> GaussianTerms:
+    """:class:`GaussianTerms` of ``xf [B, F, M, T]`` complex under packed planes
+    ``Y [B, F, M², T]``. Differentiable."""
     Yinv, logdet = inv_logdet_packed(Y)  # [B, F, M², T], [B, F, T]
     xr, xi = xf.real.contiguous(), xf.imag.contiguous()  # [B, F, M, T]
     ur, ui = packed_matvec(Yinv, xr, xi)  # Y⁻¹ x
     quad = (xr * ur + xi * ui).sum(-2)  # [B, F, T]: xᴴ Y⁻¹ x
-    return Yinv, (ur, ui), logdet + quad
+    return GaussianTerms(Yinv, ur, ui, logdet + quad)
 
 
 def _inner(Z: torch.Tensor, H: torch.Tensor) -> torch.Tensor:

@@ -344,6 +344,14 @@ def _unpack_hermitian(M: int, dtype: torch.dtype, device: torch.device) -> torch
     return R.reshape(M * M, 2 * M * M).to(device)
 
 
+def unpack_hermitian(p: torch.Tensor) -> torch.Tensor:
+    """The Hermitian matrices ``[..., M, M]`` (complex) of packed coordinates ``p [..., M²]``
+    (:func:`pack_hermitian`)."""
+    M = math.isqrt(p.shape[-1])
+    V = p @ _unpack_hermitian(M, p.dtype, p.device)  # [..., 2M²]
+    return torch.view_as_complex(V.reshape(*p.shape[:-1], M, M, 2).contiguous())
+
+
 def weighted_covariances_packed(xx: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """``V_k = (1/T) Σ_t w_kt x_t x_tᴴ`` for every row ``k`` of the weights.
 
@@ -356,148 +364,3 @@ def weighted_covariances_packed(xx: torch.Tensor, w: torch.Tensor) -> torch.Tens
     V = (w.to(xx.dtype) @ xx) / T  # [..., K, T] @ [..., T, M²] -> [..., K, M²]
     V = V @ _unpack_hermitian(M, xx.dtype, xx.device)  # [..., K, 2M²]
     return torch.view_as_complex(V.reshape(*V.shape[:-1], M, M, 2))
-
-
-# Packed Hermitian planes: a batch of Hermitian matrices stored as ``[..., M², T]`` real rows
-# in :func:`outer_hermitian`'s coordinate order (the M diagonal entries, then the real and
-# then the imaginary parts of the ``i < j`` entries of ``torch.triu_indices(M, M, 1)``), each
-# row unit-stride in ``T``. Entry-wise work on them runs on contiguous rows, and
-# :func:`packed_inner` / :func:`packed_weighted_sum` contract them with one real GEMM each.
-
-
-@functools.lru_cache(maxsize=16)
-def _pair_rows(M: int) -> dict[tuple[int, int], int]:
-    """``(i, j) -> k`` for the ``i < j`` pairs in ``torch.triu_indices(M, M, 1)`` order."""
-    i, j = torch.triu_indices(M, M, 1).tolist()
-    return {(a, b): k for k, (a, b) in enumerate(zip(i, j, strict=True))}
-
-
-def pack_hermitian(A: torch.Tensor) -> torch.Tensor:
-    """Packed real coordinates of Hermitian ``A [..., M, M]`` -> ``[..., M²]`` (the order of
-    :func:`outer_hermitian`: diagonal, real parts of the upper triangle, imaginary parts)."""
-    M = A.shape[-1]
-    i, j = torch.triu_indices(M, M, 1, device=A.device)
-    upper = A[..., i, j]  # [..., P]
-    diag = torch.diagonal(A, dim1=-2, dim2=-1)
-    if not A.is_complex():
-        return torch.cat([diag, upper, torch.zeros_like(upper)], -1)
-    return torch.cat([diag.real, upper.real, upper.imag], -1)
-
-
-def unpack_hermitian(p: torch.Tensor) -> torch.Tensor:
-    """The Hermitian matrices ``[..., M, M]`` (complex) of packed coordinates ``p [..., M²]``
-    (:func:`pack_hermitian`)."""
-    M = math.isqrt(p.shape[-1])
-    V = p @ _unpack_hermitian(M, p.dtype, p.device)  # [..., 2M²]
-    return torch.view_as_complex(V.reshape(*p.shape[:-1], M, M, 2).contiguous())
-
-
-def packed_inner(Z: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
-    """``tr(Z_t H_k)`` (real) for packed Hermitian planes ``Z [..., M², T]`` and Hermitian
-    ``H [..., K, M, M]`` -> ``[..., K, T]``: one real GEMM (the off-diagonal coordinates count
-    twice, for the entry and its conjugate)."""
-    M = H.shape[-1]
-    w = pack_hermitian(H)  # [..., K, M²]
-    scale = torch.full((M * M,), 2.0, dtype=w.dtype, device=w.device)
-    scale[:M] = 1.0
-    return (w * scale) @ Z
-
-
-def packed_weighted_sum(w: torch.Tensor, Z: torch.Tensor) -> torch.Tensor:
-    """``Σ_t w_kt Z_t`` for real weights ``w [..., K, T]`` and packed Hermitian planes
-    ``Z [..., M², T]`` -> ``[..., K, M, M]`` complex."""
-    return unpack_hermitian(w.to(Z.dtype) @ Z.mT)
-
-
-def packed_matvec(A: torch.Tensor, xr: torch.Tensor, xi: torch.Tensor):
-    """``A_t x_t`` for packed Hermitian planes ``A [..., M², T]`` and ``x`` given by its real
-    and imaginary planes ``xr, xi [..., M, T]`` -> the real and imaginary planes of the
-    product, each ``[..., M, T]``."""
-    M = xr.shape[-2]
-    P, pairs = M * (M - 1) // 2, _pair_rows(M)
-    # rows by unbind, not indexing: the backward of one unbind stacks the rows' gradients
-    # once, while that of each index fills a zero tensor of the whole input
-    a, r, i_ = A.unbind(-2), xr.unbind(-2), xi.unbind(-2)
-    ur = [a[i] * r[i] for i in range(M)]
-    ui = [a[i] * i_[i] for i in range(M)]
-    for (i, j), k in pairs.items():
-        re, im = a[M + k], a[M + P + k]  # A_ij = re + i·im, A_ji its conjugate
-        ur[i] = ur[i] + re * r[j] - im * i_[j]
-        ui[i] = ui[i] + re * i_[j] + im * r[j]
-        ur[j] = ur[j] + re * r[i] + im * i_[i]
-        ui[j] = ui[j] + re * i_[i] - im * r[i]
-    return torch.stack(ur, -2), torch.stack(ui, -2)
-
-
-def inv_logdet_packed(A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inverse (packed) and ``log det`` ``[..., T]`` of the Hermitian positive-definite
-    matrices given as packed planes ``A [..., M², T]`` (real dtype).
-
-    The unrolled Cholesky / triangular inverse of :func:`inv_logdet_psd` in real arithmetic
-    on contiguous rows, with no complex temporaries and no interleaving of entries; where a
-    pivot is not positive, those matrices go through the jittered :func:`cholesky_psd`.
-    Differentiable.
-    """
-    M = math.isqrt(A.shape[-2])
-    P, pairs = M * (M - 1) // 2, _pair_rows(M)
-    rows = A.unbind(-2)  # (see packed_matvec)
-
-    def lower(i, j):  # A_ij for i > j: the conjugate of the stored A_ji
-        k = pairs[(j, i)]
-        return rows[M + k], -rows[M + P + k]
-
-    # L: Cholesky factor, entries (re, im) below the diagonal; d: its diagonal
-    Lr, Li = {}, {}
-    dinv, logdet, bad = [None] * M, None, None
-    for j in range(M):
-        s = rows[j]
-        for k in range(j):
-            s = s - Lr[j, k].square() - Li[j, k].square()
-        bad = (s <= 0) if bad is None else bad | (s <= 0)
-        d = s.clamp_min(torch.finfo(s.dtype).tiny).sqrt()
-        logdet = 2.0 * d.log() if logdet is None else logdet + 2.0 * d.log()
-        dinv[j] = d.reciprocal()
-        for i in range(j + 1, M):
-            vr, vi = lower(i, j)
-            for k in range(j):  # − L_ik conj(L_jk)
-                vr = vr - Lr[i, k] * Lr[j, k] - Li[i, k] * Li[j, k]
-                vi = vi - Li[i, k] * Lr[j, k] + Lr[i, k] * Li[j, k]
-            Lr[i, j], Li[i, j] = vr * dinv[j], vi * dinv[j]
-    # X = L⁻¹ (lower triangular, real diagonal dinv)
-    Xr, Xi = {}, {}
-    for i in range(M):
-        for j in range(i - 1, -1, -1):
-            vr, vi = Lr[i, j] * dinv[j], Li[i, j] * dinv[j]  # k = j: L_ij X_jj
-            for k in range(j + 1, i):
-                vr = vr + Lr[i, k] * Xr[k, j] - Li[i, k] * Xi[k, j]
-                vi = vi + Lr[i, k] * Xi[k, j] + Li[i, k] * Xr[k, j]
-            Xr[i, j], Xi[i, j] = -vr * dinv[i], -vi * dinv[i]
-
-    def x_entry(k, i):  # X_ki for k >= i
-        return (dinv[i], None) if k == i else (Xr[k, i], Xi[k, i])
-
-    # A⁻¹ = Xᴴ X: (A⁻¹)_ij = Σ_{k >= max(i, j)} conj(X_ki) X_kj
-    diag = []
-    for i in range(M):
-        v = dinv[i].square()
-        for k in range(i + 1, M):
-            v = v + Xr[k, i].square() + Xi[k, i].square()
-        diag.append(v)
-    re, im = [None] * P, [None] * P
-    for (i, j), p in pairs.items():
-        vr, vi = None, None
-        for k in range(j, M):
-            ar, ai = x_entry(k, i)  # conj(a) · b = (ar br + ai bi) + i (ar bi − ai br)
-            br, bi = x_entry(k, j)
-            tr = ar * br if bi is None else ar * br + ai * bi
-            ti = -ai * br if bi is None else ar * bi - ai * br
-            vr = tr if vr is None else vr + tr
-            vi = ti if vi is None else vi + ti
-        re[p], im[p] = vr, vi
-    inv = torch.stack(diag + re + im, -2)
-    if bool(bad.any()):
-        full = unpack_hermitian(A.movedim(-1, -2))  # [..., T, M, M]
-        inv_full, logdet_full = inv_logdet_psd(full)
-        inv = torch.where(bad[..., None, :], pack_hermitian(inv_full).movedim(-1, -2), inv)
-        logdet = torch.where(bad, logdet_full, logdet)
-    return inv, logdet

@@ -334,7 +334,7 @@ def _fit_full(x, source: VaeSourceModel, H, n_iter, algorithm, eps, callback):
 
 def _full_frame_loglik(xf: torch.Tensor, H: torch.Tensor, eps) -> FrameLogLik:
     def frame_loglik(lam: torch.Tensor) -> torch.Tensor:  # [B, N, F, T] -> [B, T]
-        return -gaussian_terms(xf, fca_covariance_packed(lam, H, eps))[2].sum(1)
+        return -gaussian_terms(xf, fca_covariance_packed(lam, H, eps)).nll.sum(1)
 
     return frame_loglik
 
