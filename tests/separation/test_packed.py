@@ -85,7 +85,8 @@ def test_unrolled_inverses_are_exact_without_their_fallback(M):
     assert not bad.any()
     assert torch.allclose(inv, ref_inv, rtol=1e-10, atol=1e-12)
     assert torch.allclose(logdet, ref_logdet, rtol=1e-12)
-    packed_inv, packed_logdet = packed.inv_logdet_packed(_planes(A))
+    packed_inv, packed_logdet, bad = packed._inv_logdet_packed_unrolled(_planes(A))
+    assert not bad.any()
     assert torch.allclose(linalg.unpack_hermitian(packed_inv.mT), ref_inv, rtol=1e-10, atol=1e-12)
     assert torch.allclose(packed_logdet, ref_logdet, rtol=1e-12)
 

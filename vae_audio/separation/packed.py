@@ -90,6 +90,17 @@ def inv_logdet_packed(A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     unloaded): mixing the two results per matrix would keep the failed factorisation's
     infinities in the graph, and their zero gradients would turn into NaN. Differentiable.
     """
+    inv, logdet, bad = _inv_logdet_packed_unrolled(A)
+    if bool(bad.any()):
+        inv_full, logdet = inv_logdet_psd(unpack_hermitian(A.movedim(-1, -2)))  # [..., T, M, M]
+        return pack_hermitian(inv_full).movedim(-1, -2), logdet
+    return inv, logdet
+
+
+def _inv_logdet_packed_unrolled(A: torch.Tensor):
+    """The unrolled factorisation of :func:`inv_logdet_packed` alone: ``(A⁻¹ [..., M², T],
+    log det A [..., T], bad [..., T])``, ``bad`` where a pivot was not positive (the other
+    two are then meaningless there)."""
     M = math.isqrt(A.shape[-2])
     P, pairs = M * (M - 1) // 2, _pair_rows(M)
     rows = A.unbind(-2)  # (see packed_matvec)
@@ -146,7 +157,4 @@ def inv_logdet_packed(A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             vr = tr if vr is None else vr + tr
             vi = ti if vi is None else vi + ti
         re[p], im[p] = vr, vi
-    if bool(bad.any()):
-        inv_full, logdet = inv_logdet_psd(unpack_hermitian(A.movedim(-1, -2)))  # [..., T, M, M]
-        return pack_hermitian(inv_full).movedim(-1, -2), logdet
-    return torch.stack(diag + re + im, -2), logdet
+    return torch.stack(diag + re + im, -2), logdet, bad
