@@ -93,7 +93,7 @@ def fca_log_likelihood(x: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
 @dataclass
 class _Moments:
     """``Y⁻¹`` and ``P = Y⁻¹ x xᴴ Y⁻¹`` at one model covariance ``Y``, both as packed Hermitian
-    planes ``[B, F, M², T]`` (:mod:`~vae_audio.separation.linalg`), and ``L [B]``."""
+    planes ``[B, F, M², T]`` (:mod:`~vae_audio.separation.packed`), and ``L [B]``."""
 
     Yinv: torch.Tensor
     P: torch.Tensor

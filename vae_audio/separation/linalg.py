@@ -359,8 +359,5 @@ def weighted_covariances_packed(xx: torch.Tensor, w: torch.Tensor) -> torch.Tens
     -> ``[..., K, M, M]`` complex. Same result as :func:`weighted_covariances`, with one real
     GEMM over ``T`` on the packed coordinates (half the work and memory traffic).
     """
-    T, P = xx.shape[-2:]
-    M = math.isqrt(P)
-    V = (w.to(xx.dtype) @ xx) / T  # [..., K, T] @ [..., T, M²] -> [..., K, M²]
-    V = V @ _unpack_hermitian(M, xx.dtype, xx.device)  # [..., K, 2M²]
-    return torch.view_as_complex(V.reshape(*V.shape[:-1], M, M, 2))
+    T = xx.shape[-2]
+    return unpack_hermitian((w.to(xx.dtype) @ xx) / T)  # [..., K, T] @ [..., T, M²]
