@@ -92,9 +92,9 @@ def test_unrolled_inverses_are_exact_without_their_fallback(M):
 
 
 def test_pack_hermitian_takes_real_symmetric_matrices():
-    A = _psd((3,), 4, torch.float64)
+    A = _psd((2, 3), 4, torch.float64)  # two batch axes: the packed axis is the last
     p = packed.pack_hermitian(A)  # diagonal, upper triangle, zero imaginary parts
-    assert p.shape == (3, 16) and not p[:, 10:].any()
+    assert p.shape == (2, 3, 16) and not p[..., 10:].any()
     back = linalg.unpack_hermitian(p)
     assert torch.allclose(back.real, A) and not back.imag.any()
 
@@ -102,13 +102,17 @@ def test_pack_hermitian_takes_real_symmetric_matrices():
 @pytest.mark.parametrize("M", [2, 3, 4])
 def test_unrolled_factorisations_flag_every_non_positive_pivot(M):
     """A Hermitian matrix that is not positive definite is flagged by both unrolled
-    factorisations, whichever pivot fails (here the first, or a later one: the coupled pair
-    (a, b) with |A_ab| = 2 has the pivot 1 - 4 < 0), and only that matrix of the batch."""
-    A = torch.eye(M, dtype=torch.complex128).repeat(4, 1, 1)  # [4, M, M], item 0 stays I
-    A[1, 0, 0] = -1.0  # the first pivot
-    A[2, 0, M - 1], A[2, M - 1, 0] = 2.0, 2.0  # the last pivot
-    A[3, M - 2, M - 1], A[3, M - 1, M - 2] = 2j, -2j  # a later pivot, complex coupling
-    assert (torch.linalg.eigvalsh(A)[1:, 0] < 0).all()
-    expected = torch.tensor([False, True, True, True])
+    factorisations, whichever pivot fails (the first, or a later one: the coupled pair (a, b)
+    with |A_ab| = 2 has the pivot 1 - 4 < 0) and whether it is negative or exactly zero (a
+    singular matrix), and only that matrix of the batch."""
+    A = torch.eye(M, dtype=torch.complex128).repeat(6, 1, 1)  # [6, M, M], item 0 stays I
+    A[1, 0, 0] = -0.5  # the first pivot, negative
+    A[2, 0, 0] = 0.0  # the first pivot, zero
+    A[3, 0, M - 1], A[3, M - 1, 0] = 2.0, 2.0  # the last pivot, negative
+    A[4, M - 2, M - 1], A[4, M - 1, M - 2] = 2j, -2j  # a later pivot, complex coupling
+    A[5, 0, 1], A[5, 1, 0] = 1.0, 1.0  # the second pivot, zero
+    lowest = torch.linalg.eigvalsh(A)[:, 0]
+    assert lowest[0] > 0 and (lowest[[1, 3, 4]] < 0).all() and (lowest[[2, 5]].abs() < 1e-12).all()
+    expected = torch.tensor([False, True, True, True, True, True])
     assert torch.equal(linalg._inv_logdet_unrolled(A)[2], expected)
     assert torch.equal(packed._inv_logdet_packed_unrolled(_planes(A[None]))[2][0], expected)
