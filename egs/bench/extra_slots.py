@@ -63,8 +63,13 @@ def main() -> None:
 
 
 def best_matches(args, extras: list[int]) -> None:
-    """``--any-output``: each talker's input SDR and its best match among all outputs."""
+    """``--any-output``: each talker's input SDR and its best match among all outputs, then
+    for each E the mean over mixtures of the weakest talker's (the lowest input SDR) best
+    match and gain, the other talkers' mean gain, and the mixtures where no output reaches
+    -5 dB for the weakest talker."""
     print("mixture talker input " + " ".join(f"E={e}" for e in extras))
+    weakest: list[tuple[float, np.ndarray]] = []  # per mixture: its input SDR, best per E
+    others: list[np.ndarray] = []  # per mixture: the other talkers' mean gain per E
     for root in args.set:
         for ref in load_references(root)[: args.limit]:
             data = load_mixture(ref)
@@ -81,7 +86,22 @@ def best_matches(args, extras: list[int]) -> None:
             mix = pairwise_sdr(refs, data.mix[:1].double())[:, 0]  # [K]
             for k in range(K):
                 cells = " ".join(f"{b[k]:6.1f}" for b in best)
-                print(f"{root.name}/{ref.id} {k} {mix[k]:6.1f} {cells}", flush=True)
+                print(f"{root}/{ref.id} {k} {mix[k]:6.1f} {cells}", flush=True)
+            table = np.stack(best)  # [E, K]
+            w = int(np.argmin(mix))
+            weakest.append((mix[w], table[:, w]))
+            others.append(np.delete(table - mix, w, axis=1).mean(1))
+    inputs = np.array([m for m, _ in weakest])
+    found = np.stack([b for _, b in weakest])  # [mixtures, E]
+    gains = np.stack(others)
+    print(f"{len(inputs)} mixtures; the weakest talker's input SDR {inputs.mean():.2f} dB")
+    for i, e in enumerate(extras):
+        print(
+            f"E={e}: weakest talker's best match {found[:, i].mean():.2f} dB "
+            f"(gain {(found[:, i] - inputs).mean():+.2f}), the others' gain "
+            f"{gains[:, i].mean():+.2f}; no output above -5 dB in "
+            f"{int((found[:, i] < -5).sum())} mixtures"
+        )
 
 
 if __name__ == "__main__":
