@@ -46,20 +46,35 @@ def main() -> None:
         best_matches(args, extras)
         return
     rows: list[dict] = []
+    for root, ref, data, fits in _fits(args, extras):
+        K = data.images.shape[0]
+        row = {"id": f"{root.name}/{ref.id}"}
+        for e, res in fits.items():
+            row[f"extra{e}"] = mean_sdr(data.images, res.sources[:K], data.mix, data.sr)
+        rows.append(row)
+        print(" ".join(f"{k}={v:.2f}" if k != "id" else v for k, v in row.items()), flush=True)
+    report(rows, args.out, f"extra{extras[0]}", list(rows[0])[1:])
+
+
+def _fits(args, extras: list[int]):
+    """``(set root, reference, mixture, {E: separate()'s result with K + E talkers})`` for
+    every mixture of ``--set`` (at most ``--limit`` per set)."""
     for root in args.set:
         for ref in load_references(root)[: args.limit]:
             data = load_mixture(ref)
             K = data.images.shape[0]
-            row = {"id": f"{root.name}/{ref.id}"}
-            for e in extras:
-                res = separate(
-                    data.mix, args.method, n_src=K + e, sr=data.sr, seed=args.seed,
+            fits = {
+                e: separate(
+                    data.mix,
+                    args.method,
+                    n_src=K + e,
+                    sr=data.sr,
+                    seed=args.seed,
                     starts=args.starts,
-                )  # fmt: skip
-                row[f"extra{e}"] = mean_sdr(data.images, res.sources[:K], data.mix, data.sr)
-            rows.append(row)
-            print(" ".join(f"{k}={v:.2f}" if k != "id" else v for k, v in row.items()), flush=True)
-    report(rows, args.out, f"extra{extras[0]}", list(rows[0])[1:])
+                )
+                for e in extras
+            }
+            yield root, ref, data, fits
 
 
 def best_matches(args, extras: list[int]) -> None:
@@ -70,27 +85,20 @@ def best_matches(args, extras: list[int]) -> None:
     print("mixture talker input " + " ".join(f"E={e}" for e in extras))
     weakest: list[tuple[float, np.ndarray]] = []  # per mixture: its input SDR, best per E
     others: list[np.ndarray] = []  # per mixture: the other talkers' mean gain per E
-    for root in args.set:
-        for ref in load_references(root)[: args.limit]:
-            data = load_mixture(ref)
-            refs = data.images[:, 0].double()  # [K, S] at mic 0
-            K = refs.shape[0]
-            best = []
-            for e in extras:
-                res = separate(
-                    data.mix, args.method, n_src=K + e, sr=data.sr, seed=args.seed,
-                    starts=args.starts,
-                )  # fmt: skip
-                outs = torch.cat([res.sources[:, 0], res.noise[:1]]).double()  # [K + E + 1, S]
-                best.append(np.nanmax(pairwise_sdr(refs, outs), axis=1))  # [K]
-            mix = pairwise_sdr(refs, data.mix[:1].double())[:, 0]  # [K]
-            for k in range(K):
-                cells = " ".join(f"{b[k]:6.1f}" for b in best)
-                print(f"{root}/{ref.id} {k} {mix[k]:6.1f} {cells}", flush=True)
-            table = np.stack(best)  # [E, K]
-            w = int(np.argmin(mix))
-            weakest.append((mix[w], table[:, w]))
-            others.append(np.delete(table - mix, w, axis=1).mean(1))
+    for root, ref, data, fits in _fits(args, extras):
+        refs = data.images[:, 0].double()  # [K, S] at mic 0
+        best = []
+        for res in fits.values():
+            outs = torch.cat([res.sources[:, 0], res.noise[:1]]).double()  # [K + E + 1, S]
+            best.append(np.nanmax(pairwise_sdr(refs, outs), axis=1))  # [K]
+        mix = pairwise_sdr(refs, data.mix[:1].double())[:, 0]  # [K]
+        for k in range(refs.shape[0]):
+            cells = " ".join(f"{b[k]:6.1f}" for b in best)
+            print(f"{root}/{ref.id} {k} {mix[k]:6.1f} {cells}", flush=True)
+        table = np.stack(best)  # [E, K]
+        w = int(np.argmin(mix))
+        weakest.append((mix[w], table[:, w]))
+        others.append(np.delete(table - mix, w, axis=1).mean(1))
     inputs = np.array([m for m, _ in weakest])
     found = np.stack([b for _, b in weakest])  # [mixtures, E]
     gains = np.stack(others)
