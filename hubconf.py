@@ -28,3 +28,13 @@ def speech_vae(pretrained: bool = True, device=None):
     import vae_audio
 
     return vae_audio.pretrained("speech-vae", device=device)
+
+
+def speech_vae_conv(pretrained: bool = True, device=None):
+    """The shipped temporal speech prior, single-channel ``vae-nmf``'s default
+    (``vae_audio.pretrained("speech-vae-conv")``) with its ``.card``."""
+    if not pretrained:
+        raise ValueError("only the pretrained model is offered; train others with vae-audio")
+    import vae_audio
+
+    return vae_audio.pretrained("speech-vae-conv", device=device)

@@ -350,3 +350,30 @@ def test_auto_refits_wherever_the_prior_fits(channels, n_src):
     assert (plan.refit is not None) == neural
     assert neural or any("no VAE-FCA re-fit at 48000 Hz" in n for n in resolver.notes)
     assert methods.MethodResolver("fastmnmf2").plan(_Probe("a.wav", 4, 16000)).refit is None
+
+
+def test_each_vae_method_plans_at_the_stft_of_its_own_default_prior(tmp_path, monkeypatch):
+    """vae-nmf's default prior is not the other VAE methods': a plan takes the rate and STFT of
+    the prior its method runs (here an 8-kHz one for vae-nmf), under auto too."""
+    import dataclasses
+
+    from vae_audio.apps.inputs import InputItem
+    from vae_audio.apps.methods import MethodResolver
+    from vae_audio.audio.stft import StftConfig
+    from vae_audio.separation import METHODS
+    from vae_audio.speech.model import SpeechVAE, SpeechVAEConfig
+    from vae_audio.speech.prior import save_speech_prior
+
+    if "vae-nmf" not in METHODS or "vae-fca" not in METHODS:
+        pytest.skip("the VAE methods are not registered")
+    stft = StftConfig(sample_rate=8000, n_fft=256, hop_length=64)
+    prior = save_speech_prior(tmp_path / "p8k.pt", SpeechVAE(SpeechVAEConfig(n_freq=129), stft))
+    spec = dataclasses.replace(METHODS["vae-nmf"], defaults={"prior": str(prior)})
+    monkeypatch.setitem(METHODS, "vae-nmf", spec)
+    mono = InputItem(tmp_path / "a.wav", "a", channels=1, frames=16000, sample_rate=16000)
+    stereo = InputItem(tmp_path / "b.wav", "b", channels=2, frames=16000, sample_rate=16000)
+    for method in ("auto", "vae-nmf"):
+        plan = MethodResolver(method).plan(mono)
+        assert (plan.method, plan.sample_rate, plan.stft) == ("vae-nmf", 8000, stft)
+    plan = MethodResolver("vae-fca").plan(stereo)
+    assert (plan.sample_rate, plan.stft.n_fft) == (16000, 512)

@@ -175,3 +175,28 @@ def test_prior_methods_refuse_a_rate_or_stft_the_prior_was_not_made_for(method):
     stft = StftConfig(sample_rate=16000, n_fft=1024, hop_length=256)
     with pytest.raises(VaeAudioError, match="made with n_fft=512, hop_length=128.*pass stft="):
         separate(x, method, n_src=1, sr=16000, stft=stft, n_iter=1)
+
+
+def test_a_method_default_option_is_used_and_checked_unless_given(tmp_path, monkeypatch):
+    """``MethodSpec.defaults`` fill options the caller left out before the STFT check: with an
+    8-kHz prior as vae-nmf's default, a 16-kHz call is refused and an 8-kHz call runs it; a
+    prior passed by the caller wins."""
+    import dataclasses
+
+    from vae_audio.speech.model import SpeechVAE, SpeechVAEConfig
+    from vae_audio.speech.prior import save_speech_prior
+
+    if "vae-nmf" not in METHODS:
+        pytest.skip("vae-nmf is not registered")
+    torch.manual_seed(0)
+    net = SpeechVAE(SpeechVAEConfig(n_freq=CFG.n_freq, latent_dim=4, hidden=16), CFG)
+    path = save_speech_prior(tmp_path / "p8k.pt", net)
+    spec = dataclasses.replace(METHODS["vae-nmf"], defaults={"prior": str(path)})
+    monkeypatch.setitem(METHODS, "vae-nmf", spec)
+    x = torch.randn(1, 8000)
+    with pytest.raises(VaeAudioError, match="made for 8000 Hz but the mixture is at sr=16000"):
+        separate(x, "vae-nmf", n_src=1, sr=16000, n_iter=1)
+    res = separate(x, "vae-nmf", n_src=1, sr=SR, stft=CFG, n_iter=1)
+    assert torch.isfinite(res.sources).all()
+    with pytest.raises(VaeAudioError, match="made for 16000 Hz but the mixture is at sr=8000"):
+        separate(x, "vae-nmf", n_src=1, sr=SR, stft=CFG, n_iter=1, prior="speech-vae")

@@ -1,9 +1,10 @@
 """Small pretrained models shipped inside the package.
 
-Each entry was trained on this toolkit's offline TTS corpus by the command in
-:data:`RECIPES`; retraining with it reproduces the file (up to floating-point
-non-determinism of the platform). :data:`CARDS` says what each model was trained on, how
-well it separates and its known limits (``vae-audio models`` prints them).
+Each entry was trained on this toolkit's offline corpora (TTS voices; the recorded prompts
+for ``speech-vae-conv``) by the command in :data:`RECIPES`; retraining with it reproduces
+the file (up to floating-point non-determinism of the platform). :data:`CARDS` says what
+each model was trained on, how well it separates and its known limits (``vae-audio
+models`` prints them).
 
 This package only names the files and their cards, and imports no model code, so the model
 code may ask it for a default file (the speech prior does). Loading them is
@@ -22,6 +23,7 @@ _HERE = Path(__file__).resolve().parent
 # name -> file next to this module
 SHIPPED: dict[str, str] = {
     "speech-vae": "speech_vae.pt",
+    "speech-vae-conv": "speech_vae_conv.pt",
     "neural-fca": "neural_fca.pt",
 }
 

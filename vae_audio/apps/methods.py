@@ -34,7 +34,7 @@ takes any ``M >= 2``), the largest speaker count and the STFT; inputs at another
 are resampled to the model's.
 
 Methods with a VAE speech prior (``vae-fca``, ``vae-nmf``, ...; ``--model`` is then the
-prior, default the shipped one) run at the prior's rate and STFT. The others run at the
+prior, default the method's shipped one) run at the prior's rate and STFT. The others run at the
 file's rate with ``n_fft`` the power of two nearest 32 ms (512 at 16 kHz), hop ``n_fft / 4``.
 All take ``--n-src`` speakers (default 2; ``vae-nmf`` 1) plus a noise slot.
 """
@@ -375,7 +375,6 @@ class MethodResolver:
     notes: list[str] = field(default_factory=list)
     _net: Any = None
     _net_path: Path | None = None
-    _prior: Any = None  # the speech prior's StftConfig, once loaded
 
     def __post_init__(self) -> None:
         from vae_audio.separation import METHODS
@@ -557,18 +556,15 @@ class MethodResolver:
                 )
             opts = ((key, str(self._net_path)),)
         if "prior" in (spec.options or ()):  # VAE methods run at the speech prior's STFT
-            stft = self._prior_stft()
+            stft = self._prior_stft(spec)
             if item.sample_rate != stft.sample_rate:
                 self._note(f"{method}: inputs are resampled to the speech prior's rate")
             return Plan(method, n_src, stft.sample_rate, stft, opts, method)
         return Plan(method=method, n_src=n_src, opts=opts, label=method)
 
-    def _prior_stft(self):
-        if self._prior is None:
-            from vae_audio.speech.prior import load_speech_prior
+    def _prior_stft(self, spec):
+        from vae_audio.separation.priors import prior_stft
 
-            # --model names the prior for these methods; without it, the shipped prior
-            # (self._net_path may then be the shipped Neural FCA model, used by auto)
-            source = self._net_path if self.model is not None else None
-            self._prior = load_speech_prior(source).stft_config
-        return self._prior
+        # --model names the prior for these methods; without it, the method's own default
+        # (self._net_path may then be the shipped Neural FCA model, used by auto)
+        return prior_stft(self._net_path if self.model is not None else spec.defaults.get("prior"))

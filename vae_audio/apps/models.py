@@ -16,12 +16,12 @@ def pretrained(name: str = "speech-vae", device=None):
 
     Returns the model in eval mode with its ``card``: a :class:`PretrainedNeuralFCA` for
     ``"neural-fca"`` (a ``NeuralFCA`` with ``separate``/``separate_file``), the
-    ``SpeechVAE`` for ``"speech-vae"``.
+    ``SpeechVAE`` for the speech priors (``"speech-vae"``, ``"speech-vae-conv"``).
     """
     from vae_audio._pretrained import CARDS, pretrained_path
 
     path = pretrained_path(name)
-    if name == "speech-vae":
+    if CARDS[name].talkers is None:  # a speech prior
         from vae_audio.speech.prior import load_speech_prior
 
         model = load_speech_prior(path, device=device)

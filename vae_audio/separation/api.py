@@ -56,6 +56,7 @@ from vae_audio.separation.priors import check_prior_stft
 from vae_audio.separation.registry import METHODS, MethodSpec, register_method
 from vae_audio.separation.starts import START_OPTIONS, SelectedFit, selecting_fit
 from vae_audio.separation.vae_fca import REFIT_ITERATIONS, fit_vae_fca, refit_vae_fca
+from vae_audio.separation.vae_nmf import PRIOR as VAE_NMF_PRIOR
 from vae_audio.separation.vae_nmf import fit_vae_nmf
 
 REFIT_WEIGHT = 0.5  # separate(refit=...): the re-fit's share of the output
@@ -149,6 +150,7 @@ register_method(
         _builtin(fit_vae_nmf, "single-channel VAE-NMF, n_src=1 (Bando 2018, Leglaive 2018)"),
         multichannel=False,
         default_n_iter=50,
+        defaults={"prior": VAE_NMF_PRIOR},
         check_stft=check_prior_stft,
     ),
 )
@@ -532,6 +534,7 @@ def _member(
             f"method {method!r} has no option(s) {bad}; its options are "
             f"{', '.join(spec.options) or 'none'}"
         )
+    opts = {**spec.defaults, **opts}
     if spec.check_stft is not None:
         spec.check_stft(method, opts, stft_config)
     if noise_slot:

@@ -34,12 +34,14 @@ class MethodSpec:
     """A separation method: ``fit`` (see :mod:`vae_audio.separation.api`), whether it needs
     ``M >= 2`` and ``n_src <= M``, its default iteration count, a one-line description, if
     known the names of the options ``fit`` accepts (others are rejected with a clear error),
-    and ``noise_defaults``: options used when ``separate`` fits a noise slot and the caller
-    did not set them (e.g. a start that makes one slot the noise); ``frontend(opts)``: the
-    WPE front end the method asks for when the caller sets none (e.g. a Neural FCA model
-    trained on dereverberated mixtures); ``check_stft(method, opts, stft)``: raises
-    ``VaeAudioError`` when the method's model (a speech prior, a trained network) was not
-    made for the sample rate and STFT ``stft`` the mixture is analysed with."""
+    ``defaults``: options used when the caller did not set them (e.g. the speech prior the
+    method runs by default), and ``noise_defaults``: options used when ``separate`` fits a
+    noise slot and the caller did not set them (e.g. a start that makes one slot the noise);
+    ``frontend(opts)``: the WPE front end the method asks for when the caller sets none
+    (e.g. a Neural FCA model trained on dereverberated mixtures); ``check_stft(method, opts,
+    stft)``: raises ``VaeAudioError`` when the method's model (a speech prior, a trained
+    network) was not made for the sample rate and STFT ``stft`` the mixture is analysed
+    with."""
 
     fit: Callable[..., Any]
     multichannel: bool = True
@@ -47,6 +49,7 @@ class MethodSpec:
     default_n_iter: int = 100
     description: str = ""
     options: tuple[str, ...] | None = None
+    defaults: dict[str, Any] = field(default_factory=dict)
     noise_defaults: dict[str, Any] = field(default_factory=dict)
     frontend: Callable[[dict[str, Any]], Any] | None = None
     check_stft: Callable[[str, dict[str, Any], Any], None] | None = None

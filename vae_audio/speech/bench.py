@@ -11,12 +11,16 @@ data/tts/valid.jsonl`` (defaults: the shipped prior). It prints two Markdown tab
    training utterances), at each input SNR and noise type. Noise is synthetic pink noise
    and 4-talker babble from training utterances (other speakers than the held-out ones).
 
+``--per-file results.csv`` also writes every file's gains (one row per noise, SNR and
+file), so that two priors run on the same set can be compared file by file.
+
 All methods see the same noisy files, in one run.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import logging
 import time
 
@@ -27,6 +31,7 @@ from vae_audio.audio.stft import ISTFT, STFT
 from vae_audio.data.noise import babble, pink_noise
 from vae_audio.eval.metrics import bss_eval
 from vae_audio.eval.report import markdown_table
+from vae_audio.fileio import atomic_write
 from vae_audio.log import cli_logging
 from vae_audio.separation.nmf_enhance import learn_speech_basis, nmf_enhance
 from vae_audio.separation.vae_nmf import VaeNmfConfig, vae_nmf
@@ -102,22 +107,27 @@ def run(args) -> list[dict]:
             ).speech
         ),
     }
-    rows = []
+    rows, per_file = [], []
     for kind in args.noise:
         for snr in args.snr:
             pairs = _noisy_set(valid, train, snr, kind, args.seed)
             sdr_in = [_sdr(s, y) for s, y in pairs]
             row = {"noise": kind, "snr": snr, "sdr_in": float(np.mean(sdr_in))}
+            files = [
+                {"noise": kind, "snr": snr, "file": i, "sdr_in": b} for i, b in enumerate(sdr_in)
+            ]
             for name, fn in methods.items():
                 tick, gains = time.perf_counter(), []
-                for (s, y), base in zip(pairs, sdr_in, strict=True):
+                for (s, y), base, file in zip(pairs, sdr_in, files, strict=True):
                     Y = stft(torch.from_numpy(y).float())[None]  # [1, F, T]
                     est = istft(fn(Y)[0], length=len(y)).double().numpy()
                     gains.append(_sdr(s, est) - base)
+                    file[name] = gains[-1]
                 row[f"{name}"] = float(np.mean(gains))
                 row[f"{name} min"] = float(np.min(gains))
                 row[f"{name} s"] = (time.perf_counter() - tick) / len(pairs)
             rows.append(row)
+            per_file += files
             LOGGER.info("done: %s %s dB", kind, snr)
     cols = ["noise", "snr", "sdr_in", *methods]
     heads = ["noise", "input SNR (dB)", "input SDR (dB)", *[f"ΔSDR {m} (dB)" for m in methods]]
@@ -128,6 +138,11 @@ def run(args) -> list[dict]:
         f"{len(valid)} held-out utterances per row; seconds per file: "
         + ", ".join(f"{m} {np.mean([r[f'{m} s'] for r in rows]):.1f}" for m in methods)
     )
+    if args.per_file:
+        with atomic_write(args.per_file) as tmp, open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=["noise", "snr", "file", "sdr_in", *methods])
+            writer.writeheader()
+            writer.writerows(per_file)
     return rows
 
 
@@ -144,6 +159,7 @@ def main(argv=None) -> int:
     p.add_argument("--noise-components", type=int, default=8)
     p.add_argument("--speech-components", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--per-file", default=None, help="CSV of every file's ΔSDR per method")
     with cli_logging():  # progress to stderr, the tables to stdout
         run(p.parse_args(argv))
     return 0
