@@ -467,7 +467,8 @@ def register(subparsers) -> None:
     )  # fmt: skip
     p.add_argument(
         "--model", metavar="CKPT",
-        help="Neural FCA model.pt, or the speech prior of a VAE method (default: the shipped one)",
+        help="Neural FCA model.pt, or the speech prior of a VAE method: a model.pt or a shipped "
+        "name (default: the method's shipped one; `vae-audio models` lists them)",
     )  # fmt: skip
     p.add_argument(
         "--device", choices=("cpu", "cuda"), help="default: cuda when available, else cpu"

@@ -42,7 +42,7 @@ from vae_audio.speech.report import mean_psd, score_prior
 LOGGER = logging.getLogger(__name__)
 
 
-def _noisy_set(clean, train, snr_db: float, kind: str, seed: int):
+def noisy_set(clean, train, snr_db: float, kind: str, seed: int):
     """``(clean [S], noisy [S])`` pairs at ``snr_db`` (clean / noise power over the file)."""
     rng = np.random.default_rng([seed, int(snr_db * 10), kind == "babble"])
     pairs = []
@@ -110,7 +110,7 @@ def run(args) -> list[dict]:
     rows, per_file = [], []
     for kind in args.noise:
         for snr in args.snr:
-            pairs = _noisy_set(valid, train, snr, kind, args.seed)
+            pairs = noisy_set(valid, train, snr, kind, args.seed)
             sdr_in = [_sdr(s, y) for s, y in pairs]
             row = {"noise": kind, "snr": snr, "sdr_in": float(np.mean(sdr_in))}
             files = [
