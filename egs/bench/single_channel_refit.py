@@ -2,17 +2,18 @@
 
     OMP_NUM_THREADS=1 .venv/bin/python egs/bench/single_channel_refit.py \\
         --train data/tts/train.jsonl --valid SET.jsonl [--n-files 24] [--snr 0 10] \\
-        [--noise pink] [--priors speech-vae,speech-vae-conv] [--out results.csv]
+        [--noise pink] [--priors speech-vae,speech-vae-conv] [--prior P] [--out results.csv]
 
 On one channel `auto` runs `vae-nmf` (its default prior) and then, as on every input whose
 STFT is the speech prior's, re-fits VAE-FCA from that separation and mixes its images in
 (`separate(..., refit=...)`, :data:`vae_audio.apps.methods.AUTO_REFIT`). The re-fit was
 chosen on multichannel mixtures; this scores it on noisy single-channel utterances (the
 files of ``python -m vae_audio.speech.bench`` with the same arguments and seed): one VAE-NMF
-fit per file, then :func:`~vae_audio.separation.api.refit_chunk` from it with each prior of
-``--priors``. Prints the mean SDR improvement over the noisy input (mir_eval) of every
-variant and the paired change of each re-fit (mean ± half-width of the 95 % t-interval,
-files ahead); ``--out`` keeps every file's figures.
+fit per file (``--prior``: its speech prior, default the method's), then
+:func:`~vae_audio.separation.api.refit_chunk` from it with each prior of ``--priors``.
+Prints the mean SDR improvement over the noisy input (mir_eval) of every variant and the
+paired change of each re-fit (mean ± half-width of the 95 % t-interval, files ahead);
+``--out`` keeps every file's figures.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from vae_audio.apps.methods import AUTO_REFIT
 from vae_audio.audio import StftConfig
 from vae_audio.audio import stft as stft_transform
 from vae_audio.eval.metrics import bss_eval
+from vae_audio.fileio import atomic_write
 from vae_audio.separation import separate
 from vae_audio.separation.api import refit_chunk
 from vae_audio.separation.chunking import ChunkOutput
@@ -57,6 +59,7 @@ def main() -> None:
     parser.add_argument("--snr", type=float, nargs="+", default=[0.0, 10.0])
     parser.add_argument("--noise", nargs="+", default=["pink"], choices=["pink", "babble"])
     parser.add_argument("--priors", default="speech-vae,speech-vae-conv", help="re-fit priors")
+    parser.add_argument("--prior", default=None, help="vae-nmf's prior (default: its own)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -71,7 +74,8 @@ def main() -> None:
             for i, (s, y) in enumerate(noisy_set(valid, train, snr, kind, args.seed)):
                 x = torch.from_numpy(y).float()[None]  # [1, S]
                 base = _sdr(s, x[0])
-                res = separate(x, "vae-nmf", n_src=1, seed=args.seed)
+                own = {} if args.prior is None else {"prior": args.prior}
+                res = separate(x, "vae-nmf", n_src=1, seed=args.seed, **own)
                 row = {
                     "noise": kind,
                     "snr": snr,
@@ -105,8 +109,7 @@ def main() -> None:
             ]
             print(f"{kind} {snr:g} dB: " + "; ".join(cells + pairs))
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        with open(args.out, "w", newline="") as fh:
+        with atomic_write(args.out) as tmp, open(tmp, "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=["noise", "snr", "file", *names])
             writer.writeheader()
             writer.writerows(rows)
