@@ -131,8 +131,8 @@ CARDS: dict[str, ModelCard] = {
             "one recorded voice in training: judged on two recorded voices only, one never "
             "heard and one heard in another language, both women reading telephone prompts",
             "in babble it loses less than speech-vae on recorded voices (-1.20 against -2.49 dB "
-            "at 0 dB) but more on TTS voices (-0.37 against -0.06 dB): no speech-vs-NMF model "
-            "separates speech-like noise",
+            "at 0 dB) but more on TTS voices (-0.37 against -0.06 dB): speech-like noise is "
+            "hard for a speech-vs-NMF model",
             "only for 16 kHz audio analysed with n_fft 512, hop 128: other STFTs are refused",
         ),
         regenerate="bash recipes/speech_vae/make_pretrained_conv.sh",
