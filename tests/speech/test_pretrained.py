@@ -36,8 +36,9 @@ def test_unknown_shipped_name_is_a_clear_error():
 
 
 def _noisy_fixture(snr_db: float = 0.0):
-    """The fixture corpus's held-out utterances, concatenated (voices never trained on, about
-    4 s), in pink noise at ``snr_db``: ``(clean [S], noisy [1, S])``."""
+    """The fixture corpus's validation utterances, concatenated (about 4 s of TTS speech; the
+    many-voice prior may have heard these voices), in pink noise at ``snr_db``:
+    ``(clean [S], noisy [1, S])``."""
     clean = torch.cat(load_utterances(FIXTURES / "valid.jsonl", 16000, -25.0)).double().numpy()
     noise = pink_noise(1, len(clean), np.random.default_rng(3))[0]
     noise *= np.sqrt(np.mean(clean**2) / np.mean(noise**2) / 10 ** (snr_db / 10))
