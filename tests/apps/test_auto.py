@@ -373,7 +373,11 @@ def test_each_vae_method_plans_at_the_stft_of_its_own_default_prior(tmp_path, mo
     mono = InputItem(tmp_path / "a.wav", "a", channels=1, frames=16000, sample_rate=16000)
     stereo = InputItem(tmp_path / "b.wav", "b", channels=2, frames=16000, sample_rate=16000)
     for method in ("auto", "vae-nmf"):
-        plan = MethodResolver(method).plan(mono)
+        resolver = MethodResolver(method)
+        plan = resolver.plan(mono)
         assert (plan.method, plan.sample_rate, plan.stft) == ("vae-nmf", 8000, stft)
-    plan = MethodResolver("vae-fca").plan(stereo)
+        assert f"vae-nmf: speech prior {prior} (--model for another)" in resolver.notes
+    resolver = MethodResolver("vae-fca")
+    plan = resolver.plan(stereo)
     assert (plan.sample_rate, plan.stft.n_fft) == (16000, 512)
+    assert not [n for n in resolver.notes if "speech prior" in n]  # no default of its own

@@ -557,6 +557,8 @@ class MethodResolver:
             opts = ((key, str(self._net_path)),)
         if "prior" in (spec.options or ()):  # VAE methods run at the speech prior's STFT
             stft = self._prior_stft(spec)
+            if self.model is None and "prior" in spec.defaults:
+                self._note(f"{method}: speech prior {spec.defaults['prior']} (--model for another)")
             if item.sample_rate != stft.sample_rate:
                 self._note(f"{method}: inputs are resampled to the speech prior's rate")
             return Plan(method, n_src, stft.sample_rate, stft, opts, method)
