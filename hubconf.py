@@ -10,31 +10,28 @@ The weights ship inside the repository (``vae_audio/_pretrained/``): nothing is 
 dependencies = ["torch", "torchaudio", "numpy", "scipy", "soundfile", "yaml"]
 
 
+def _shipped(name: str, pretrained: bool, device):
+    """``vae_audio.pretrained(name)``; only the pretrained weights are offered."""
+    if not pretrained:
+        raise ValueError("only the pretrained model is offered; train others with vae-audio")
+    import vae_audio
+
+    return vae_audio.pretrained(name, device=device)
+
+
 def neural_fca(pretrained: bool = True, device=None):
     """The shipped Neural FastFCA separator (4 mics, 2 talkers + noise, 16 kHz):
     ``vae_audio.pretrained("neural-fca")``, a ``NeuralFCA`` module with ``.separate(wav, sr)``,
     ``.separate_file(path)`` and ``.card``."""
-    if not pretrained:
-        raise ValueError("only the pretrained model is offered; train others with vae-audio")
-    import vae_audio
-
-    return vae_audio.pretrained("neural-fca", device=device)
+    return _shipped("neural-fca", pretrained, device)
 
 
 def speech_vae(pretrained: bool = True, device=None):
     """The shipped speech prior (``vae_audio.pretrained("speech-vae")``) with its ``.card``."""
-    if not pretrained:
-        raise ValueError("only the pretrained model is offered; train others with vae-audio")
-    import vae_audio
-
-    return vae_audio.pretrained("speech-vae", device=device)
+    return _shipped("speech-vae", pretrained, device)
 
 
 def speech_vae_conv(pretrained: bool = True, device=None):
     """The shipped temporal speech prior, single-channel ``vae-nmf``'s default
     (``vae_audio.pretrained("speech-vae-conv")``) with its ``.card``."""
-    if not pretrained:
-        raise ValueError("only the pretrained model is offered; train others with vae-audio")
-    import vae_audio
-
-    return vae_audio.pretrained("speech-vae-conv", device=device)
+    return _shipped("speech-vae-conv", pretrained, device)

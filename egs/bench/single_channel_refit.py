@@ -25,29 +25,28 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import stats
 
 from vae_audio.apps.methods import AUTO_REFIT
 from vae_audio.audio import StftConfig
 from vae_audio.audio import stft as stft_transform
-from vae_audio.eval.metrics import bss_eval
+from vae_audio.bench.report import mean_ci
 from vae_audio.fileio import atomic_write
 from vae_audio.separation import separate
 from vae_audio.separation.api import refit_chunk
 from vae_audio.separation.chunking import ChunkOutput
-from vae_audio.speech.bench import noisy_set
+from vae_audio.speech.bench import file_sdr, noisy_set
 from vae_audio.speech.recipe import load_utterances
 
 
 def _sdr(ref: np.ndarray, est: torch.Tensor) -> float:
-    return float(bss_eval(ref[None], est.double().numpy()[None]).sdr[0])
+    return file_sdr(ref, est.double().numpy())
 
 
 def _interval(d: list[float]) -> str:
-    if len(d) < 2:
-        return f"{statistics.fmean(d):+.2f}"
-    half = stats.t.ppf(0.975, len(d) - 1) * statistics.stdev(d) / len(d) ** 0.5
-    return f"{statistics.fmean(d):+.2f} ± {half:.2f}, {sum(x > 0 for x in d)} of {len(d)}"
+    """Mean ± half-width of the 95 % t-interval of the paired differences ``d``, and how
+    many are positive."""
+    mean, half = mean_ci(np.asarray(d))
+    return f"{mean:+.2f} ± {half:.2f}, {sum(x > 0 for x in d)} of {len(d)}"
 
 
 def main() -> None:
@@ -68,13 +67,13 @@ def main() -> None:
     train = load_utterances(args.train, cfg.sample_rate, -25.0, args.n_train)
     valid = load_utterances(args.valid, cfg.sample_rate, -25.0, args.n_files)
     priors = args.priors.split(",")
+    own = {} if args.prior is None else {"prior": args.prior}  # vae-nmf's prior
     rows = []
     for kind in args.noise:
         for snr in args.snr:
             for i, (s, y) in enumerate(noisy_set(valid, train, snr, kind, args.seed)):
                 x = torch.from_numpy(y).float()[None]  # [1, S]
                 base = _sdr(s, x[0])
-                own = {} if args.prior is None else {"prior": args.prior}
                 res = separate(x, "vae-nmf", n_src=1, seed=args.seed, **own)
                 row = {
                     "noise": kind,

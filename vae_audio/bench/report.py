@@ -53,7 +53,7 @@ class OutputPaths:
     plot: Path
 
 
-def _mean_ci(values: np.ndarray) -> tuple[float, float]:
+def mean_ci(values: np.ndarray) -> tuple[float, float]:
     """Mean and 95 % t-interval half-width of ``values [n]`` (finite), NaN where undefined."""
     from scipy.stats import t
 
@@ -99,7 +99,7 @@ def summarise(result: BenchResult) -> list[dict]:
         for col in SUMMARY_METRICS:
             v = np.array([r[col] for r in rows], dtype=np.float64)
             undefined += int((~np.isfinite(v)).sum())
-            entry[f"{col}_mean"], entry[f"{col}_ci95"] = _mean_ci(mixture_means(rows, col))
+            entry[f"{col}_mean"], entry[f"{col}_ci95"] = mean_ci(mixture_means(rows, col))
         entry["undefined"] = undefined
         entry["rtf"] = real_time_factor(runs.values())
         for col in ("rss_mb", "cuda_mb"):

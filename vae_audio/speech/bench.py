@@ -58,7 +58,8 @@ def noisy_set(clean, train, snr_db: float, kind: str, seed: int):
     return pairs
 
 
-def _sdr(ref: np.ndarray, est: np.ndarray) -> float:
+def file_sdr(ref: np.ndarray, est: np.ndarray) -> float:
+    """mir_eval BSS Eval SDR (dB) of the single-channel estimate ``est [S]`` of ``ref [S]``."""
     return float(bss_eval(ref[None], est[None]).sdr[0])
 
 
@@ -111,7 +112,7 @@ def run(args) -> list[dict]:
     for kind in args.noise:
         for snr in args.snr:
             pairs = noisy_set(valid, train, snr, kind, args.seed)
-            sdr_in = [_sdr(s, y) for s, y in pairs]
+            sdr_in = [file_sdr(s, y) for s, y in pairs]
             row = {"noise": kind, "snr": snr, "sdr_in": float(np.mean(sdr_in))}
             files = [
                 {"noise": kind, "snr": snr, "file": i, "sdr_in": b} for i, b in enumerate(sdr_in)
@@ -121,7 +122,7 @@ def run(args) -> list[dict]:
                 for (s, y), base, file in zip(pairs, sdr_in, files, strict=True):
                     Y = stft(torch.from_numpy(y).float())[None]  # [1, F, T]
                     est = istft(fn(Y)[0], length=len(y)).double().numpy()
-                    gains.append(_sdr(s, est) - base)
+                    gains.append(file_sdr(s, est) - base)
                     file[name] = gains[-1]
                 row[f"{name}"] = float(np.mean(gains))
                 row[f"{name} min"] = float(np.min(gains))
