@@ -380,4 +380,32 @@ def test_each_vae_method_plans_at_the_stft_of_its_own_default_prior(tmp_path, mo
     resolver = MethodResolver("vae-fca")
     plan = resolver.plan(stereo)
     assert (plan.sample_rate, plan.stft.n_fft) == (16000, 512)
-    assert not [n for n in resolver.notes if "speech prior" in n]  # no default of its own
+    assert resolver.notes == ["vae-fca: speech prior speech-vae-conv16 (--model for another)"]
+
+
+def test_auto_refits_with_the_default_prior_of_vae_fca(tmp_path, monkeypatch):
+    """auto's re-fit is VAE-FCA with that method's default prior: where that prior is made
+    for another rate, the plan has no re-fit and says why."""
+    import dataclasses
+
+    from vae_audio.apps.inputs import InputItem
+    from vae_audio.apps.methods import MethodResolver
+    from vae_audio.audio.stft import StftConfig
+    from vae_audio.separation import METHODS
+    from vae_audio.speech.model import SpeechVAE, SpeechVAEConfig
+    from vae_audio.speech.prior import save_speech_prior
+
+    if "vae-fca" not in METHODS:
+        pytest.skip("vae-fca is not registered")
+    four = InputItem(tmp_path / "a.wav", "a", channels=4, frames=16000, sample_rate=16000)
+    resolver = MethodResolver("auto")
+    assert resolver.plan(four).refit is not None
+    assert any("VAE-FCA (speech prior speech-vae-conv16," in n for n in resolver.notes)
+    stft = StftConfig(sample_rate=8000, n_fft=256, hop_length=64)
+    prior = save_speech_prior(tmp_path / "p8k.pt", SpeechVAE(SpeechVAEConfig(n_freq=129), stft))
+    spec = dataclasses.replace(METHODS["vae-fca"], defaults={"prior": str(prior)})
+    monkeypatch.setitem(METHODS, "vae-fca", spec)
+    resolver = MethodResolver("auto")
+    assert resolver.plan(four).refit is None
+    assert any("no VAE-FCA re-fit at 16000 Hz" in n and "made for 8000 Hz" in n
+               for n in resolver.notes)  # fmt: skip

@@ -63,7 +63,7 @@ def test_demo_with_a_shipped_neural_model_adds_the_default_baselines(
         "fastmnmf2",
     ]
     if "vae-fastfca" in METHODS:
-        expected.append("vae-fastfca (shipped speech prior)")
+        expected.append("vae-fastfca (speech prior speech-vae-conv16)")
     assert [r["method"] for r in result.rows] == expected
     assert all(math.isfinite(r["sdr"]) for r in result.rows)
     wav, _ = read(tmp_path / "demo" / "neural-fastfca" / "demo" / "src1.wav")

@@ -211,6 +211,8 @@ def test_torch_hub_loads_the_shipped_models_from_the_repository():
     assert prior.card.name == "speech-vae"
     prior = torch.hub.load(str(ROOT), "speech_vae_conv", source="local")
     assert prior.card.name == "speech-vae-conv" and prior.config.arch == "conv"
+    prior = torch.hub.load(str(ROOT), "speech_vae_conv16", source="local")
+    assert prior.card.name == "speech-vae-conv16" and prior.config.arch == "conv"
 
 
 def test_models_command_prints_every_card(capsys):
@@ -218,7 +220,7 @@ def test_models_command_prints_every_card(capsys):
 
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    for name in ("neural-fca", "speech-vae", "speech-vae-conv"):
+    for name in ("neural-fca", "speech-vae", "speech-vae-conv", "speech-vae-conv16"):
         assert f"{name}: " in out and f'vae_audio.pretrained("{name}")' in out
     assert "known limits:" in out and "16000 Hz" in out
     assert main(["models", "no-such-model"]) == 2

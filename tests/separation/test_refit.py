@@ -58,7 +58,7 @@ def test_refit_starts_from_the_images_it_is_given(prior, model_mix):  # noqa: F8
     from vae_audio.separation.priors import prior_level
 
     x, c, _, _ = model_mix
-    fit = refit_vae_fca(x, c[:, :2], n_iter=0)
+    fit = refit_vae_fca(x, c[:, :2], n_iter=0, prior=prior)
     _, H = image_parameters(torch.cat([c[:, :2], (x - c[:, :2].sum(1))[:, None]], 1))
     assert float((fit.H - H).norm() / H.norm()) < 5e-3  # up to the start's diagonal loading
     net = copy.deepcopy(prior).double()
@@ -68,32 +68,32 @@ def test_refit_starts_from_the_images_it_is_given(prior, model_mix):  # noqa: F8
     assert fit.log_likelihood.shape == (1, 1)
 
 
-def test_refit_keeps_the_talkers_it_starts_from(model_mix):  # noqa: F811
+def test_refit_keeps_the_talkers_it_starts_from(prior, model_mix):  # noqa: F811
     """Started from the true talker images of a mixture drawn from the model, the re-fit
     separates near the oracle Wiener filter and keeps the start's talker order: started from
     the same images in the other order, its slots come out swapped. Its MAP objective never
     decreases."""
     x, c, lam, H = model_mix
-    fit = refit_vae_fca(x, c[:, :2], n_iter=10)
+    fit = refit_vae_fca(x, c[:, :2], n_iter=10, prior=prior)
     images = fit.images(x)[0, :, 0]  # [3, F, T] mic 0
     oracle = _snr(c[0, :2, 0], wiener_full_rank(x, lam, H)[0, :2, 0])
     assert _snr(c[0, :2, 0], images[:2]) > oracle - 3
     objective = fit.log_likelihood + fit.log_prior  # [1, 11]
     assert bool((objective.diff(dim=1) >= -1e-9 * objective[:, 1:].abs()).all())
     assert int(fit.noise_index[0]) == 2 and fit.lam.shape[1] == 3
-    swapped = refit_vae_fca(x, c[:, [1, 0]], n_iter=10).images(x)[0, :, 0]
+    swapped = refit_vae_fca(x, c[:, [1, 0]], n_iter=10, prior=prior).images(x)[0, :, 0]
     assert _snr(c[0, :2, 0], swapped[[1, 0]]) > oracle - 3
     assert _snr(c[0, :2, 0], swapped[:2]) < 1
     assert _snr(c[0, :2, 0], x[0, :1].expand(2, -1, -1)) < oracle - 8  # the mixture
 
 
-def test_refit_improves_a_poor_start(model_mix):  # noqa: F811
-    """From a start that is half the truth and half the other talker, the re-fit's
-    separation is better than the start's."""
+def test_refit_improves_a_poor_start(prior, model_mix):  # noqa: F811
+    """From a start that is half the truth and half the other talker, the re-fit (with the
+    prior the mixture was drawn from) separates better than the start."""
     x, c, _, _ = model_mix
     start = 0.6 * c[:, :2] + 0.4 * c[:, [1, 0]]  # [1, 2, M, F, T]
     before = _snr(c[0, :2, 0], start[0, :, 0])
-    after = _snr(c[0, :2, 0], refit_vae_fca(x, start, n_iter=15).images(x)[0, :2, 0])
+    after = _snr(c[0, :2, 0], refit_vae_fca(x, start, n_iter=15, prior=prior).images(x)[0, :2, 0])
     assert after > before + 3, (after, before)
 
 

@@ -110,7 +110,7 @@ def test_separates_a_mixture_of_its_own_model(prior, model_mix, kwargs):
     the oracle gets 18.3 dB, the unprocessed mixture 1.0 dB; measured 15.4 (full), 14.2 (jd)
     and 15.3 dB (jd-mh); MNMF gets 14.3 dB."""
     x, c, lam, H = model_mix
-    fit = fit_vae_fca(x, 3, n_iter=25, **kwargs)
+    fit = fit_vae_fca(x, 3, n_iter=25, prior=prior, **kwargs)
     images = fit.images(x)[0, :, 0]  # [3, F, T] mic 0
     oracle = _sdr(c[0, :2, 0], wiener_full_rank(x, lam, H)[0, :2, 0])
     est = _sdr(c[0, :2, 0], images[:2])

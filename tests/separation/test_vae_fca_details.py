@@ -79,10 +79,10 @@ def test_mixture_start_gives_every_speaker_slot_the_mixture_latent(prior, mix):
     net = load_prior(prior, x)
     want = net.encode(prior_level(x[:, 0].abs().square(), net)).mean  # [1, T, D]
     for z_init in ("mixture", _runtime("mixture")):
-        fit = fit_vae_fca(x, 3, n_iter=0, n_iter_init=2, spatial="jd", z_init=z_init)
+        fit = fit_vae_fca(x, 3, n_iter=0, n_iter_init=2, spatial="jd", z_init=z_init, prior=prior)
         z = fit.source.z.detach()  # [1, 2, T, D]
         torch.testing.assert_close(z, want[:, None].expand_as(z), rtol=1e-9, atol=1e-12)
-    sep = fit_vae_fca(x, 3, n_iter=0, n_iter_init=2, spatial="jd")
+    sep = fit_vae_fca(x, 3, n_iter=0, n_iter_init=2, spatial="jd", prior=prior)
     assert not torch.allclose(sep.source.z[:, 0], want, atol=1e-3)
 
 
@@ -352,7 +352,7 @@ def test_no_speech_slot_with_a_noise_slot_is_refused(mix):
 
 def test_bin_mismatch_names_the_shipped_prior(mix):
     """A spectrogram with other than the prior's 257 bins is refused naming the prior: without
-    one given, the shipped ``speech-vae``."""
-    match = r"^speech prior speech-vae was trained .* has 129 bins"
+    one given, the default ``speech-vae-conv16``."""
+    match = r"^speech prior speech-vae-conv16 was trained .* has 129 bins"
     with pytest.raises(VaeAudioError, match=match):
         fit_vae_fca(mix[:, :, :129], 3, n_iter=1)

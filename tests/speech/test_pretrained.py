@@ -1,5 +1,5 @@
 """The shipped speech priors load without code execution, model held-out speech, and enhance
-noisy held-out speech in single-channel VAE-NMF, whose default is the temporal prior."""
+noisy held-out speech in single-channel VAE-NMF; each VAE method runs its own default."""
 
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from vae_audio.speech.report import mean_psd, score_prior
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "corpus"
 
 
-@pytest.mark.parametrize("name", ["speech-vae", "speech-vae-conv"])
+@pytest.mark.parametrize("name", ["speech-vae", "speech-vae-conv", "speech-vae-conv16"])
 def test_shipped_prior_beats_the_mean_psd_on_unseen_utterances(name):
     prior = vae_audio.pretrained(name)
     assert prior.card.name == name and prior.card.talkers is None
@@ -49,23 +49,35 @@ def _sdr(ref: np.ndarray, est) -> float:
     return float(bss_eval(ref[None], np.asarray(est, dtype=np.float64)[None]).sdr[0])
 
 
-@pytest.mark.parametrize("name", ["speech-vae", "speech-vae-conv"])
+@pytest.mark.parametrize("name", ["speech-vae", "speech-vae-conv", "speech-vae-conv16"])
 def test_each_shipped_prior_enhances_noisy_speech_in_vae_nmf(name):
     """mir_eval SDR of VAE-NMF's speech estimate at 0 dB pink noise, over the noisy input."""
     clean, noisy = _noisy_fixture()
     res = separate(noisy, "vae-nmf", n_src=1, n_iter=30, prior=name)
     gain = _sdr(clean, res.sources[0, 0]) - _sdr(clean, noisy[0])
-    assert gain > 5.0, gain  # 7.2 and 7.5 dB measured; a random prior scores -1.8
+    assert gain > 5.0, gain  # 7.2, 7.5 and 7.3 dB measured; a random prior scores -1.8
 
 
-def test_vae_nmf_defaults_to_the_temporal_prior():
-    """``separate("vae-nmf")`` without ``prior`` is the run with ``speech-vae-conv``, not the
-    frame MLP's."""
+@pytest.mark.parametrize(
+    ("method", "default"),
+    [("vae-nmf", "speech-vae-conv"), ("vae-fca", "speech-vae-conv16"),
+     ("vae-fastfca", "speech-vae-conv16"), ("refit", "speech-vae-conv16")],
+)  # fmt: skip
+def test_each_vae_method_defaults_to_its_shipped_prior(method, default):
+    """Without ``prior``, ``vae-nmf`` runs the 8-epoch temporal prior, the multichannel
+    methods and ``separate(refit=...)`` (auto's re-fit) the 16-epoch one: each run equals the
+    one with that prior named and differs from the frame MLP's."""
     _, noisy = _noisy_fixture()
-    noisy = noisy[:, :16000]
-    runs = {
-        p: separate(noisy, "vae-nmf", n_src=1, n_iter=2, **({"prior": p} if p else {})).sources
-        for p in (None, "speech-vae-conv", "speech-vae")
-    }
-    torch.testing.assert_close(runs[None], runs["speech-vae-conv"])
+    x = noisy[:, :16000]
+    if method != "vae-nmf":  # two channels: the second a few samples late
+        x = np.concatenate([x, np.roll(x, 3, axis=1)])
+
+    def run(prior):
+        extra = {} if prior is None else {"prior": prior}
+        if method == "refit":
+            return separate(x, "fastmnmf2", n_src=1, n_iter=2, refit={"n_iter": 2, **extra})
+        return separate(x, method, n_src=1, n_iter=2, **extra)
+
+    runs = {p: run(p).sources for p in (None, default, "speech-vae")}
+    torch.testing.assert_close(runs[None], runs[default])
     assert not torch.allclose(runs[None], runs["speech-vae"], atol=1e-4)

@@ -1,8 +1,8 @@
 """Small pretrained models shipped inside the package.
 
 Each entry was trained on this toolkit's offline corpora (TTS voices; the recorded prompts
-for ``speech-vae-conv``) by the command in :data:`RECIPES`; retraining with it reproduces
-the file (up to floating-point non-determinism of the platform). :data:`CARDS` says what
+for the ``speech-vae-conv*`` priors) by the command in :data:`RECIPES`; retraining with it
+reproduces the file (up to floating-point non-determinism of the platform). :data:`CARDS` says what
 each model was trained on, how well it separates and its known limits (``vae-audio
 models`` prints them).
 
@@ -24,6 +24,7 @@ _HERE = Path(__file__).resolve().parent
 SHIPPED: dict[str, str] = {
     "speech-vae": "speech_vae.pt",
     "speech-vae-conv": "speech_vae_conv.pt",
+    "speech-vae-conv16": "speech_vae_conv16.pt",
     "neural-fca": "neural_fca.pt",
 }
 

@@ -9,7 +9,7 @@
    on longer frames when installed, else the FastMNMF2 fits alone; then VAE-FCA re-fitted
    from that average and mixed into it)
    and the ``--baselines`` (default FastMNMF2 and
-   FastMNMF2-DP, i.e. ``vae-fastfca`` with the shipped speech prior; a default baseline this
+   FastMNMF2-DP, i.e. ``vae-fastfca`` with its default speech prior; a default baseline this
    installation lacks is left out with a note): ``OUT/<method>/demo/src*.wav`` and a
    spectrogram per method.
 3. :func:`vae_audio.eval.evaluate_dir` scores each method against the true speaker images
@@ -176,7 +176,7 @@ def run_demo(
         if name in ("neural-fca", "neural-fastfca"):
             tags.append("shipped model")
         elif "prior" in (METHODS[name].options or ()):
-            tags.append("shipped speech prior")
+            tags.append(f"speech prior {METHODS[name].defaults.get('prior', 'speech-vae')}")
         label = f"{name} ({', '.join(tags)})" if tags else name
         if requested == "auto":  # what auto ran, with its starts and blend
             label = f"auto: {first.label}"

@@ -16,8 +16,8 @@ separate ``N >= M`` talkers too), FastMNMF2 with :data:`AUTO_STARTS` random star
 :data:`AUTO_FALLBACK_BLEND` (FastMNMF2 from 4 starts after WPE, from 2 starts on frames
 twice as long, with and without WPE, and from 2 on frames four times as long). Either
 average is then the start of VAE-FCA re-fitted to the mixture, whose images are mixed into
-it (:data:`AUTO_REFIT`; where the input's STFT is the shipped speech prior's, else skipped
-with a note). The choice is logged as a note. ``auto`` does not give a model a talker count
+it (:data:`AUTO_REFIT`; where the input's STFT is that of VAE-FCA's default speech prior, else
+skipped with a note). The choice is logged as a note. ``auto`` does not give a model a talker count
 it was not trained on (fewer than its slots, for a model trained on one count), although
 ``--method neural-fastfca --n-src k`` can (its least energetic speaker slots then go to the
 noise): on 10 one-talker 4-mic mixtures the shipped 2-talker model scored 8.0 dB SDR with
@@ -164,8 +164,8 @@ class Refit:
         return {"n_iter": self.n_iter, "weight": self.weight}
 
 
-# What auto does after averaging, wherever its STFT is the shipped speech prior's: VAE-FCA
-# (that prior with full-rank SCMs) re-fitted from the average's PSDs and SCMs, its images
+# What auto does after averaging, wherever its STFT is VAE-FCA's default speech prior's:
+# VAE-FCA (that prior with full-rank SCMs) re-fitted from the average's PSDs and SCMs, its images
 # mixed into the average's. Mixed in with weight 0.5 after 10 iterations it gained on the
 # condition matrix's 4-mic 2-talker mixtures of both draws (+0.70 and +0.56 dB), on the
 # fallback's 2-talker pair, 6-mic and line cells (-0.06 and +0.33) and 3-talker cells
@@ -496,8 +496,8 @@ class MethodResolver:
         return self._plan(item, method)
 
     def _refitted(self, plan: Plan, item: Any) -> Plan:
-        """``plan`` with :data:`AUTO_REFIT` where the shipped speech prior can run on its
-        STFT (noted either way)."""
+        """``plan`` with :data:`AUTO_REFIT` where VAE-FCA's default speech prior can run on
+        its STFT (noted either way)."""
         from vae_audio.separation import METHODS
 
         if AUTO_REFIT is None or "vae-fca" not in METHODS:
@@ -505,18 +505,20 @@ class MethodResolver:
         from vae_audio.separation.priors import check_prior_stft, prior_stft
 
         stft = plan.stft_for(plan.sample_rate or item.sample_rate)
+        opts = dict(METHODS["vae-fca"].defaults)
         try:
-            check_prior_stft("vae-fca", {}, stft)
+            check_prior_stft("vae-fca", opts, stft)
         except VaeAudioError:
-            prior = prior_stft()
+            prior = prior_stft(opts.get("prior"))
             self._note(
                 f"auto: no VAE-FCA re-fit at {stft.sample_rate} Hz (n_fft {stft.n_fft}): the "
                 f"speech prior is made for {prior.sample_rate} Hz (n_fft {prior.n_fft})"
             )
             return plan
         self._note(
-            f"auto: then VAE-FCA (speech prior, full-rank SCMs) is re-fitted from that average "
-            f"for {AUTO_REFIT.n_iter} iterations and mixed into it with weight {AUTO_REFIT.weight}"
+            f"auto: then VAE-FCA (speech prior {opts.get('prior')}, full-rank SCMs) is re-fitted "
+            f"from that average for {AUTO_REFIT.n_iter} iterations and mixed into it with weight "
+            f"{AUTO_REFIT.weight}"
         )
         return replace(plan, refit=AUTO_REFIT, label=f"{plan.label}, re-fitted by vae-fca")
 

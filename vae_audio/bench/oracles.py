@@ -45,7 +45,7 @@ gain, and the SDRs are within 0.15 dB (oracle-psd) and 0.5 dB (oracle-scm) of 10
   mixture's stand-in for oracle-mwf's ``1e-8 · mean_ft Σ_j λ_jft``.
 * **oracle-scm-vae** (oracle SCMs, blind PSDs from the speech prior): as oracle-scm, but the
   talkers' PSDs are those of VAE-FCA's source model, ``λ_nft = u_nf v_nt g_f(z_nt)`` with the
-  shipped prior's decoder ``g``, and the noise an NMF of 8 bases
+  decoder ``g`` of VAE-FCA's default prior, and the noise an NMF of 8 bases
   (:class:`~vae_audio.separation.vae_source.VaeSourceModel`, Adam on ``z``); it starts as
   VAE-FCA does, from the talkers' mic-0 images of a first fit, here 10 iterations of
   oracle-scm (:func:`~vae_audio.separation.vae_fca.initial_source`). Set beside oracle-scm,
@@ -241,17 +241,17 @@ def oracle_scm(
 def oracle_scm_vae(
     x: torch.Tensor, C: torch.Tensor, n_iter: int = HALF_ORACLE_ITERATIONS
 ) -> torch.Tensor:
-    """Oracle SCMs, blind PSDs from the shipped speech prior: mixture ``x [M, F, T]`` and
+    """Oracle SCMs, blind PSDs from VAE-FCA's default speech prior: mixture ``x [M, F, T]`` and
     true images ``C [J, M, F, T]`` (J - 1 talkers, then the noise) -> estimated images
     ``[J, M, F, T]`` (module docstring)."""
     from vae_audio.separation.priors import check_bins, load_prior
-    from vae_audio.separation.vae_fca import initial_source
+    from vae_audio.separation.vae_fca import PRIOR, initial_source
 
     _, H = oracle_parameters(C)  # [J, F, M, M]
     eps = _mixture_floor(x)
     start = fit_psd_given_scm(x, H, VAE_START_ITERATIONS, eps)
-    net = load_prior(None, x)
-    check_bins(net, x.shape[1], "the shipped speech prior")
+    net = load_prior(PRIOR, x)
+    check_bins(net, x.shape[1], f"the speech prior {PRIOR}")
     talkers = start.images(x)[:-1, 0].abs().square()  # [J - 1, F, T]: first images, mic 0
     source = initial_source(net, talkers[None], start.lam[None], 1, VAE_NOISE_BASES, eps, 0)
     return fit_psd_given_scm(x, H, n_iter, eps, source).images(x)

@@ -55,6 +55,7 @@ from vae_audio.separation.mnmf import fit_mnmf
 from vae_audio.separation.priors import check_prior_stft
 from vae_audio.separation.registry import METHODS, MethodSpec, register_method
 from vae_audio.separation.starts import START_OPTIONS, SelectedFit, selecting_fit
+from vae_audio.separation.vae_fca import PRIOR as VAE_FCA_PRIOR
 from vae_audio.separation.vae_fca import REFIT_ITERATIONS, fit_vae_fca, refit_vae_fca
 from vae_audio.separation.vae_nmf import PRIOR as VAE_NMF_PRIOR
 from vae_audio.separation.vae_nmf import fit_vae_nmf
@@ -127,6 +128,7 @@ register_method(
             stft=None,
         ),
         default_n_iter=100,
+        defaults={"prior": VAE_FCA_PRIOR},
         check_stft=check_prior_stft,
     ),
 )
@@ -141,6 +143,7 @@ register_method(
             stft=None,
         ),
         default_n_iter=100,
+        defaults={"prior": VAE_FCA_PRIOR},
         check_stft=check_prior_stft,
     ),
 )
@@ -458,7 +461,7 @@ def _refit_options(refit: Mapping[str, Any] | None, stft_config: StftConfig) -> 
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
         raise VaeAudioError(f"refit's weight must be a number in [0, 1], got {weight!r}")
     try:
-        check_prior_stft("vae-fca", dict(refit), stft_config)
+        check_prior_stft("vae-fca", {"prior": VAE_FCA_PRIOR, **refit}, stft_config)
     except VaeAudioError as err:
         raise VaeAudioError(f"refit: {err}; or drop refit") from None
     return {**refit, "n_iter": n_iter, "weight": float(weight)}

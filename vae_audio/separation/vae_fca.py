@@ -50,11 +50,15 @@ and diffuseness rule; its noise-slot start, the same first stage as here, now gi
 
 Registered as ``"vae-fca"`` (``spatial="full"``) and ``"vae-fastfca"`` (``spatial="jd"``),
 and single-channel VAE-NMF (:mod:`~vae_audio.separation.vae_nmf`) as ``"vae-nmf"``
-(:func:`~vae_audio.separation.vae_nmf.fit_vae_nmf`). The speech prior is loaded and checked
-by :mod:`~vae_audio.separation.priors`. The prior's STFT must be the separation STFT:
-:func:`fit_vae_fca` checks all settings when given ``stft``; through
-:func:`~vae_audio.separation.separate` (whose fits see only the spectrogram) the number of
-bins is checked.
+(:func:`~vae_audio.separation.vae_nmf.fit_vae_nmf`). The speech prior defaults to
+:data:`PRIOR`, the shipped temporal prior trained for 16 epochs on many TTS voices and one
+recorded voice: in VAE-FastFCA on the condition matrix it gained over the frame MLP
+``speech-vae`` on 2-talker and 3-talker TTS mixtures and on recorded voices, where the same
+prior after 8 epochs (single-channel ``vae-nmf``'s) lost 1 dB on the TTS ones (README,
+"Sixteen epochs"). It is loaded and checked by :mod:`~vae_audio.separation.priors`. The
+prior's STFT must be the separation STFT: :func:`fit_vae_fca` checks all settings when given
+``stft``; through :func:`~vae_audio.separation.separate` (whose fits see only the
+spectrogram) the number of bins is checked.
 """
 
 from __future__ import annotations
@@ -96,6 +100,7 @@ Z_INITS = ("separation", "mixture")
 _X_FLOOR = 1e-6  # FastMNMF observation floor (fit_fastmnmf's default)
 _G_EPS = 1e-2  # off-diagonal g of the circular initialisation (Sekiguchi's default)
 REFIT_ITERATIONS = 10  # refit_vae_fca's iterations
+PRIOR = "speech-vae-conv16"  # the shipped prior that fit_vae_fca and refit_vae_fca default to
 
 
 @dataclass
@@ -158,8 +163,8 @@ def fit_vae_fca(
             (with ``separate(..., noise_slot=False)`` pass ``n_noise=0``, or the NMF slot is
             returned as a talker).
         spatial: ``"full"`` (FCA SCMs; MNMF-DP) or ``"jd"`` (FastMNMF2-DP).
-        prior: speech prior: None (the shipped ``speech-vae``), a model file or shipped name,
-            or a :class:`SpeechVAE` (copied, never modified).
+        prior: speech prior: None (:data:`PRIOR`), a model file or shipped name, or a
+            :class:`SpeechVAE` (copied, never modified).
         algorithm: full model only, ``"mu"`` (default) or ``"em"`` for the SCMs.
         n_basis: NMF bases of the noise slot.
         z_update: ``"adam"`` (``z_steps`` steps of size ``z_lr`` per iteration) or ``"mh"``
@@ -187,6 +192,7 @@ def fit_vae_fca(
             f"VAE-FCA needs n_noise 0 or 1 and at least one speech slot, got n_src={n_src} "
             f"slots with n_noise={n_noise}"
         )
+    prior = PRIOR if prior is None else prior
     net = load_prior(prior, x)
     what = _prior_name(prior)
     if stft is not None:
@@ -253,6 +259,7 @@ def refit_vae_fca(
         callback: ``callback(it, log_likelihood [B])`` after every iteration.
     """
     K = talkers.shape[1]
+    prior = PRIOR if prior is None else prior
     net = load_prior(prior, x)
     check_bins(net, x.shape[2], _prior_name(prior))
     C = torch.cat([talkers, (x - talkers.sum(1))[:, None]], 1)  # [B, K + 1, M, F, T]
@@ -270,10 +277,10 @@ def refit_vae_fca(
 
 
 def _prior_name(prior: Any) -> str:
-    """How errors name the speech prior ``prior`` (a model, a file or shipped name, None)."""
+    """How errors name the speech prior ``prior`` (a model, a file or shipped name)."""
     if isinstance(prior, SpeechVAE):
         return "the given speech prior"
-    return f"speech prior {prior or 'speech-vae'}"
+    return f"speech prior {prior}"
 
 
 def initial_source(
