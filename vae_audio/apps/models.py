@@ -16,7 +16,8 @@ def pretrained(name: str = "speech-vae", device=None):
 
     Returns the model in eval mode with its ``card``: a :class:`PretrainedNeuralFCA` for
     ``"neural-fca"`` (a ``NeuralFCA`` with ``separate``/``separate_file``), the
-    ``SpeechVAE`` for the speech priors (``"speech-vae"``, ``"speech-vae-conv"``).
+    ``SpeechVAE`` for the speech priors (``"speech-vae"``, ``"speech-vae-conv"``,
+    ``"speech-vae-conv16"``).
     """
     from vae_audio._pretrained import CARDS, pretrained_path
 
