@@ -181,6 +181,19 @@ SHIPPED_NAME = "neural-fca"
 NEURAL_REFINE_ITERATIONS = 200
 
 
+def _file_record(value: Any, digest: Callable[[Path], str]) -> dict[str, Any]:
+    """How :meth:`Plan.record` names an option: ``{"path": value}``, with the SHA-256 of the
+    file it names (a path, or the name of a shipped model) where there is one."""
+    from vae_audio._pretrained import SHIPPED, pretrained_path
+
+    entry: dict[str, Any] = {"path": str(value)}
+    if Path(str(value)).is_file():
+        entry["sha256"] = digest(Path(str(value)))
+    elif value in SHIPPED:
+        entry["sha256"] = digest(pretrained_path(value))
+    return entry
+
+
 @dataclass(frozen=True)
 class Plan:
     """How to separate one input: ``separate(method=..., n_src=..., sr=..., stft=..., **opts)``.
@@ -205,20 +218,21 @@ class Plan:
         digest: Callable[[Path], str] | None = None,
     ) -> dict[str, Any]:
         """What of the plan shapes its outputs on an input at ``sr`` Hz, given ``--iters`` and
-        ``--starts``, JSON-normalised: method, talkers, rate, iterations, options (files
-        named by path and SHA-256, ``digest(path)``; default
-        :func:`~vae_audio.data.manifest.file_digest`), and the starts, blend and re-fit
-        where the plan has them (so that records made before one existed keep matching)."""
+        ``--starts``, JSON-normalised: method, talkers, rate, iterations, options (the
+        method's defaults included, e.g. the speech prior a VAE method runs; files named by
+        path or shipped name and SHA-256, ``digest(path)``; default
+        :func:`~vae_audio.data.manifest.file_digest`), and the starts, blend and re-fit (with
+        its speech prior) where the plan has them (so that records made before one existed
+        keep matching, and a changed default prior redoes the outputs it made)."""
         import json
 
         from vae_audio.data.manifest import file_digest
+        from vae_audio.separation import METHODS
 
         digest = digest or file_digest
-        opts = {}
-        for key, value in self.opts:
-            opts[key] = {"path": value}
-            if Path(value).is_file():
-                opts[key]["sha256"] = digest(Path(value))
+        spec = METHODS.get(self.method)
+        options = {**(spec.defaults if spec is not None else {}), **dict(self.opts)}
+        opts = {key: _file_record(value, digest) for key, value in options.items()}
         record: dict[str, Any] = {
             "method": self.method,
             "n_src": self.n_src,
@@ -231,7 +245,8 @@ class Plan:
         if self.blend:
             record["blend"] = self.blend_entries(self.sample_rate or sr)
         if self.refit is not None:
-            record["refit"] = self.refit_entry()
+            prior = METHODS["vae-fca"].defaults.get("prior")
+            record["refit"] = {**self.refit.entry(), "prior": _file_record(prior, digest)}
         return json.loads(json.dumps(record))
 
     def refit_entry(self) -> dict[str, Any] | None:
