@@ -12,7 +12,10 @@ first's (as :func:`vae_audio.separation.api.average_starts` does for starts). Pr
 mean SDR of every method and combination and its paired difference to the first method.
 ``--cache DIR`` keeps every method's talker images per mixture and seed (``DIR/<the set's
 absolute path>/<id>/<method>@<seed>.pt``, every "/" of the path and the method as "_"), so
-that later runs with other combinations reuse them.
+that later runs with other combinations reuse them. The key is the method as written: when a
+method's defaults change (a new default speech prior for ``vae-fca`` or ``auto``'s re-fit),
+its cached images are the old default's; rename them to the method with that option spelt
+out (``vae-fca:prior=speech-vae``) or clear the cache.
 """
 
 from __future__ import annotations
