@@ -163,8 +163,8 @@ CARDS: dict[str, ModelCard] = {
             "difference +/- 95 % half-interval): 2-talker TTS mixtures +0.48 +/- 0.26 (36, "
             "30 ahead), 3-talker TTS +0.53 +/- 0.30 (36, 28 ahead), recorded voices +0.92 +/- "
             "1.06 (18, 13 ahead; SI-SDR +1.79)",
-            "VAE-FCA (full-rank SCMs) on 16 2-talker matrix mixtures: level with speech-vae "
-            "(-0.02 +/- 0.31 dB, 7 ahead)",
+            "VAE-FCA (full-rank SCMs) on the matrix: level with speech-vae, -0.02 +/- 0.31 dB "
+            "on 16 2-talker mixtures (7 ahead), +0.12 +/- 0.44 on 18 3-talker ones (7 ahead)",
             "auto's VAE-FCA re-fit with this prior in place of speech-vae: +0.06 +/- 0.05 dB "
             "over 86 matrix mixtures (54 ahead); on one channel, after vae-nmf with "
             "speech-vae-conv, +0.18 / +0.11 dB on the two recorded voices at 0 / 10 dB pink "
