@@ -13,10 +13,9 @@ if [ ! -f exp/speech_vae/conv_voices/checkpoints/last.ckpt ]; then
 fi
 rm -rf exp/speech_vae/conv_voices16
 cp -r exp/speech_vae/conv_voices exp/speech_vae/conv_voices16
-VOICES='[data/tts/train.jsonl, data/tts10/flite/train.jsonl, data/tts10/espeak_en/train.jsonl,
-  data/tts10/espeak_world/train.jsonl, {manifest: data/prompts/train.jsonl, repeat: 4}]'
-"$VAE_AUDIO" train speech-vae --config recipes/speech_vae/conv_multi.yaml \
-    "data.train_manifest=$VOICES" trainer.max_epochs=16 trainer.out_dir=exp/speech_vae/conv_voices16 \
+# the run continues with the resolved config it was started with (its voices included)
+"$VAE_AUDIO" train speech-vae --config exp/speech_vae/conv_voices16/config.yaml \
+    trainer.max_epochs=16 trainer.out_dir=exp/speech_vae/conv_voices16 \
     trainer.enable_progress_bar=false --resume
 cp exp/speech_vae/conv_voices16/model.pt vae_audio/_pretrained/speech_vae_conv16.pt
 chmod 644 vae_audio/_pretrained/speech_vae_conv16.pt
