@@ -5,7 +5,8 @@
 
 Every name of ``--methods`` runs as in ``vae-audio bench`` (:func:`vae_audio.bench.methods.
 candidates`: ``auto`` is what ``separate --method auto`` writes, ``NAME:starts=K`` averages
-K starts of one method); its talker images are scored blind at mic 0 (BSS Eval SDR against
+K starts of one method; of a determined peer's M outputs the benchmark's blind choice
+keeps the N loudest); its talker images are scored blind at mic 0 (BSS Eval SDR against
 the reverberant images). Each ``--combine A+B[+C]`` averages the methods' talker images with
 equal weights (``A*2+B``: A counts twice) after matching every method's talkers to the
 first's (as :func:`vae_audio.separation.api.average_starts` does for starts). Prints the
@@ -100,7 +101,8 @@ def main() -> None:
                 if path is not None and path.is_file():
                     talkers[m] = torch.load(path, weights_only=True)
                     continue
-                talkers[m] = candidates(m, data, K, seed=args.seed)[0][:K]
+                est, keep = candidates(m, data, K, seed=args.seed)  # keep: the blind choice
+                talkers[m] = est[keep][:K]
                 if path is not None:
                     path.parent.mkdir(parents=True, exist_ok=True)
                     torch.save(talkers[m], path.with_suffix(".tmp"))
