@@ -14,7 +14,7 @@ from vae_audio.errors import VaeAudioError
 from vae_audio.eval.metrics import bss_eval
 from vae_audio.separation import separate
 from vae_audio.separation.covariance import image_parameters
-from vae_audio.separation.vae_fca import refit_vae_fca
+from vae_audio.separation.vae_fca import PRIOR, refit_vae_fca
 from vae_audio.separation.wiener import wiener_full_rank
 
 from .test_vae_fca import model_mix, prior, speech_mix  # noqa: F401 (fixtures)
@@ -103,7 +103,8 @@ def test_separate_averages_the_refit_with_its_start(speech_mix):  # noqa: F811
     mix, refs = speech_mix
     plain = separate(mix, "fastmnmf2", n_iter=30, seed=1)
     res = separate(mix, "fastmnmf2", n_iter=30, seed=1, refit={"n_iter": 4})
-    assert res.settings["refit"] == {"n_iter": 4, "weight": 0.5} and plain.settings["refit"] is None
+    assert res.settings["refit"] == {"n_iter": 4, "weight": 0.5, "prior": PRIOR}
+    assert plain.settings["refit"] is None
     assert "refit" in res.timings
     X = stft(torch.as_tensor(mix)[None], CFG)  # [1, M, F, T]
     talkers = stft(plain.sources[None], CFG)  # [1, 2, M, F, T]
@@ -118,6 +119,25 @@ def test_separate_averages_the_refit_with_its_start(speech_mix):  # noqa: F811
     sdr = bss_eval(refs[:, 0], res.sources[:, 0].numpy()).sdr.mean()
     base = bss_eval(refs[:, 0], np.stack([mix[0], mix[0]])).sdr.mean()
     assert sdr > base + 6
+
+
+def test_refit_prior_defaults_to_the_registry_entry_of_vae_fca(speech_mix, monkeypatch):  # noqa: F811
+    """The re-fit runs ``vae-fca``'s default prior as the registry states it, the one that
+    ``vae-audio separate`` records, and names it in ``settings["refit"]``."""
+    import dataclasses
+
+    from vae_audio.separation import METHODS
+
+    mix, _ = speech_mix
+    run = {"method": "fastmnmf2", "n_iter": 10, "seed": 1}
+    default = separate(mix, **run, refit={"n_iter": 2})
+    spec = dataclasses.replace(METHODS["vae-fca"], defaults={"prior": "speech-vae"})
+    monkeypatch.setitem(METHODS, "vae-fca", spec)
+    changed = separate(mix, **run, refit={"n_iter": 2})
+    named = separate(mix, **run, refit={"n_iter": 2, "prior": "speech-vae"})
+    assert changed.settings["refit"]["prior"] == "speech-vae" != PRIOR
+    assert torch.equal(changed.sources, named.sources)
+    assert not torch.allclose(changed.sources, default.sources, atol=1e-4)
 
 
 def test_refit_weight_mixes_the_two(speech_mix):  # noqa: F811

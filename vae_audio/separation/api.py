@@ -242,8 +242,9 @@ def separate(
     the separation made so far, its starts and blend members averaged, and mix the re-fit's
     images into those it started from with weight ``refit["weight"]`` (default ½;
     :func:`refit_chunk`). A dict of ``weight`` and
-    :func:`~vae_audio.separation.vae_fca.refit_vae_fca`'s options (``n_iter``, ``prior``,
-    ``n_basis``, ``z_steps``, ``z_lr``, ``eps_rel``), ``{}`` for the defaults; it runs on
+    :func:`~vae_audio.separation.vae_fca.refit_vae_fca`'s options (``n_iter``, ``prior``:
+    default ``vae-fca``'s in :data:`METHODS`, ``n_basis``, ``z_steps``, ``z_lr``,
+    ``eps_rel``), ``{}`` for the defaults; it runs on
     this method's input and STFT, which must be the prior's. The re-fit always has a noise
     slot (with ``noise_slot=False`` its image is dropped) and does not call ``callback``.
     ``settings["refit"]`` records it resolved (None without).
@@ -448,7 +449,9 @@ def refit_chunk(
 
 
 def _refit_options(refit: Mapping[str, Any] | None, stft_config: StftConfig) -> dict | None:
-    """``separate``'s ``refit`` checked: None, or a dict of ``refit_vae_fca`` options."""
+    """``separate``'s ``refit`` checked: None, or a dict of ``refit_vae_fca`` options with the
+    speech prior resolved (``vae-fca``'s default in :data:`METHODS` unless given), so that
+    ``settings["refit"]`` names the prior the re-fit ran."""
     if refit is None:
         return None
     known = ("weight", "n_iter", "prior", "n_basis", "z_steps", "z_lr", "eps_rel")
@@ -460,8 +463,9 @@ def _refit_options(refit: Mapping[str, Any] | None, stft_config: StftConfig) -> 
     weight = refit.get("weight", REFIT_WEIGHT)
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
         raise VaeAudioError(f"refit's weight must be a number in [0, 1], got {weight!r}")
+    refit = {"prior": METHODS["vae-fca"].defaults["prior"], **refit}
     try:
-        check_prior_stft("vae-fca", {"prior": VAE_FCA_PRIOR, **refit}, stft_config)
+        check_prior_stft("vae-fca", refit, stft_config)
     except VaeAudioError as err:
         raise VaeAudioError(f"refit: {err}; or drop refit") from None
     return {**refit, "n_iter": n_iter, "weight": float(weight)}
