@@ -139,3 +139,18 @@ def test_outer_planes_under_autograd_are_the_in_place_fill():
     re_g, im_g = re.clone().requires_grad_(True), im.clone().requires_grad_(True)
     assert torch.allclose(linalg.outer_hermitian_planes(re_g, im_g), plain, rtol=1e-14)
     assert torch.autograd.gradcheck(linalg.outer_hermitian_planes, (re_g, im_g))
+
+
+@pytest.mark.parametrize(
+    ("F", "per_bin", "budget", "n_blocks"),
+    [(257, 100, 10**6, 1), (257, 1000, 30_000, 9), (10, 7, 20, 4), (5, 100, 1, 5), (1, 3, 2, 1)],
+)
+def test_frequency_blocks_cover_every_bin_once_within_the_budget(F, per_bin, budget, n_blocks):
+    """``ceil(F · per_bin / budget)`` blocks (at least 1, at most F) of near-equal size that
+    tile ``range(F)`` in order, with plain-int bounds."""
+    blocks = linalg.frequency_blocks(F, per_bin, budget)
+    assert len(blocks) == n_blocks
+    assert [i for b in blocks for i in range(F)[b]] == list(range(F))
+    sizes = [b.stop - b.start for b in blocks]
+    assert max(sizes) == -(-F // n_blocks) and min(sizes) >= 1
+    assert all(type(b.start) is int and type(b.stop) is int and b.step is None for b in blocks)
