@@ -13,21 +13,24 @@ first's (as :func:`vae_audio.separation.api.average_starts` does for starts). Pr
 mean SDR of every method and combination and its paired difference to the first method.
 ``--cache DIR`` keeps every method's talker images per mixture and seed (``DIR/<the set's
 absolute path>/<id>/<method>@<seed>.pt``, every "/" of the path and the method as "_"), so
-that later runs with other combinations reuse them. The key is the method as written: when a
-method's defaults change (a new default speech prior for ``vae-fca`` or ``auto``'s re-fit),
-its cached images are the old default's; rename them to the method with that option spelt
-out (``vae-fca:prior=speech-vae``) or clear the cache.
+that later runs with other combinations reuse them. Beside each file, ``<same name>.json``
+holds the method's record (:func:`vae_audio.bench.methods.method_record`: the files its
+options and defaults name, by SHA-256, e.g. the speech prior of ``vae-fca`` or the model and
+re-fit prior of ``auto``). An entry whose record no longer matches, because a default
+changed or a named model was retrained, is computed again (and the scripts that only read
+the cache stop, naming it); an entry cached without a record is taken as made with today's.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import torch
 from ensemble_starts import mean_sdr, report  # the sibling script (egs/bench is on sys.path)
 
-from vae_audio.bench.methods import candidates, load_mixture
+from vae_audio.bench.methods import candidates, load_mixture, method_record
 from vae_audio.eval.matching import load_references
 from vae_audio.separation.chunking import align_to_previous
 
@@ -55,15 +58,39 @@ def cache_path(cache: Path, root: Path, mix_id: str, method: str, seed: int) -> 
     return folder / f"{method.replace('/', '_')}@{seed}.pt"
 
 
+def is_current(path: Path, record: dict) -> bool:
+    """Whether the cached ``path`` was made with ``record`` (module docstring); an entry
+    without a record is adopted: today's record is written beside it."""
+    side = path.with_suffix(".json")
+    if not side.is_file():
+        save_record(side, record)
+        return True
+    return json.loads(side.read_text()) == record
+
+
+def save_record(side: Path, record: dict) -> None:
+    tmp = side.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, sort_keys=True))
+    tmp.replace(side)
+
+
 def load_cached(
-    cache: Path, root: Path, mix_id: str, methods: list[str], seed: int
+    cache: Path, root: Path, mix_id: str, methods: list[str], seed: int, data
 ) -> list[torch.Tensor]:
-    """The cached talker images ``[K, M, S]`` of every method, or exit naming the first
-    that is missing (for the scripts that combine cached members)."""
+    """The cached talker images ``[K, M, S]`` of every method on the mixture ``data``, or
+    exit naming the first that is missing or stale (for the scripts that combine cached
+    members)."""
     paths = [cache_path(cache, root, mix_id, m, seed) for m in methods]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise SystemExit(f"{missing[0]} is missing: run ensemble_methods.py --cache first")
+    M, K = data.mix.shape[0], data.images.shape[0]
+    for m, p in zip(methods, paths, strict=True):
+        if not is_current(p, method_record(m, M, data.sr, K)):
+            raise SystemExit(
+                f"{p} was made with other defaults or model files than {m} names now: "
+                "run ensemble_methods.py --cache again to redo it"
+            )
     return [torch.load(p, weights_only=True) for p in paths]
 
 
@@ -95,18 +122,22 @@ def main() -> None:
 
             talkers = {}
             for m in methods:
-                path = None
+                path = record = None
                 if args.cache is not None:
                     path = cache_path(args.cache, root, ref.id, m, args.seed)
+                    record = method_record(m, data.mix.shape[0], data.sr, K)
                 if path is not None and path.is_file():
-                    talkers[m] = torch.load(path, weights_only=True)
-                    continue
+                    if is_current(path, record):
+                        talkers[m] = torch.load(path, weights_only=True)
+                        continue
+                    print(f"{path}: made with other defaults or model files; redoing it")
                 est, keep = candidates(m, data, K, seed=args.seed)  # keep: the blind choice
                 talkers[m] = est[keep][:K]
                 if path is not None:
                     path.parent.mkdir(parents=True, exist_ok=True)
                     torch.save(talkers[m], path.with_suffix(".tmp"))
                     path.with_suffix(".tmp").replace(path)
+                    save_record(path.with_suffix(".json"), record)
             row = {"id": f"{root.name}/{ref.id}"}
             row.update({m: _sdr(data, t) for m, t in talkers.items()})
             for combo in args.combine:

@@ -101,7 +101,7 @@ def main() -> None:
     for root in args.set:
         for ref in load_references(root):
             data = load_mixture(ref)
-            talkers = load_cached(args.cache, root, ref.id, methods, args.seed)
+            talkers = load_cached(args.cache, root, ref.id, methods, args.seed, data)
             talkers = [t.double() for t in talkers]
             average = _average(talkers, [1.0] * len(talkers))  # [K, M, S]
             cfg = StftConfig(sample_rate=data.sr, n_fft=args.n_fft, hop_length=args.n_fft // 4)

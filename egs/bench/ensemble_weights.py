@@ -93,7 +93,7 @@ def main() -> None:
     for root in args.set:
         for ref in load_references(root):
             data = load_mixture(ref)
-            members = load_cached(args.cache, root, ref.id, methods, args.seed)
+            members = load_cached(args.cache, root, ref.id, methods, args.seed, data)
             est = _aligned(members)  # [P, K, M, S]
             row = {"id": f"{root.name}/{ref.id}"}
             scores = [_sdr(data, e.float()) for e in est]

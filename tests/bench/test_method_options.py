@@ -158,3 +158,35 @@ def test_each_method_gets_its_own_model_and_priors_never_get_a_neural_model(
     if shipped_model_path() is not None:
         shipped = _model_given(monkeypatch, data, "neural-fastfca", None)
         assert str(shipped) == str(shipped_model_path())
+
+
+def test_method_record_names_the_files_that_shape_a_method(tmp_path, monkeypatch):
+    """A method's record holds every file its defaults and options name, by SHA-256: the
+    default speech prior of a VAE method, a named model (which changes when the file does),
+    auto's plan record; nothing for a method that reads no file."""
+    import dataclasses
+
+    from vae_audio._pretrained import pretrained_path
+    from vae_audio.bench.methods import auto_plan, method_record
+    from vae_audio.data.manifest import file_digest
+    from vae_audio.separation import METHODS
+
+    assert method_record("fastmnmf2@50:starts=4", 4, 16000, 2) == {}
+    assert method_record("pra-ilrma", 4, 16000, 2) == method_record("oracle-mwf", 4, 16000, 2)
+    prior = METHODS["vae-fastfca"].defaults["prior"]
+    want = {"prior": {"path": prior, "sha256": file_digest(pretrained_path(prior))}}
+    assert method_record("vae-fastfca", 4, 16000, 2) == want
+    named = method_record("vae-fastfca:prior=speech-vae", 4, 16000, 2)
+    assert named["prior"]["sha256"] == file_digest(pretrained_path("speech-vae")) != (
+        want["prior"]["sha256"]
+    )
+    model = tmp_path / "model.pt"
+    model.write_bytes(b"one")
+    first = method_record(f"neural-fastfca@0:model={model}", 4, 16000, 2)
+    model.write_bytes(b"two")
+    assert first != method_record(f"neural-fastfca@0:model={model}", 4, 16000, 2)
+    assert first["model"] == {"path": str(model), "sha256": first["model"]["sha256"]}
+    assert method_record("auto", 6, 16000, 3) == auto_plan(6, 16000, 3).record(16000)
+    spec = dataclasses.replace(METHODS["vae-fastfca"], defaults={"prior": "speech-vae"})
+    monkeypatch.setitem(METHODS, "vae-fastfca", spec)
+    assert method_record("vae-fastfca", 4, 16000, 2) == named

@@ -181,7 +181,7 @@ SHIPPED_NAME = "neural-fca"
 NEURAL_REFINE_ITERATIONS = 200
 
 
-def _file_record(value: Any, digest: Callable[[Path], str]) -> dict[str, Any]:
+def file_record(value: Any, digest: Callable[[Path], str]) -> dict[str, Any]:
     """How :meth:`Plan.record` names an option: ``{"path": value}``, with the SHA-256 of the
     file it names (a path, or the name of a shipped model) where there is one."""
     from vae_audio._pretrained import SHIPPED, pretrained_path
@@ -232,7 +232,7 @@ class Plan:
         digest = digest or file_digest
         spec = METHODS.get(self.method)
         options = {**(spec.defaults if spec is not None else {}), **dict(self.opts)}
-        opts = {key: _file_record(value, digest) for key, value in options.items()}
+        opts = {key: file_record(value, digest) for key, value in options.items()}
         record: dict[str, Any] = {
             "method": self.method,
             "n_src": self.n_src,
@@ -246,7 +246,7 @@ class Plan:
             record["blend"] = self.blend_entries(self.sample_rate or sr)
         if self.refit is not None:
             prior = METHODS["vae-fca"].defaults.get("prior")
-            record["refit"] = {**self.refit.entry(), "prior": _file_record(prior, digest)}
+            record["refit"] = {**self.refit.entry(), "prior": file_record(prior, digest)}
         return json.loads(json.dumps(record))
 
     def refit_entry(self) -> dict[str, Any] | None:

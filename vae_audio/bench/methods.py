@@ -48,7 +48,7 @@ from typing import Any
 import torch
 import yaml
 
-from vae_audio.apps.methods import NEURAL, NEURAL_REFINE_ITERATIONS
+from vae_audio.apps.methods import NEURAL, NEURAL_REFINE_ITERATIONS, file_record
 from vae_audio.audio.io import load_audio
 from vae_audio.audio.stft import StftConfig, istft, stft
 from vae_audio.bench.oracles import HALF_ORACLE_ITERATIONS, ORACLE_FILTERS
@@ -119,6 +119,31 @@ def parse_method(name: str) -> tuple[str, int | None, dict[str, Any]]:
             )
         options[key.strip()] = yaml.safe_load(value.strip())
     return base, int(count) if at else None, options
+
+
+def method_record(name: str, n_mics: int, sr: int, n_src: int) -> dict[str, Any]:
+    """What shapes the output of method ``name`` (``NAME[@N][:key=value]...``) on an
+    ``n_mics``-channel input at ``sr`` Hz with ``n_src`` talkers besides the name itself:
+    every option and default that names a file or a shipped model, by path or name and
+    SHA-256 (the speech prior of a VAE method, a Neural FCA model, the shipped model a Neural
+    method runs when none is named); for ``auto``, its plan's record
+    (:meth:`~vae_audio.apps.methods.Plan.record`: the model, the members, the re-fit and its
+    prior). ``{}`` for the methods that read no file. A result kept under the name is stale
+    when this record has changed, e.g. after a method's default prior changed."""
+    import json
+
+    from vae_audio.data.manifest import file_digest
+    from vae_audio.separation import METHODS
+
+    base, _, options = parse_method(name)
+    if base in AUTO:
+        return auto_plan(n_mics, sr, n_src).record(sr)
+    spec = METHODS.get(base)
+    named = {**(spec.defaults if spec is not None else {}), **options}
+    if base in NEURAL and "model" not in named:
+        named["model"] = _shipped_model(base)
+    files = {k: file_record(v, file_digest) for k, v in named.items() if isinstance(v, str)}
+    return json.loads(json.dumps({k: e for k, e in files.items() if "sha256" in e}))
 
 
 def split_method(name: str) -> tuple[str, int | None]:
