@@ -177,8 +177,10 @@ def test_method_record_names_the_files_that_shape_a_method(tmp_path, monkeypatch
     want = {"prior": {"path": prior, "sha256": file_digest(pretrained_path(prior))}}
     assert method_record("vae-fastfca", 4, 16000, 2) == want
     named = method_record("vae-fastfca:prior=speech-vae", 4, 16000, 2)
-    assert named["prior"]["sha256"] == file_digest(pretrained_path("speech-vae")) != (
-        want["prior"]["sha256"]
+    assert (
+        named["prior"]["sha256"]
+        == file_digest(pretrained_path("speech-vae"))
+        != (want["prior"]["sha256"])
     )
     model = tmp_path / "model.pt"
     model.write_bytes(b"one")
