@@ -90,6 +90,31 @@ def test_singular_matrix_falls_back_to_jitter():
     assert torch.isfinite(L).all()
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.complex64])
+def test_cholesky_jitter_is_the_documented_load_on_the_failed_matrices_only(dtype):
+    """A matrix whose factorisation fails gets ``jitter · tr(A)/M · I`` (1e-10 in double,
+    1e-5 in single precision), a zero matrix ``jitter · I``; the others in the batch none."""
+    jitter = 1e-10 if dtype == torch.float64 else 1e-5
+    A = torch.zeros(3, 3, 3, dtype=dtype)
+    A[0] = torch.diag(torch.tensor([300.0, 0.0, 0.0], dtype=dtype))  # tr/M = 100
+    A[1] = torch.diag(torch.tensor([1.0, 2.0, 6.0], dtype=dtype))  # healthy
+    L = linalg.cholesky_psd(A)
+    LL = L @ L.mH
+    want = torch.full((2,), 100 * jitter, dtype=LL.real.dtype)  # jitter · tr/M
+    assert torch.allclose(LL[0].diagonal()[1:].real, want, rtol=1e-3)
+    assert torch.allclose(LL[1], A[1]) and torch.equal(L[1], torch.linalg.cholesky(A[1]))
+    assert torch.allclose(LL[2], jitter * torch.eye(3, dtype=dtype), rtol=1e-3)
+
+
+def test_outer_planes_in_blocks_of_single_rows(monkeypatch):
+    """With a block budget below one row, :func:`outer_hermitian_planes` fills one row at a
+    time and still gives every row's packed ``x xᴴ``."""
+    x = torch.randn(5, 3, 7, dtype=torch.complex128)
+    want = linalg.outer_hermitian_planes(x.real, x.imag)
+    monkeypatch.setattr(linalg, "_OUTER_BLOCK", 1)
+    assert torch.equal(linalg.outer_hermitian_planes(x.real, x.imag), want)
+
+
 def test_inverse_is_differentiable():
     A = _psd((3,), 4, torch.complex128).requires_grad_(True)
 
