@@ -38,6 +38,27 @@ def test_hermitian_trace_eps_load():
     assert torch.allclose(linalg.eps_load(P, 0.5, relative=False), P + 0.5 * torch.eye(4))
 
 
+def test_relative_eps_load_on_two_batch_axes():
+    """The relative load is ``eps · tr(A)/M · I`` per matrix, with any number of batch axes
+    (here 2 x 5 matrices of size 3) and a per-matrix ``eps``."""
+    P = _psd((2, 5), 3, torch.complex128)
+    eps = torch.rand(2, 5, dtype=torch.float64)
+    load = (eps * torch.einsum("...ii->...", P).real / 3)[..., None, None]
+    assert torch.allclose(linalg.eps_load(P, eps), P + load * torch.eye(3))
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (2, 3, 5), (2, 4, 3, 5)])
+def test_real_form_acts_on_stacked_rows_as_the_complex_matrix(shape):
+    """``real_form(A) @ stack_real(x)`` is ``stack_real(A @ x)``, for ``x`` with 0, 1 or 2
+    batch axes."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(*shape, dtype=torch.complex128, generator=g)
+    A = torch.randn(*shape[:-2], 4, shape[-2], dtype=torch.complex128, generator=g)
+    assert linalg.stack_real(x).shape == (*shape[:-2], 2 * shape[-2], shape[-1])
+    got = linalg.real_form(A) @ linalg.stack_real(x)
+    assert torch.allclose(got, linalg.stack_real(A @ x))
+
+
 @pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128])
 def test_floor_psd_fixes_only_matrices_below_the_floor(dtype):
     """Definite matrices come back bit for bit; an indefinite one and one whose smallest
