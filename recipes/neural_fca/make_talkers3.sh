@@ -6,8 +6,10 @@
 # set of teacher round 2 (data/teacher/round2_auto, from make_round.sh 2), then 5000
 # training steps on the three from the speech prior. No references are used. The teacher
 # sets are resumable: re-running continues them, and a larger N extends them.
-# Usage: bash recipes/neural_fca/make_talkers3.sh [N3 [N1]] [training overrides...]
-# (N3, N1: 3-talker and 1-talker mixtures, default 400 and 200)
+# Usage: [SET2=DIR] bash recipes/neural_fca/make_talkers3.sh [N3 [N1]] [training overrides...]
+# (N3, N1: 3-talker and 1-talker mixtures, default 400 and 200; SET2: the 2-talker teacher
+# set, default data/teacher/round2_auto, e.g. data/teacher/round1_neural200 from
+# make_round.sh 1)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 VAE_AUDIO=${VAE_AUDIO:-.venv/bin/vae-audio}
@@ -15,8 +17,10 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 N3=${1:-400}
 N1=${2:-200}
 shift $(($# < 2 ? $# : 2))
-[ -f data/teacher/round2_auto/teacher.json ] || {
-    echo "make_talkers3.sh: data/teacher/round2_auto is missing: run make_round.sh 2 first" >&2
+SET2=${SET2:-data/teacher/round2_auto}
+[ -f "$SET2/teacher.json" ] || {
+    echo "make_talkers3.sh: $SET2 is missing: run make_round.sh 2 first, or name another" \
+        "2-talker teacher set as SET2=DIR" >&2
     exit 2
 }
 [ -f data/sim/bench10/manifest.jsonl ] || "$VAE_AUDIO" simulate data/sim/bench10 \
@@ -30,4 +34,5 @@ shift $(($# < 2 ? $# : 2))
     --rir-bank data/rirs_default.pt --n "$N1" --seconds 4 --n-speakers 1 --seed 4 --jobs 2 \
     --teacher auto
 OMP_NUM_THREADS=2 "$VAE_AUDIO" train neural-fca --config recipes/neural_fca/talkers3.yaml \
+    "data.teacher_set=[$SET2, data/teacher/talkers3_auto, data/teacher/talkers1_auto]" \
     trainer.overwrite=true "$@"
