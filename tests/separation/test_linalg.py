@@ -211,3 +211,17 @@ def test_frequency_blocks_cover_every_bin_once_within_the_budget(F, per_bin, bud
     sizes = [b.stop - b.start for b in blocks]
     assert max(sizes) == -(-F // n_blocks) and min(sizes) >= 1
     assert all(type(b.start) is int and type(b.stop) is int and b.step is None for b in blocks)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.complex128])
+def test_mean_power_floors_silence_at_eps_squared_only(dtype):
+    """``mean |x|²`` over the given axes, floored at ``eps²`` of the real dtype: a silent
+    input gets exactly the floor, a quiet one (power between ``eps²`` and ``eps``) its own
+    power."""
+    eps = torch.finfo(torch.empty((), dtype=dtype).real.dtype).eps
+    x = torch.zeros(2, 3, 4, dtype=dtype)
+    x[1] = (1e3 * eps**2) ** 0.5 * (0.6 + 0.8j if dtype.is_complex else 1.0)  # power 1e3 eps²
+    got = linalg.mean_power(x, (1, 2))
+    assert got[0].item() == eps**2
+    assert got[1].item() == pytest.approx(1e3 * eps**2, rel=1e-5, abs=0)
+    assert got.dtype == x.real.dtype
