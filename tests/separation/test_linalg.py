@@ -185,17 +185,31 @@ def test_sqrtm_geometric_mean_riccati(dtype):
     assert (torch.linalg.eigvalsh(H) > 0).all()
 
 
-def test_outer_planes_under_autograd_are_the_in_place_fill():
+@pytest.mark.parametrize("shape", [(2, 3, 4, 9), (3, 9), (2, 3, 9)])
+def test_outer_planes_under_autograd_are_the_in_place_fill(shape):
     """With inputs that require gradients the packed outer products are built out of place
     (autograd through the in-place fill copies the whole gradient once per write); both
-    paths give the same coordinates, and the gradient is right."""
+    paths give the same coordinates, and the gradient is right, with 0 to 2 batch axes."""
     g = torch.Generator().manual_seed(4)
-    x = torch.randn(2, 3, 4, 9, dtype=torch.complex128, generator=g)
+    x = torch.randn(*shape, dtype=torch.complex128, generator=g)
     re, im = x.real.contiguous(), x.imag.contiguous()
     plain = linalg.outer_hermitian_planes(re, im)
     re_g, im_g = re.clone().requires_grad_(True), im.clone().requires_grad_(True)
     assert torch.allclose(linalg.outer_hermitian_planes(re_g, im_g), plain, rtol=1e-14)
     assert torch.autograd.gradcheck(linalg.outer_hermitian_planes, (re_g, im_g))
+
+
+@pytest.mark.parametrize("shape", [(3, 7), (2, 3, 7), (2, 2, 3, 7)])
+def test_weighted_covariances_of_outer_real_are_the_weighted_sums(shape):
+    """``weighted_covariances(outer_real(x), w)`` is ``(1/T) Σ_t w_kt x_t x_tᴴ`` for ``x``
+    with 0 to 2 batch axes."""
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(*shape, dtype=torch.complex128, generator=g)
+    w = torch.rand(*shape[:-2], 4, shape[-1], dtype=torch.float64, generator=g)
+    want = torch.einsum("...kt,...it,...jt->...kij", w.to(x.dtype), x, x.conj()) / shape[-1]
+    got = linalg.weighted_covariances(linalg.outer_real(x), w)
+    assert got.shape == (*shape[:-2], 4, shape[-2], shape[-2])
+    assert torch.allclose(got, want)
 
 
 @pytest.mark.parametrize(
