@@ -127,13 +127,16 @@ def test_cholesky_jitter_is_the_documented_load_on_the_failed_matrices_only(dtyp
     assert torch.allclose(LL[2], jitter * torch.eye(3, dtype=dtype), rtol=1e-3)
 
 
-def test_cholesky_jitter_grows_tenfold_until_the_factorisation_succeeds():
-    """A matrix that the first load leaves indefinite gets a second load ten times larger,
-    computed on the loaded matrix, and no third."""
-    A = torch.diag(torch.tensor([1.0, 1.0, -3e-10], dtype=torch.float64))
-    first = A + 1e-10 * (linalg.trace(A) / 3) * torch.eye(3, dtype=A.dtype)  # still indefinite
-    assert torch.linalg.cholesky_ex(first)[1] > 0
-    want = first + 1e-9 * (linalg.trace(first) / 3) * torch.eye(3, dtype=A.dtype)
+@pytest.mark.parametrize(("depth", "loads"), [(3e-10, 2), (3e-9, 3)])
+def test_cholesky_jitter_grows_tenfold_until_the_factorisation_succeeds(depth, loads):
+    """A matrix that a load leaves indefinite gets the next one ten times larger, computed
+    on the loaded matrix, up to three loads in all."""
+    A = torch.diag(torch.tensor([1.0, 1.0, -depth], dtype=torch.float64))
+    want, jitter = A, 1e-10
+    for _ in range(loads):
+        assert torch.linalg.cholesky_ex(want)[1] > 0  # still indefinite: another load
+        want = want + jitter * (linalg.trace(want) / 3) * torch.eye(3, dtype=A.dtype)
+        jitter *= 10
     L = linalg.cholesky_psd(A)
     assert torch.allclose(L @ L.mT, want, rtol=1e-9, atol=0)
 
