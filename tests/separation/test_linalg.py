@@ -95,6 +95,8 @@ def test_inverse_logdet_solve(dtype, M):
     assert torch.allclose(logdet, torch.linalg.slogdet(A)[1], rtol=tol, atol=tol * M)
     assert torch.allclose(linalg.inv_psd(A), ref_inv, rtol=tol, atol=tol * ref_inv.abs().max())
     assert torch.allclose(linalg.logdet_psd(A), torch.linalg.slogdet(A)[1], atol=tol * M)
+    one = A[0, 0]  # no batch axis
+    assert torch.allclose(linalg.logdet_psd(one), torch.linalg.slogdet(one)[1], atol=tol * M)
     b = torch.randn(5, 7, M, 2, dtype=dtype)
     ref = torch.linalg.solve(A, b)
     assert torch.allclose(linalg.solve_psd(A, b), ref, rtol=tol, atol=tol * ref.abs().max())
