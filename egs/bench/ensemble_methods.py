@@ -24,6 +24,7 @@ the cache stop, naming it); an entry cached without a record is taken as made wi
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from pathlib import Path
 
@@ -32,7 +33,11 @@ from ensemble_starts import mean_sdr, report  # the sibling script (egs/bench is
 
 from vae_audio.bench.methods import candidates, load_mixture, method_record
 from vae_audio.eval.matching import load_references
+from vae_audio.fileio import atomic_write, atomic_write_text
 from vae_audio.separation.chunking import align_to_previous
+
+# a method's record hashes the files it names: once per run, not once per mixture
+_record = functools.cache(method_record)
 
 
 def _sdr(data, est: torch.Tensor) -> float:
@@ -69,9 +74,7 @@ def is_current(path: Path, record: dict) -> bool:
 
 
 def save_record(side: Path, record: dict) -> None:
-    tmp = side.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, sort_keys=True))
-    tmp.replace(side)
+    atomic_write_text(side, json.dumps(record, sort_keys=True))
 
 
 def load_cached(
@@ -86,7 +89,7 @@ def load_cached(
         raise SystemExit(f"{missing[0]} is missing: run ensemble_methods.py --cache first")
     M, K = data.mix.shape[0], data.images.shape[0]
     for m, p in zip(methods, paths, strict=True):
-        if not is_current(p, method_record(m, M, data.sr, K)):
+        if not is_current(p, _record(m, M, data.sr, K)):
             raise SystemExit(
                 f"{p} was made with other defaults or model files than {m} names now: "
                 "run ensemble_methods.py --cache again to redo it"
@@ -125,7 +128,7 @@ def main() -> None:
                 path = record = None
                 if args.cache is not None:
                     path = cache_path(args.cache, root, ref.id, m, args.seed)
-                    record = method_record(m, data.mix.shape[0], data.sr, K)
+                    record = _record(m, data.mix.shape[0], data.sr, K)
                 if path is not None and path.is_file():
                     if is_current(path, record):
                         talkers[m] = torch.load(path, weights_only=True)
@@ -134,9 +137,8 @@ def main() -> None:
                 est, keep = candidates(m, data, K, seed=args.seed)  # keep: the blind choice
                 talkers[m] = est[keep][:K]
                 if path is not None:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    torch.save(talkers[m], path.with_suffix(".tmp"))
-                    path.with_suffix(".tmp").replace(path)
+                    with atomic_write(path) as tmp:  # creates the folder
+                        torch.save(talkers[m], tmp)
                     save_record(path.with_suffix(".json"), record)
             row = {"id": f"{root.name}/{ref.id}"}
             row.update({m: _sdr(data, t) for m, t in talkers.items()})

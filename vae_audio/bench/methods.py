@@ -41,6 +41,7 @@ AuxIVA and ILRMA ``M`` outputs (see :mod:`vae_audio.bench.peers` for their noise
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -130,8 +131,6 @@ def method_record(name: str, n_mics: int, sr: int, n_src: int) -> dict[str, Any]
     (:meth:`~vae_audio.apps.methods.Plan.record`: the model, the members, the re-fit and its
     prior). ``{}`` for the methods that read no file. A result kept under the name is stale
     when this record has changed, e.g. after a method's default prior changed."""
-    import json
-
     from vae_audio.data.manifest import file_digest
     from vae_audio.separation import METHODS
 
